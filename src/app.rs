@@ -1,0 +1,207 @@
+//! The composition root: reads the spec, opens the store, picks the executor, runs the controller,
+//! and prints progress and the leaderboard.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::cli::{Cli, Command, Format};
+use crate::config::Config;
+use crate::controller::{Admission, Controller, Progress};
+use crate::executor::{LocalExecutor, local::detect_gpus};
+use crate::leaderboard;
+use crate::spec::{self, Experiment, ExperimentPhase};
+use crate::store::Store;
+
+/// Runs one parsed command.
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { file, fresh, top } => run(&cli.config, &file, fresh, top).await,
+        Command::Validate { file } => validate(&file),
+        Command::Leaderboard { name, top, format } => show_leaderboard(&cli.config, &name, top, format),
+    }
+}
+
+/// Reads and validates an experiment document.
+pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
+    spec::parse(&text).with_context(|| format!("{} is not a valid experiment", file.display()))
+}
+
+fn validate(file: &Path) -> anyhow::Result<ExitCode> {
+    let experiment = load_spec(file)?;
+    let spec = &experiment.spec;
+    println!(
+        "{}: valid ({} parameters, {} search, up to {} trials, {} at a time)",
+        file.display(),
+        spec.parameters.len(),
+        spec.algorithm.name,
+        spec.max_trials,
+        spec.parallel_trials
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::Result<ExitCode> {
+    let experiment = load_spec(file)?;
+    let name = experiment.metadata.name.clone().unwrap_or_default();
+    let gpus = match config.gpu_list().map_err(anyhow::Error::msg)? {
+        Some(list) => list,
+        None => detect_gpus(),
+    };
+    let wanted = experiment.spec.trial.resources.gpu as usize;
+    if wanted > gpus.len() {
+        bail!(
+            "spec.trial.resources.gpu: each trial asks for {wanted} GPU(s) but {} are available ({}); \
+             lower it or name the devices with --gpus",
+            gpus.len(),
+            if gpus.is_empty() { "nvidia-smi lists none".to_string() } else { format!("devices {gpus:?}") }
+        );
+    }
+    let spec_dir = file.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    let spec_dir = spec_dir.map(std::path::absolute).transpose().context("failed to resolve the spec's folder")?;
+    let store = open_store(&config.data_dir)?;
+    let data_dir = std::path::absolute(&config.data_dir).context("failed to resolve the data dir")?;
+    let controller = Controller::new(store.clone(), Arc::new(LocalExecutor::new(gpus)), data_dir);
+    match controller.admit(experiment, spec_dir, fresh)? {
+        Admission::Created => eprintln!("experiment {name}: created"),
+        Admission::Resumed { requeued } => eprintln!("experiment {name}: resuming ({requeued} trials re-queued)"),
+        Admission::AlreadyFinished => {
+            eprintln!("experiment {name}: already finished (run with --fresh to start over)");
+            print_summary(&store, &name, top)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_interrupt().await;
+        eprintln!("\ninterrupted: stopping running trials (they resume on the next run)");
+        let _ = shutdown_tx.send(true);
+    });
+    let mut printer = ProgressPrinter::new();
+    let record = controller.run(&name, shutdown_rx, &mut |p| printer.show(p)).await?;
+    print_summary(&store, &name, top)?;
+    let phase = record.experiment.status.map(|s| s.phase).unwrap_or_default();
+    Ok(match phase {
+        ExperimentPhase::Succeeded => ExitCode::SUCCESS,
+        ExperimentPhase::Stopped => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+async fn wait_for_interrupt() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create the data dir {}", data_dir.display()))?;
+    Store::open(data_dir).context("failed to open the store")
+}
+
+fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
+    let record = store.experiment(name)?.with_context(|| format!("experiment {name} is not in the store"))?;
+    let trials = store.trials(name)?;
+    let board = leaderboard::rank(&record.experiment, &trials, Some(top), Timestamp::now());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n{}", board.table(&record.experiment))?;
+    if let Some(status) = &record.experiment.status {
+        writeln!(
+            out,
+            "experiment {name}: {:?} ({}){}",
+            status.phase,
+            status.reason.as_deref().unwrap_or("-"),
+            status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+        )?;
+    }
+    if let Some(best) = board.trials.first().filter(|r| r.rank == Some(1)) {
+        writeln!(
+            out,
+            "best trial: {} ({} = {})",
+            best.name,
+            board.objective.metric,
+            best.objective.unwrap_or_default()
+        )?;
+        if let Some(dir) = &best.output_dir {
+            writeln!(out, "best output: {dir}")?;
+        }
+    }
+    Ok(())
+}
+
+fn show_leaderboard(config: &Config, name: &str, top: Option<usize>, format: Format) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.data_dir).context("failed to open the store")?;
+    let Some(record) = store.experiment(name)? else {
+        let known: Vec<String> = store.experiments()?.iter().map(|r| r.name().to_string()).collect();
+        bail!(
+            "no experiment named {name} in {} (known: {})",
+            config.data_dir.display(),
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        );
+    };
+    let trials = store.trials(name)?;
+    let board = leaderboard::rank(&record.experiment, &trials, top, Timestamp::now());
+    let text = match format {
+        Format::Table => board.table(&record.experiment),
+        Format::Csv => board.csv(&record.experiment),
+        Format::Json => serde_json::to_string_pretty(&board)? + "\n",
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line per trial start and end (and redraws a status line on a terminal).
+struct ProgressPrinter {
+    terminal: bool,
+}
+
+impl ProgressPrinter {
+    fn new() -> Self {
+        Self { terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn show(&mut self, progress: Progress<'_>) {
+        let (trial, snapshot, what) = match &progress {
+            Progress::Launched { trial, snapshot } => (*trial, snapshot, "started".to_string()),
+            Progress::Ended { trial, snapshot } => {
+                let result = match (trial.objective, &trial.reason) {
+                    (Some(v), None) => format!("{:?} objective={v}", trial.phase),
+                    (_, Some(reason)) => format!("{:?} ({reason})", trial.phase),
+                    (None, None) => format!("{:?}", trial.phase),
+                };
+                (*trial, snapshot, result)
+            }
+        };
+        let best = snapshot.best.as_ref().map_or("best -".to_string(), |(n, v)| format!("best {v} ({n})"));
+        let params: Vec<String> = trial.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let detail = if matches!(progress, Progress::Launched { .. }) { params.join(" ") } else { String::new() };
+        let clear = if self.terminal { "\r\x1b[2K" } else { "" };
+        eprintln!(
+            "{clear}[{:>3}/{}] {} {what} {detail}| {} running | {best} | {:.1}s",
+            snapshot.ended,
+            snapshot.max_trials,
+            trial.name,
+            snapshot.running,
+            snapshot.elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// The data dir's default, for docs and tests.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from(".tuna")
+}

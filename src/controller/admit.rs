@@ -1,0 +1,104 @@
+//! Bringing an experiment into the store: create it, resume it after a crash or a stop, or refuse a
+//! changed spec under the same name.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use tracing::info;
+
+use super::{Controller, Error, Result};
+use crate::executor::Executor;
+use crate::spec::{Experiment, ExperimentStatus};
+use crate::store::ExperimentRecord;
+use crate::trial::{TrialPhase, reason};
+
+/// What `admit` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    Created,
+    /// An unfinished experiment; `requeued` trials had been running or were stopped.
+    Resumed {
+        requeued: u32,
+    },
+    /// The experiment finished earlier; nothing to run.
+    AlreadyFinished,
+}
+
+impl<E: Executor> Controller<E> {
+    /// Stores `experiment` (from a file in `spec_dir`), or prepares the stored one to resume.
+    /// `fresh` discards a stored experiment of the same name first.
+    pub fn admit(&self, experiment: Experiment, spec_dir: Option<PathBuf>, fresh: bool) -> Result<Admission> {
+        let name = experiment.metadata.name.clone().unwrap_or_default();
+        let load = |source| Error::LoadExperiment { name: name.clone(), source };
+        match self.store.experiment(&name).map_err(load)? {
+            Some(_) if fresh => {
+                self.discard(&name)?;
+                self.create(experiment, spec_dir)
+            }
+            None => self.create(experiment, spec_dir),
+            Some(existing) if existing.experiment.spec != experiment.spec => {
+                Err(Error::SpecChanged { name, fields: changed_fields(&existing.experiment, &experiment) })
+            }
+            Some(existing) if existing.experiment.status.as_ref().is_some_and(|s| s.phase.is_finished()) => {
+                Ok(Admission::AlreadyFinished)
+            }
+            Some(_) => self.requeue(&name).map(|requeued| Admission::Resumed { requeued }),
+        }
+    }
+
+    fn create(&self, mut experiment: Experiment, spec_dir: Option<PathBuf>) -> Result<Admission> {
+        let seed = experiment.spec.algorithm.seed.unwrap_or_else(rand::random);
+        experiment.status = Some(ExperimentStatus { seed, ..Default::default() });
+        self.save(&ExperimentRecord { experiment, spec_dir })?;
+        Ok(Admission::Created)
+    }
+
+    fn discard(&self, name: &str) -> Result<()> {
+        info!(experiment = name, "discarding the stored experiment (--fresh)");
+        self.store.delete_experiment(name).map_err(|source| Error::SaveExperiment { name: name.into(), source })?;
+        match std::fs::remove_dir_all(self.experiment_dir(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::RemoveFiles { name: name.into(), source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Puts every trial that was running (the controller died) or stopped back in the queue, after
+    /// ending any process a dead controller left behind.
+    fn requeue(&self, name: &str) -> Result<u32> {
+        let trials = self.store.trials(name).map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
+        let mut requeued = 0;
+        for mut trial in trials.into_iter().filter(|t| !matches!(t.phase, TrialPhase::Succeeded | TrialPhase::Failed)) {
+            if let Some(pid) = trial.pid.take() {
+                self.executor.reap(pid);
+            }
+            if trial.phase == TrialPhase::Running {
+                trial.move_to(TrialPhase::Interrupted);
+                trial.reason = Some(reason::CONTROLLER_LOST.into());
+                trial.message =
+                    Some(format!("the controller stopped while the trial ran (at {}); re-queued", Timestamp::now()));
+            }
+            if trial.phase != TrialPhase::Pending {
+                trial.move_to(TrialPhase::Pending);
+                requeued += 1;
+            }
+            trial.started_at = None;
+            trial.finished_at = None;
+            self.store.put_trial(&trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
+        }
+        Ok(requeued)
+    }
+}
+
+/// The spec fields that differ, as paths (`spec.maxTrials, spec.parameters`).
+fn changed_fields(old: &Experiment, new: &Experiment) -> String {
+    let (old, new) =
+        (serde_json::to_value(&old.spec).unwrap_or_default(), serde_json::to_value(&new.spec).unwrap_or_default());
+    let empty = serde_json::Map::new();
+    let (old, new) = (old.as_object().unwrap_or(&empty), new.as_object().unwrap_or(&empty));
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| old.get(*k) != new.get(*k)).map(|k| format!("spec.{k}")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,34 @@
+//! tuna: a hyperparameter tuning service. Modules from the bottom row up (each imports only rows
+//! below it; see `../shared/DESIGN.md`).
+
+/// What users write: the `Experiment` document, its parsing and its one validator.
+pub mod spec;
+
+/// The search space and the assignments drawn from it, on the unit cube.
+pub mod space;
+/// Trials, their phases and observations.
+pub mod trial;
+
+/// Running trials: the `Executor` trait and local processes.
+pub mod executor;
+/// Ranking trials and rendering the ranking.
+pub mod leaderboard;
+/// Reading metrics from trial output; objective strategies.
+pub mod metrics;
+/// Search algorithms: random and grid.
+pub mod search;
+/// The sled store.
+pub mod store;
+
+/// The experiment loop.
+pub mod controller;
+
+/// Configuration shared by every command.
+pub mod config;
+/// Diagnostics.
+pub mod telemetry;
+
+/// The composition root: builds store, executor and controller for a command.
+pub mod app;
+/// The command line.
+pub mod cli;

@@ -1,0 +1,70 @@
+//! Search algorithms: given what has been tried, suggest what to try next.
+//!
+//! ```text
+//! history (finished values, failures, still-running assignments) ──▶ Search::suggest ──▶ assignments
+//! ```
+//! Algorithms are synchronous and deterministic for a seed: the `k`-th suggestion of an experiment
+//! depends only on the seed, `k` and the history, so a resumed experiment suggests what the
+//! interrupted one would have.
+
+mod grid;
+mod random;
+
+use crate::space::{Assignment, Space, assignment_key};
+use crate::spec::ExperimentSpec;
+
+pub use grid::Grid;
+pub use random::Random;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown search algorithm {0:?}")]
+    UnknownAlgorithm(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What became of an earlier assignment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Still running (or queued): its value is not known yet.
+    Pending,
+    /// Failed without a value.
+    Failed,
+    /// Finished with this objective value, oriented so that lower is better.
+    Loss(f64),
+}
+
+/// One earlier assignment and its outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Past {
+    pub parameters: Assignment,
+    pub outcome: Outcome,
+}
+
+/// A search algorithm.
+pub trait Search: Send {
+    /// Up to `count` new assignments, distinct from each other and, on finite spaces, from the
+    /// history; fewer (or none) once the space is exhausted.
+    fn suggest(&mut self, history: &[Past], count: usize) -> Result<Vec<Assignment>>;
+
+    /// The experiment's end reason when `suggest` runs dry.
+    fn exhausted_reason(&self) -> &'static str {
+        "SearchSpaceExhausted"
+    }
+}
+
+/// The algorithm the spec names, seeded with `seed`.
+pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
+    let space = Space::new(&spec.parameters);
+    match spec.algorithm.name.as_str() {
+        "random" => Ok(Box::new(Random::new(space, seed))),
+        "grid" => Ok(Box::new(Grid::new(space))),
+        other => Err(Error::UnknownAlgorithm(other.to_string())),
+    }
+}
+
+/// The canonical keys of every assignment in the history.
+fn seen_keys(history: &[Past]) -> std::collections::HashSet<String> {
+    history.iter().map(|p| assignment_key(&p.parameters)).collect()
+}

@@ -1,0 +1,359 @@
+//! What users write: the `Experiment` document (`tuna.dev/v1alpha1`), shared by `tuna run`, the REST
+//! API body and the custom resource, with its one validator.
+//!
+//! ```text
+//! YAML/JSON text ──parse──▶ serde_json::Value ──decode──▶ Experiment ──validate──▶ Ok | every problem
+//!                (line:col)                  (unknown fields collected)           (field path + fix)
+//! ```
+//! Field meanings follow Kubeflow Katib where Katib has the field (objective, algorithm, parallel,
+//! max and failed trial counts, feasible spaces); see `README.md` for the reference.
+
+mod document;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use document::{Problem, SpecError, parse};
+pub use validate::{Placeholders, parse_duration, placeholders};
+
+/// The API group and version of every document.
+pub const API_VERSION: &str = "tuna.dev/v1alpha1";
+/// The default metric line format: Katib's `name=value` (a trial may also print JSON lines).
+pub const DEFAULT_METRIC_FORMAT: &str = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)";
+
+/// An experiment: a search space, an objective and the trial program that measures it.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "tuna.dev",
+    version = "v1alpha1",
+    kind = "Experiment",
+    namespaced,
+    status = "ExperimentStatus",
+    shortname = "exp"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentSpec {
+    /// The metric to optimize and how to read it.
+    pub objective: Objective,
+    /// The search algorithm; random when absent.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// The search space, one entry per hyperparameter.
+    pub parameters: Vec<ParameterSpec>,
+    /// How many trials to run in total.
+    #[serde(default = "default_max_trials")]
+    pub max_trials: u32,
+    /// How many trials may run at once.
+    #[serde(default = "default_parallel_trials")]
+    pub parallel_trials: u32,
+    /// The experiment fails when more trials than this have failed.
+    #[serde(default = "default_max_failed_trials")]
+    pub max_failed_trials: u32,
+    /// Where trials run: `local` processes on this machine.
+    #[serde(default)]
+    pub executor: ExecutorKind,
+    /// The program each trial runs.
+    #[serde(default)]
+    pub trial: TrialTemplate,
+    /// How the trial's metrics are collected.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+}
+
+fn default_max_trials() -> u32 {
+    20
+}
+fn default_parallel_trials() -> u32 {
+    1
+}
+fn default_max_failed_trials() -> u32 {
+    3
+}
+
+/// The optimized metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Objective {
+    /// The name of the metric the trial reports.
+    pub metric: String,
+    /// Whether larger or smaller is better.
+    pub goal: Goal,
+    /// Finish the experiment as soon as a trial reaches this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// How one trial's value is read from its reports; `max` for maximize, `min` for minimize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Metrics recorded and shown on the leaderboard (their latest value), not optimized.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_metrics: Vec<String>,
+}
+
+impl Objective {
+    /// The strategy in force: the given one, or the one that matches the goal.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy.unwrap_or(match self.goal {
+            Goal::Maximize => Strategy::Max,
+            Goal::Minimize => Strategy::Min,
+        })
+    }
+
+    /// Whether `a` is a better objective value than `b`.
+    pub fn better(&self, a: f64, b: f64) -> bool {
+        match self.goal {
+            Goal::Maximize => a > b,
+            Goal::Minimize => a < b,
+        }
+    }
+
+    /// Whether `value` reaches the target, when there is one.
+    pub fn reaches_target(&self, value: f64) -> bool {
+        self.target.is_some_and(|t| match self.goal {
+            Goal::Maximize => value >= t,
+            Goal::Minimize => value <= t,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    Maximize,
+    Minimize,
+}
+
+/// How a trial's objective is read from every value it reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Max,
+    Min,
+    Latest,
+}
+
+/// The search algorithm and its settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Algorithm {
+    /// `random` or `grid`.
+    pub name: String,
+    /// The same seed gives the same suggestions; a random one is chosen and recorded when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Algorithm-specific settings; unknown keys are errors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "free_form_object")]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for Algorithm {
+    fn default() -> Self {
+        Self { name: "random".into(), seed: None, settings: BTreeMap::new() }
+    }
+}
+
+/// The algorithms this build knows, with the settings each accepts.
+pub const ALGORITHMS: &[(&str, &[&str])] = &[("random", &[]), ("grid", &[])];
+
+/// One hyperparameter and its feasible space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParameterSpec {
+    /// The name used in `${name}` placeholders and in `TUNA_PARAM_<NAME>`.
+    pub name: String,
+    /// `double`, `int`, `categorical` or `discrete`.
+    #[serde(rename = "type")]
+    pub kind: ParameterType,
+    /// The lower bound (double, int).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The upper bound, inclusive (double, int).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The spacing of allowed values from `min`; makes a double a grid axis (int default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
+    /// `linear` or `log` (sampled uniformly in log space; needs min > 0).
+    #[serde(default, skip_serializing_if = "Scale::is_linear")]
+    pub scale: Scale,
+    /// The allowed values (categorical: names; discrete: ordered numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<Scalar>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParameterType {
+    Double,
+    Int,
+    Categorical,
+    Discrete,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    #[default]
+    Linear,
+    Log,
+}
+
+impl Scale {
+    fn is_linear(&self) -> bool {
+        *self == Scale::Linear
+    }
+}
+
+/// A value in a `values` list: a number or a name (YAML booleans are read as names).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    Number(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => Ok(Scalar::Number(n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::String(s) => Ok(Scalar::Text(s)),
+            serde_json::Value::Bool(b) => Ok(Scalar::Text(b.to_string())),
+            other => Err(serde::de::Error::custom(format!("expected a number or a name, found {other}"))),
+        }
+    }
+}
+
+/// Where trials run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// A process on this machine.
+    #[default]
+    Local,
+}
+
+/// The program a trial runs; `${name}` placeholders take the trial's parameter values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialTemplate {
+    /// The program and its arguments, started without a shell.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The folder the program starts in, relative to the spec file's folder (default: that folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Extra environment variables; values may hold placeholders.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The longest a trial may run (`90s`, `10m`, `1h30m`); no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Re-runs of a trial that failed for a reason outside it (killed by a signal, lost).
+    #[serde(default)]
+    pub retries: u32,
+    /// What one trial needs.
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// What one trial needs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    /// GPUs given to the trial alone, in `CUDA_VISIBLE_DEVICES`.
+    #[serde(default)]
+    pub gpu: u32,
+}
+
+/// How metrics are collected from a trial.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// `stdout` (the trial's output, both streams) or `file`.
+    #[serde(default)]
+    pub collector: Collector,
+    /// For `file`: the file the trial writes, relative to its output directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A regular expression whose first two groups are a metric's name and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Collector {
+    #[default]
+    Stdout,
+    File,
+}
+
+/// What the controller reports about an experiment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentStatus {
+    pub phase: ExperimentPhase,
+    /// Why the experiment is in its phase (`GoalReached`, `MaxTrialsReached`, `TooManyFailures`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The seed in force (the spec's, or the one chosen at creation).
+    #[serde(default)]
+    pub seed: u64,
+    /// Trial counts by phase.
+    #[serde(default)]
+    pub trials: TrialCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_trial: Option<BestTrial>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExperimentPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl ExperimentPhase {
+    /// Whether the experiment has ended for good (a stopped one can be resumed).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialCounts {
+    pub pending: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub stopped: u32,
+    pub interrupted: u32,
+}
+
+/// The best trial so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BestTrial {
+    pub name: String,
+    pub objective: f64,
+    #[schemars(schema_with = "free_form_object")]
+    pub parameters: serde_json::Value,
+}
+
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}

@@ -1,0 +1,337 @@
+//! The meaning checks: every rule here adds a `Problem` naming the field and the fix, and all of them
+//! run, so a user sees every problem of a document at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{ALGORITHMS, Collector, Experiment, ExperimentSpec, ParameterSpec, ParameterType, Problem, Scalar, Scale};
+
+/// Placeholders every trial command may use besides its parameters.
+pub const BUILTIN_PLACEHOLDERS: &[&str] = &["trial", "experiment", "outputDir"];
+
+/// The longest name Kubernetes accepts for a label value and most objects.
+const MAX_NAME_LEN: usize = 63;
+
+/// Runs every meaning check on a decoded experiment.
+pub fn check(experiment: &Experiment) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    check_name(experiment.metadata.name.as_deref(), &mut problems);
+    let spec = &experiment.spec;
+    check_objective(spec, &mut problems);
+    check_algorithm(spec, &mut problems);
+    check_parameters(spec, &mut problems);
+    check_budget(spec, &mut problems);
+    check_trial(spec, &mut problems);
+    check_metrics(spec, &mut problems);
+    problems
+}
+
+fn check_name(name: Option<&str>, problems: &mut Vec<Problem>) {
+    let field = "metadata.name";
+    let Some(name) = name else {
+        problems.push(Problem::new(field, "is required; give the experiment a name such as my-experiment"));
+        return;
+    };
+    let valid_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let valid_ends =
+        name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars || !valid_ends {
+        problems.push(Problem::new(
+            field,
+            format!(
+                "{name:?} is not a DNS-1123 label: use at most {MAX_NAME_LEN} lower-case letters, \
+                 digits and '-', starting and ending with a letter or digit"
+            ),
+        ));
+    }
+}
+
+fn check_objective(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let objective = &spec.objective;
+    if objective.metric.trim().is_empty() {
+        problems.push(Problem::new("spec.objective.metric", "is empty; name the metric the trial reports"));
+    }
+    if objective.target.is_some_and(|t| !t.is_finite()) {
+        problems.push(Problem::new("spec.objective.target", "must be a finite number"));
+    }
+    for (i, m) in objective.additional_metrics.iter().enumerate() {
+        if *m == objective.metric || objective.additional_metrics[..i].contains(m) {
+            problems.push(Problem::new(
+                format!("spec.objective.additionalMetrics[{i}]"),
+                format!("{m:?} is listed twice (or is the objective metric); remove it"),
+            ));
+        }
+    }
+}
+
+fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let algorithm = &spec.algorithm;
+    let Some((_, settings)) = ALGORITHMS.iter().find(|(name, _)| *name == algorithm.name) else {
+        let names: Vec<_> = ALGORITHMS.iter().map(|(n, _)| *n).collect();
+        problems.push(Problem::new(
+            "spec.algorithm.name",
+            format!("{:?} is not one of {}", algorithm.name, names.join(", ")),
+        ));
+        return;
+    };
+    for key in algorithm.settings.keys().filter(|k| !settings.contains(&k.as_str())) {
+        let known = if settings.is_empty() { "none".to_string() } else { settings.join(", ") };
+        problems.push(Problem::new(
+            format!("spec.algorithm.settings.{key}"),
+            format!("is not a setting of {} (known settings: {known})", algorithm.name),
+        ));
+    }
+    if algorithm.name == "grid" {
+        for (i, p) in spec.parameters.iter().enumerate() {
+            if p.kind == ParameterType::Double && p.step.is_none() {
+                problems.push(Problem::new(
+                    format!("spec.parameters[{i}].step"),
+                    format!("is required for grid search on double {:?}; add a step such as 0.1", p.name),
+                ));
+            }
+        }
+    }
+}
+
+fn check_parameters(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    if spec.parameters.is_empty() {
+        problems.push(Problem::new("spec.parameters", "is empty; add at least one parameter"));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in spec.parameters.iter().enumerate() {
+        let at = |f: &str| format!("spec.parameters[{i}].{f}");
+        if !is_identifier(&p.name) {
+            problems.push(Problem::new(
+                at("name"),
+                format!("{:?} must start with a letter or '_' and hold only letters, digits and '_'", p.name),
+            ));
+        } else if !seen.insert(p.name.as_str()) {
+            problems
+                .push(Problem::new(at("name"), format!("{:?} is used by an earlier parameter; rename one", p.name)));
+        }
+        match p.kind {
+            ParameterType::Double | ParameterType::Int => check_range(p, &at, problems),
+            ParameterType::Categorical | ParameterType::Discrete => check_values(p, &at, problems),
+        }
+    }
+}
+
+fn check_range(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Vec<Problem>) {
+    let int = p.kind == ParameterType::Int;
+    if !p.values.is_empty() {
+        problems.push(Problem::new(at("values"), "is only for categorical and discrete parameters; use min and max"));
+    }
+    let (min, max) = match (p.min, p.max) {
+        (Some(min), Some(max)) => (min, max),
+        (min, max) => {
+            for (name, v) in [("min", min), ("max", max)] {
+                if v.is_none() {
+                    problems.push(Problem::new(at(name), format!("is required for a {} parameter", kind_name(p.kind))));
+                }
+            }
+            return;
+        }
+    };
+    for (name, v) in [("min", min), ("max", max)] {
+        if !v.is_finite() || (int && v.fract() != 0.0) {
+            let what = if int { "an integer" } else { "a finite number" };
+            problems.push(Problem::new(at(name), format!("({v}) must be {what}")));
+        }
+    }
+    if min >= max {
+        problems.push(Problem::new(at("min"), format!("({min}) must be less than max ({max})")));
+    }
+    if p.scale == Scale::Log && min <= 0.0 {
+        problems.push(Problem::new(at("scale"), format!("log needs min > 0 (min is {min}); raise min or use linear")));
+    }
+    if let Some(step) = p.step {
+        if !(step > 0.0) || (int && step.fract() != 0.0) {
+            problems.push(Problem::new(
+                at("step"),
+                format!("({step}) must be a positive {}", if int { "integer" } else { "number" }),
+            ));
+        } else if min < max && step > max - min {
+            problems
+                .push(Problem::new(at("step"), format!("({step}) is larger than max - min ({}); lower it", max - min)));
+        }
+        if p.scale == Scale::Log {
+            problems.push(Problem::new(at("step"), "cannot be combined with scale log; remove one"));
+        }
+    }
+}
+
+fn check_values(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Vec<Problem>) {
+    for (name, given) in [("min", p.min.is_some()), ("max", p.max.is_some()), ("step", p.step.is_some())] {
+        if given {
+            problems.push(Problem::new(
+                at(name),
+                format!("is not used by a {} parameter; list the choices in values", kind_name(p.kind)),
+            ));
+        }
+    }
+    if p.scale != Scale::Linear {
+        problems
+            .push(Problem::new(at("scale"), format!("is not used by a {} parameter; remove it", kind_name(p.kind))));
+    }
+    if p.values.is_empty() {
+        problems.push(Problem::new(
+            at("values"),
+            format!("is required for a {} parameter; list at least one value", kind_name(p.kind)),
+        ));
+    }
+    for (j, v) in p.values.iter().enumerate() {
+        if p.values[..j].contains(v) {
+            problems.push(Problem::new(format!("{}[{j}]", at("values")), "repeats an earlier value; remove it"));
+        }
+        if p.kind == ParameterType::Discrete && !matches!(v, Scalar::Number(n) if n.is_finite()) {
+            problems.push(Problem::new(
+                format!("{}[{j}]", at("values")),
+                "must be a number (discrete values are ordered numbers; use categorical for names)",
+            ));
+        }
+    }
+}
+
+fn check_budget(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    if spec.max_trials == 0 {
+        problems.push(Problem::new("spec.maxTrials", "must be at least 1"));
+    }
+    if spec.parallel_trials == 0 {
+        problems.push(Problem::new("spec.parallelTrials", "must be at least 1"));
+    }
+}
+
+fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let trial = &spec.trial;
+    if trial.command.is_empty() || trial.command[0].trim().is_empty() {
+        problems.push(Problem::new(
+            "spec.trial.command",
+            "is required for the local executor; give the program and its arguments",
+        ));
+    }
+    let mut known: Vec<&str> = spec.parameters.iter().map(|p| p.name.as_str()).collect();
+    known.extend(BUILTIN_PLACEHOLDERS);
+    let templates = trial
+        .command
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("spec.trial.command[{i}]"), s))
+        .chain(trial.env.iter().map(|(k, v)| (format!("spec.trial.env.{k}"), v)));
+    for (field, template) in templates {
+        for placeholder in placeholders(template) {
+            match placeholder {
+                Placeholders::Name(name) if known.contains(&name) => {}
+                Placeholders::Name(name) => problems.push(Problem::new(
+                    field.clone(),
+                    format!("${{{name}}} names no parameter; known names: {}", known.join(", ")),
+                )),
+                Placeholders::Unclosed => {
+                    problems.push(Problem::new(field.clone(), "has an unclosed '${'; close it with '}'"))
+                }
+            }
+        }
+    }
+    if let Some(t) = &trial.timeout {
+        if parse_duration(t).is_none() {
+            problems.push(Problem::new(
+                "spec.trial.timeout",
+                format!("{t:?} is not a duration; write it like 90s, 10m or 1h30m"),
+            ));
+        }
+    }
+}
+
+fn check_metrics(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let metrics = &spec.metrics;
+    if metrics.collector == Collector::File {
+        match metrics.file.as_deref() {
+            None | Some("") => problems.push(Problem::new(
+                "spec.metrics.file",
+                "is required for collector file; name the file the trial writes",
+            )),
+            Some(f) if f.starts_with('/') || f.split('/').any(|c| c == "..") => problems.push(Problem::new(
+                "spec.metrics.file",
+                format!("{f:?} must be a relative path inside the trial's output directory"),
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some(format) = &metrics.format {
+        match regex::Regex::new(format) {
+            Ok(re) if re.captures_len() >= 3 => {}
+            Ok(_) => problems.push(Problem::new(
+                "spec.metrics.format",
+                "needs two capture groups: the metric's name, then its value",
+            )),
+            Err(e) => problems.push(Problem::new("spec.metrics.format", format!("is not a regular expression: {e}"))),
+        }
+    }
+}
+
+fn kind_name(kind: ParameterType) -> &'static str {
+    match kind {
+        ParameterType::Double => "double",
+        ParameterType::Int => "int",
+        ParameterType::Categorical => "categorical",
+        ParameterType::Discrete => "discrete",
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A `${…}` found in a template.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placeholders<'a> {
+    Name(&'a str),
+    Unclosed,
+}
+
+/// Every `${name}` in a template, in order.
+pub fn placeholders(template: &str) -> Vec<Placeholders<'_>> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                found.push(Placeholders::Name(&after[..end]));
+                rest = &after[end + 1..];
+            }
+            None => {
+                found.push(Placeholders::Unclosed);
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Parses `500ms`, `90s`, `10m`, `1h30m`, `2d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let mut total = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return None,
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    (total > 0.0).then(|| Duration::from_secs_f64(total))
+}

@@ -1,0 +1,213 @@
+//! The embedded store: experiments, trials and observations in one sled database on disk.
+//!
+//! ```text
+//! experiments   name                         → ExperimentRecord (JSON)
+//! trials        name 0x00 index:u32be        → Trial (JSON)
+//! observations  name 0x00 index:u32be seq:u64be → Observation (JSON)
+//! meta          "schema"                     → schema version
+//! ```
+//! Every write of an experiment or a trial is flushed to disk before the call returns, so what the
+//! controller acts on has been persisted; observations are flushed with the next trial write.
+
+mod codec;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Experiment;
+use crate::trial::{Observation, Trial};
+
+/// The on-disk schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to open the store at {path} (is another tuna process using this data dir?)")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("the store at {path} has schema version {found}; this build reads version {SCHEMA_VERSION}")]
+    SchemaVersion { path: PathBuf, found: String },
+    #[error("failed to read {what} from the store")]
+    Read {
+        what: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("failed to write {what} to the store")]
+    Write {
+        what: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("failed to decode {what} from the store")]
+    Decode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("failed to encode {what}")]
+    Encode {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An experiment as stored: the document (with its status) and where its relative paths start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentRecord {
+    pub experiment: Experiment,
+    /// The folder of the spec file; `trial.workingDir` is relative to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_dir: Option<PathBuf>,
+}
+
+impl ExperimentRecord {
+    pub fn name(&self) -> &str {
+        self.experiment.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// A handle on the database; cheap to clone and safe to share between tasks.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    experiments: sled::Tree,
+    trials: sled::Tree,
+    observations: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join("db");
+        let db = sled::Config::new().path(&path).open().map_err(|source| Error::Open { path: path.clone(), source })?;
+        let tree = |name: &str| db.open_tree(name).map_err(|source| Error::Open { path: path.clone(), source });
+        let (experiments, trials, observations, meta) =
+            (tree("experiments")?, tree("trials")?, tree("observations")?, tree("meta")?);
+        let read = |source| Error::Read { what: "the schema version".into(), source };
+        match meta.get("schema").map_err(read)? {
+            None => {
+                meta.insert("schema", SCHEMA_VERSION.to_string().as_bytes())
+                    .map_err(|source| Error::Write { what: "the schema version".into(), source })?;
+            }
+            Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
+            Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
+        }
+        let store = Self { db, experiments, trials, observations };
+        store.flush("the schema version")?;
+        Ok(store)
+    }
+
+    pub fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
+        let what = || format!("experiment {name}");
+        let bytes = self.experiments.get(name).map_err(|source| Error::Read { what: what(), source })?;
+        bytes.map(|b| codec::decode(&b, what)).transpose()
+    }
+
+    pub fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        let what = || "the experiments".to_string();
+        self.experiments
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.map_err(|source| Error::Read { what: what(), source })?;
+                codec::decode(&v, what)
+            })
+            .collect()
+    }
+
+    /// Writes an experiment and flushes it to disk.
+    pub fn put_experiment(&self, record: &ExperimentRecord) -> Result<()> {
+        let what = format!("experiment {}", record.name());
+        let bytes = codec::encode(record, &what)?;
+        self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.flush(&what)
+    }
+
+    /// Removes an experiment with its trials and observations.
+    pub fn delete_experiment(&self, name: &str) -> Result<()> {
+        let what = format!("experiment {name}");
+        let prefix = codec::experiment_prefix(name);
+        for tree in [&self.trials, &self.observations] {
+            for key in tree.scan_prefix(&prefix).keys() {
+                let key = key.map_err(|source| Error::Read { what: what.clone(), source })?;
+                tree.remove(key).map_err(|source| Error::Write { what: what.clone(), source })?;
+            }
+        }
+        self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.flush(&what)
+    }
+
+    /// Every trial of an experiment, by index.
+    pub fn trials(&self, experiment: &str) -> Result<Vec<Trial>> {
+        let what = || format!("the trials of {experiment}");
+        self.trials
+            .scan_prefix(codec::experiment_prefix(experiment))
+            .values()
+            .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, what))
+            .collect()
+    }
+
+    pub fn trial(&self, experiment: &str, index: u32) -> Result<Option<Trial>> {
+        let what = || format!("trial {index} of {experiment}");
+        let bytes = self
+            .trials
+            .get(codec::trial_key(experiment, index))
+            .map_err(|source| Error::Read { what: what(), source })?;
+        bytes.map(|b| codec::decode(&b, what)).transpose()
+    }
+
+    /// Writes a trial (and any observations added before it) and flushes them to disk.
+    pub fn put_trial(&self, trial: &Trial) -> Result<()> {
+        let what = format!("trial {}", trial.name);
+        let bytes = codec::encode(trial, &what)?;
+        self.trials
+            .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
+            .map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.flush(&what)
+    }
+
+    /// Appends observations of one trial; they reach the disk with the next flush.
+    pub fn add_observations(&self, experiment: &str, index: u32, observations: &[Observation]) -> Result<()> {
+        let what = format!("observations of trial {index} of {experiment}");
+        for observation in observations {
+            let seq = self.db.generate_id().map_err(|source| Error::Write { what: what.clone(), source })?;
+            self.observations
+                .insert(codec::observation_key(experiment, index, seq), codec::encode(observation, &what)?)
+                .map_err(|source| Error::Write { what: what.clone(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Every observation of one trial, in the order they were reported.
+    pub fn observations(&self, experiment: &str, index: u32) -> Result<Vec<Observation>> {
+        let what = || format!("observations of trial {index} of {experiment}");
+        self.observations
+            .scan_prefix(codec::trial_key(experiment, index))
+            .values()
+            .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, what))
+            .collect()
+    }
+
+    fn flush(&self, what: &str) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(|source| Error::Write { what: what.to_string(), source })
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    fn meta_for_test(&self) -> sled::Tree {
+        self.db.open_tree("meta").unwrap()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

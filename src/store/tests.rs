@@ -1,0 +1,62 @@
+use super::*;
+use crate::space::{Assignment, ParamValue};
+use crate::trial::TrialPhase;
+use jiff::Timestamp;
+
+fn experiment(name: &str) -> ExperimentRecord {
+    let text = format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  objective: {{metric: acc, goal: maximize}}\n  parameters: [{{name: x, type: double, min: 0, max: 1}}]\n  trial: {{command: [\"true\"]}}\n"
+    );
+    ExperimentRecord { experiment: crate::spec::parse(&text).unwrap(), spec_dir: None }
+}
+
+fn trial(experiment: &str, index: u32) -> Trial {
+    let mut parameters = Assignment::new();
+    parameters.insert("x".into(), ParamValue::Float(index as f64 / 10.0));
+    Trial::new(experiment, index, parameters, Timestamp::UNIX_EPOCH)
+}
+
+#[test]
+fn records_survive_reopening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.put_experiment(&experiment("a")).unwrap();
+        let mut t = trial("a", 0);
+        t.phase = TrialPhase::Succeeded;
+        store.put_trial(&t).unwrap();
+        let obs = Observation { metric: "acc".into(), value: 0.5, step: Some(1), time: Timestamp::UNIX_EPOCH };
+        store.add_observations("a", 0, &[obs.clone(), obs]).unwrap();
+        store.put_trial(&t).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.experiment("a").unwrap().unwrap().experiment.spec, experiment("a").experiment.spec);
+    assert_eq!(store.trials("a").unwrap()[0].phase, TrialPhase::Succeeded);
+    assert_eq!(store.observations("a", 0).unwrap().len(), 2);
+}
+
+#[test]
+fn trials_list_in_index_order_and_stay_within_their_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for i in [300, 2, 1] {
+        store.put_trial(&trial("ab", i)).unwrap();
+    }
+    store.put_trial(&trial("a", 5)).unwrap();
+    let indices: Vec<u32> = store.trials("ab").unwrap().iter().map(|t| t.index).collect();
+    assert_eq!(indices, [1, 2, 300]);
+    assert_eq!(store.trials("a").unwrap().len(), 1);
+    store.delete_experiment("ab").unwrap();
+    assert!(store.trials("ab").unwrap().is_empty());
+    assert_eq!(store.trials("a").unwrap().len(), 1);
+}
+
+#[test]
+fn a_store_with_a_foreign_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.meta_for_test().insert("schema", "99").unwrap();
+    drop(store);
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}

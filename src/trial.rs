@@ -1,0 +1,212 @@
+//! A trial: one assignment run once (or re-run after a loss outside it), its phase and its results.
+//!
+//! ```text
+//! Pending ──▶ Running ──▶ Succeeded | Failed | Stopped
+//!    ▲           │
+//!    └─ Interrupted ◀─┘   (the controller died or was stopped; re-queued on the next start)
+//! ```
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::space::{Assignment, ParamValue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrialPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Stopped,
+    Interrupted,
+}
+
+impl TrialPhase {
+    /// Whether the trial has a final outcome.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Stopped)
+    }
+
+    /// The legal moves of the phase machine.
+    pub fn can_move_to(self, next: TrialPhase) -> bool {
+        use TrialPhase::*;
+        matches!(
+            (self, next),
+            (Pending, Running | Stopped | Failed)
+                | (Running, Succeeded | Failed | Stopped | Interrupted | Pending)
+                | (Interrupted, Pending)
+                | (Stopped, Pending)
+        )
+    }
+}
+
+/// Why a trial failed (or was stopped), as shown in its `reason`.
+pub mod reason {
+    pub const NON_ZERO_EXIT: &str = "NonZeroExit";
+    pub const KILLED: &str = "Killed";
+    pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
+    pub const TIMED_OUT: &str = "TimedOut";
+    pub const START_FAILED: &str = "StartFailed";
+    pub const USER_STOPPED: &str = "StoppedByUser";
+    pub const GOAL_REACHED: &str = "ExperimentGoalReached";
+    pub const CONTROLLER_LOST: &str = "ControllerLost";
+}
+
+/// A trial as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trial {
+    pub experiment: String,
+    pub name: String,
+    /// The trial's number in its experiment, from 0; its place in the search's history.
+    pub index: u32,
+    pub parameters: Assignment,
+    pub phase: TrialPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The objective value read with the experiment's strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<f64>,
+    /// The last value of every metric the trial reported.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// How many times the trial has been started.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The process (group) id while running locally, so a restarted controller can clean up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<u32>,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// Where the trial's files (logs, output) live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+impl Trial {
+    /// A new pending trial.
+    pub fn new(experiment: &str, index: u32, parameters: Assignment, now: Timestamp) -> Self {
+        Self {
+            experiment: experiment.to_string(),
+            name: trial_name(experiment, index),
+            index,
+            parameters,
+            phase: TrialPhase::Pending,
+            reason: None,
+            message: None,
+            objective: None,
+            metrics: BTreeMap::new(),
+            attempts: 0,
+            exit_code: None,
+            pid: None,
+            gpus: Vec::new(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            dir: None,
+        }
+    }
+
+    /// Moves to `next` when the phase machine allows it; returns whether it moved.
+    pub fn move_to(&mut self, next: TrialPhase) -> bool {
+        let legal = self.phase.can_move_to(next);
+        if legal {
+            self.phase = next;
+        }
+        legal
+    }
+
+    /// Seconds from start to finish (or to `now` while running).
+    pub fn duration_seconds(&self, now: Timestamp) -> Option<f64> {
+        let start = self.started_at?;
+        let end = self.finished_at.unwrap_or(now);
+        Some((end.as_millisecond() - start.as_millisecond()) as f64 / 1000.0)
+    }
+}
+
+/// `quickstart-0007`: the experiment's name and the trial's number.
+pub fn trial_name(experiment: &str, index: u32) -> String {
+    format!("{experiment}-{index:04}")
+}
+
+/// One reported metric value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub metric: String,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i64>,
+    pub time: Timestamp,
+}
+
+/// Replaces every `${name}` in `template` with `lookup(name)`; unknown names are left as they are.
+pub fn substitute(template: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match lookup(name) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 3 + end]),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The parameters as a JSON object (for `TUNA_PARAMS` and the leaderboard).
+pub fn parameters_json(parameters: &Assignment) -> serde_json::Value {
+    serde_json::to_value(parameters).unwrap_or_default()
+}
+
+/// The value of one parameter as text, for substitution.
+pub fn value_text(value: &ParamValue) -> String {
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_replaces_known_names_and_keeps_unknown_ones() {
+        let lookup = |n: &str| (n == "lr").then(|| "0.1".to_string());
+        assert_eq!(substitute("--lr=${lr} ${x} $${lr}", &lookup), "--lr=0.1 ${x} $0.1");
+        assert_eq!(substitute("open ${lr", &lookup), "open ${lr");
+    }
+
+    #[test]
+    fn phase_machine_allows_requeue_only_from_interrupted_or_stopped() {
+        use TrialPhase::*;
+        assert!(Pending.can_move_to(Running));
+        assert!(Interrupted.can_move_to(Pending));
+        assert!(!Succeeded.can_move_to(Pending));
+        assert!(!Failed.can_move_to(Running));
+        let mut t = Trial::new("e", 0, Assignment::new(), Timestamp::UNIX_EPOCH);
+        assert!(!t.move_to(Succeeded));
+        assert!(t.move_to(Running) && t.move_to(Succeeded));
+        assert_eq!(t.name, "e-0000");
+    }
+}
