@@ -39,6 +39,8 @@ pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_dir: Option<String>,
 }
 
@@ -71,6 +73,7 @@ pub fn rank(experiment: &Experiment, trials: &[Trial], top: Option<usize>, now: 
             metrics: t.metrics.clone(),
             duration_seconds: t.duration_seconds(now).map(|s| (s * 1000.0).round() / 1000.0),
             reason: t.reason.clone().filter(|_| t.phase != TrialPhase::Succeeded),
+            message: t.message.clone(),
             output_dir: t.dir.as_ref().map(|d| format!("{d}/output")),
         })
         .take(top.unwrap_or(usize::MAX))

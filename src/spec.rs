@@ -357,3 +357,7 @@ pub struct BestTrial {
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
+
+#[cfg(test)]
+#[path = "spec/tests.rs"]
+mod tests;

@@ -209,8 +209,12 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             "is required for the local executor; give the program and its arguments",
         ));
     }
-    let mut known: Vec<&str> = spec.parameters.iter().map(|p| p.name.as_str()).collect();
-    known.extend(BUILTIN_PLACEHOLDERS);
+    let mut known: Vec<&str> = Vec::new();
+    for name in spec.parameters.iter().map(|p| p.name.as_str()).chain(BUILTIN_PLACEHOLDERS.iter().copied()) {
+        if !known.contains(&name) {
+            known.push(name);
+        }
+    }
     let templates = trial
         .command
         .iter()

@@ -1,0 +1,195 @@
+use super::*;
+
+const BASE: &str = r#"
+apiVersion: tuna.dev/v1alpha1
+kind: Experiment
+metadata:
+  name: quickstart
+spec:
+  objective: {metric: accuracy, goal: maximize, target: 0.97, additionalMetrics: [loss]}
+  algorithm: {name: random, seed: 7}
+  parameters:
+    - {name: lr,       type: double, min: 1.0e-4, max: 1.0, scale: log}
+    - {name: epochs,   type: int, min: 1, max: 30}
+    - {name: penalty,  type: categorical, values: [l1, l2, none]}
+    - {name: batch,    type: discrete, values: [16, 32, 64, 128]}
+    - {name: momentum, type: double, min: 0.0, max: 0.9, step: 0.1}
+  maxTrials: 30
+  parallelTrials: 2
+  trial:
+    command: [python3, train.py, --lr, "${lr}", --epochs, "${epochs}"]
+    env: {RUN: "${trial}"}
+    timeout: 10m
+"#;
+
+/// The problems of BASE with `from` replaced by `to`.
+fn problems(from: &str, to: &str) -> Vec<String> {
+    assert!(BASE.contains(from), "{from:?} is not in the base document");
+    match parse(&BASE.replacen(from, to, 1)) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_problem(from: &str, to: &str, expected: &str) {
+    let found = problems(from, to);
+    assert!(found.iter().any(|p| p.contains(expected)), "expected {expected:?} in {found:#?}");
+}
+
+#[test]
+fn the_issue_example_is_valid_with_defaults_filled_in() {
+    let exp = parse(BASE).unwrap();
+    assert_eq!(exp.spec.max_failed_trials, 3);
+    assert_eq!(exp.spec.objective.strategy(), Strategy::Max);
+    assert_eq!(exp.spec.parameters[3].values[0], Scalar::Number(16.0));
+    let json = serde_json::to_string(&exp).unwrap();
+    assert_eq!(parse(&json).unwrap().spec, exp.spec, "JSON documents read the same");
+}
+
+#[test]
+fn range_problems_name_the_field_and_the_fix() {
+    assert_problem("min: 1, max: 30", "min: 5, max: 1", "spec.parameters[1].min: (5) must be less than max (1)");
+    assert_problem(
+        "min: 1.0e-4, max: 1.0, scale: log",
+        "min: 0, max: 1.0, scale: log",
+        "spec.parameters[0].scale: log needs min > 0",
+    );
+    assert_problem("min: 1, max: 30", "min: 1.5, max: 30", "spec.parameters[1].min: (1.5) must be an integer");
+    assert_problem("min: 1, max: 30", "max: 30", "spec.parameters[1].min: is required for a int parameter");
+    assert_problem("step: 0.1}", "step: -1}", "spec.parameters[4].step: (-1) must be a positive number");
+    assert_problem("step: 0.1}", "step: 5}", "spec.parameters[4].step: (5) is larger than max - min");
+}
+
+#[test]
+fn value_list_problems_are_reported() {
+    assert_problem(
+        "values: [l1, l2, none]",
+        "values: []",
+        "spec.parameters[2].values: is required for a categorical parameter",
+    );
+    assert_problem(
+        "values: [l1, l2, none]",
+        "values: [l1, l1]",
+        "spec.parameters[2].values[1]: repeats an earlier value",
+    );
+    assert_problem("values: [16, 32, 64, 128]", "values: [16, big]", "spec.parameters[3].values[1]: must be a number");
+    assert_problem(
+        "values: [l1, l2, none]}",
+        "values: [l1], min: 0}",
+        "spec.parameters[2].min: is not used by a categorical",
+    );
+}
+
+#[test]
+fn names_must_be_unique_identifiers_and_the_experiment_a_dns_label() {
+    assert_problem("name: epochs,", "name: lr,", "spec.parameters[1].name: \"lr\" is used by an earlier parameter");
+    assert_problem("name: epochs,", "name: 2x,", "spec.parameters[1].name: \"2x\" must start with a letter");
+    assert_problem("name: quickstart", "name: Quick_Start", "metadata.name: \"Quick_Start\" is not a DNS-1123 label");
+    assert_problem("name: quickstart", &format!("name: {}", "a".repeat(64)), "metadata.name");
+}
+
+#[test]
+fn algorithm_problems_list_the_known_choices() {
+    assert_problem("name: random, seed: 7", "name: bayes", "spec.algorithm.name: \"bayes\" is not one of random, grid");
+    assert_problem(
+        "name: random, seed: 7",
+        "name: random, settings: {foo: 1}",
+        "spec.algorithm.settings.foo: is not a setting of random",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: grid",
+        "spec.parameters[0].step: is required for grid search on double \"lr\"",
+    );
+}
+
+#[test]
+fn placeholders_must_name_a_parameter() {
+    assert_problem(
+        "\"${epochs}\"]",
+        "\"${typo}\"]",
+        "spec.trial.command[5]: ${typo} names no parameter; known names: lr, epochs",
+    );
+    assert_problem("RUN: \"${trial}\"", "RUN: \"${trial\"", "spec.trial.env.RUN: has an unclosed '${'");
+    assert!(problems("RUN: \"${trial}\"", "RUN: \"${outputDir}/${experiment}\"").is_empty());
+}
+
+#[test]
+fn trial_and_metrics_problems_are_reported() {
+    assert_problem("timeout: 10m", "timeout: soon", "spec.trial.timeout: \"soon\" is not a duration");
+    assert_problem(
+        "command: [python3, train.py, --lr, \"${lr}\", --epochs, \"${epochs}\"]",
+        "command: []",
+        "spec.trial.command: is required",
+    );
+    assert_problem(
+        "timeout: 10m",
+        "timeout: 10m\n  metrics: {collector: file}",
+        "spec.metrics.file: is required for collector file",
+    );
+    assert_problem(
+        "timeout: 10m",
+        "timeout: 10m\n  metrics: {collector: file, file: ../x}",
+        "must be a relative path inside",
+    );
+    assert_problem(
+        "timeout: 10m",
+        "timeout: 10m\n  metrics: {format: '(\\w+)'}",
+        "spec.metrics.format: needs two capture groups",
+    );
+    assert_problem("maxTrials: 30", "maxTrials: 0", "spec.maxTrials: must be at least 1");
+}
+
+#[test]
+fn unknown_fields_are_all_reported_with_their_paths() {
+    let found = problems("maxTrials: 30", "maxTrials: 30\n  maxTrial: 3\n  trial2: {}");
+    assert!(found.iter().any(|p| p.starts_with("spec.maxTrial: is not a known field")), "{found:#?}");
+    assert!(found.iter().any(|p| p.starts_with("spec.trial2:")), "{found:#?}");
+    assert_problem("scale: log}", "scale: log, sclae: log}", "spec.parameters[0].sclae: is not a known field");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let doc = BASE
+        .replace("min: 1, max: 30", "min: 5, max: 1")
+        .replace("name: random, seed: 7", "name: bayes")
+        .replace("\"${epochs}\"]", "\"${typo}\"]");
+    let SpecError::Invalid(found) = parse(&doc).unwrap_err() else { panic!("expected problems") };
+    assert_eq!(found.len(), 3, "{found:#?}");
+}
+
+#[test]
+fn wrong_types_and_bad_enums_name_the_field() {
+    assert_problem("maxTrials: 30", "maxTrials: lots", "spec.maxTrials: invalid type");
+    assert_problem(
+        "goal: maximize",
+        "goal: maximise",
+        "spec.objective.goal: unknown variant `maximise`, expected `maximize` or `minimize`",
+    );
+    assert_problem(
+        "apiVersion: tuna.dev/v1alpha1",
+        "apiVersion: v1",
+        "apiVersion: is \"v1\"; it must be tuna.dev/v1alpha1",
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let err = parse("apiVersion: tuna.dev/v1alpha1\nkind: [unclosed\n").unwrap_err();
+    let SpecError::Syntax { line, format, .. } = err else { panic!("expected a syntax error, got {err}") };
+    assert_eq!(format, "YAML");
+    assert!(line >= 2, "line {line}");
+    let err = parse("{\"apiVersion\": \"tuna.dev/v1alpha1\",\n \"kind\": }").unwrap_err();
+    assert!(matches!(err, SpecError::Syntax { format: "JSON", line: 2, .. }), "{err}");
+}
+
+#[test]
+fn durations_parse_in_the_usual_units() {
+    use std::time::Duration;
+    assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+    assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_duration("0s"), None);
+    assert_eq!(parse_duration("5 minutes"), None);
+}

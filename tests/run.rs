@@ -1,0 +1,290 @@
+//! End to end through the real binary: `tuna run` with real trial processes and a real sled store
+//! on disk, then `tuna leaderboard` reading what it left.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn tuna(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("TUNA_GPUS", "none")
+        .output()
+        .expect("tuna runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn leaderboard(data_dir: &Path, name: &str) -> Value {
+    let out = tuna(data_dir, &["leaderboard", name, "--format", "json"]);
+    assert!(out.status.success(), "leaderboard failed: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("leaderboard prints JSON")
+}
+
+fn trials(board: &Value) -> &Vec<Value> {
+    board["trials"].as_array().expect("trials is a list")
+}
+
+/// A spec in its own folder, running `command` (a JSON list) over one int parameter `x` in 1..=100.
+fn write_spec(dir: &Path, name: &str, command: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let spec = format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{metric: score, goal: maximize}}\n  algorithm: {{name: random, seed: 1}}\n  \
+         parameters: [{{name: x, type: int, min: 1, max: 100}}]\n  trial:\n    command: {command}\n{extra}"
+    );
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+#[test]
+fn quickstart_runs_real_trials_and_ranks_them() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.yaml");
+    let out = tuna(data.path(), &["run", spec.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(stdout.contains("rank  trial"), "a leaderboard table: {stdout}");
+    assert!(stdout.contains("MaxTrialsReached"), "{stdout}");
+    assert!(text(&out.stderr).contains("[ 24/24]"), "progress reaches the total");
+
+    let board = leaderboard(data.path(), "quickstart");
+    let rows = trials(&board);
+    assert_eq!(rows.len(), 24);
+    let values: Vec<f64> = rows.iter().map(|r| r["objective"].as_f64().unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "best first: {values:?}");
+    assert!(values[0] > 0.95, "random search finds a good model: {}", values[0]);
+    assert_eq!(rows[0]["rank"], 1);
+    assert!(rows[0]["metrics"]["loss"].is_number());
+    let model = Path::new(rows[0]["outputDir"].as_str().unwrap()).join("model.json");
+    assert!(model.is_file(), "the best trial wrote its model to TUNA_OUTPUT_DIR");
+
+    let again = tuna(data.path(), &["run", spec.to_str().unwrap()]);
+    assert!(again.status.success());
+    assert!(text(&again.stderr).contains("already finished"));
+    assert_eq!(trials(&leaderboard(data.path(), "quickstart")).len(), 24, "nothing runs twice");
+}
+
+#[test]
+fn grid_runs_every_point_once_and_ends_exhausted() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/grid.yaml");
+    let out = tuna(data.path(), &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("GridExhausted"));
+    let board = leaderboard(data.path(), "quickstart-grid");
+    let mut points: Vec<String> = trials(&board).iter().map(|r| r["parameters"].to_string()).collect();
+    assert_eq!(points.len(), 18);
+    points.sort();
+    points.dedup();
+    assert_eq!(points.len(), 18, "no point twice");
+}
+
+#[test]
+fn failing_trials_fail_the_experiment_with_their_exit_code_and_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "failing",
+        r#"[sh, -c, "echo starting; echo 'bad input ${x}' >&2; exit 3"]"#,
+        "  maxTrials: 10\n  maxFailedTrials: 1\n",
+    );
+    let out = tuna(&dir.path().join("data"), &["run", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "a failed experiment exits 1");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Failed (TooManyFailures)"), "{stdout}");
+    let board = leaderboard(&dir.path().join("data"), "failing");
+    let rows = trials(&board);
+    assert_eq!(rows.len(), 2, "stops launching once failures exceed maxFailedTrials");
+    for row in rows {
+        assert_eq!(row["phase"], "Failed");
+        assert_eq!(row["reason"], "NonZeroExit");
+        assert!(row.get("rank").is_none());
+        let message = row["message"].as_str().unwrap();
+        assert!(message.contains("exit code 3") && message.contains("bad input"), "{message}");
+    }
+}
+
+#[test]
+fn a_trial_that_never_reports_the_objective_fails_with_metrics_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "silent", r#"[sh, -c, "echo loss=0.5"]"#, "  maxTrials: 1\n");
+    tuna(&dir.path().join("data"), &["run", spec.to_str().unwrap()]);
+    let board = leaderboard(&dir.path().join("data"), "silent");
+    let row = &trials(&board)[0];
+    assert_eq!(row["reason"], "MetricsUnavailable");
+    assert_eq!(row["metrics"]["loss"], 0.5, "other metrics are still recorded");
+}
+
+#[test]
+fn a_timed_out_trial_loses_its_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script =
+        format!(r#"[sh, -c, "sleep 60 & echo $! >> {0}; echo $$ >> {0}; echo score=1; wait"]"#, pids.display());
+    let spec = write_spec(dir.path(), "slow", &script, "    timeout: 1s\n  maxTrials: 1\n");
+    let started = Instant::now();
+    tuna(&dir.path().join("data"), &["run", spec.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(30), "the 60 s sleep did not hold tuna up");
+    let board = leaderboard(&dir.path().join("data"), "slow");
+    let row = &trials(&board)[0];
+    assert_eq!(row["phase"], "Failed");
+    assert_eq!(row["reason"], "TimedOut");
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    for pid in pids.lines() {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid), "process {pid} outlived its trial");
+    }
+}
+
+fn is_zombie(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+#[test]
+fn gpu_slots_are_never_shared_by_running_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gpu.log");
+    let script = format!(
+        r#"[sh, -c, "a=$(date +%s%N); sleep 0.3; echo $a $(date +%s%N) $CUDA_VISIBLE_DEVICES >> {}; echo score=${{x}}"]"#,
+        log.display()
+    );
+    let spec =
+        write_spec(dir.path(), "gpus", &script, "    resources: {gpu: 2}\n  maxTrials: 6\n  parallelTrials: 3\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--gpus", "0,1,2,3", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs: Vec<(u128, u128, Vec<String>)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].split(',').map(String::from).collect())
+        })
+        .collect();
+    assert_eq!(runs.len(), 6);
+    let mut overlapping = 0;
+    for (i, a) in runs.iter().enumerate() {
+        assert_eq!(a.2.len(), 2, "each trial gets its two devices: {:?}", a.2);
+        for b in &runs[i + 1..] {
+            if a.0 < b.1 && b.0 < a.1 {
+                overlapping += 1;
+                assert!(a.2.iter().all(|d| !b.2.contains(d)), "running trials share a device: {a:?} {b:?}");
+            }
+        }
+    }
+    assert!(overlapping > 0, "two trials did run side by side on the four devices");
+
+    let too_many = write_spec(dir.path(), "greedy", r#"["true"]"#, "    resources: {gpu: 5}\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", too_many.to_str().unwrap(), "--gpus", "0,1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("spec.trial.resources.gpu"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_killed_run_resumes_without_losing_or_repeating_finished_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let done = dir.path().join("done.log");
+    let script = format!(r#"[sh, -c, "sleep 0.4; echo score=${{x}}; echo $TUNA_TRIAL >> {}"]"#, done.display());
+    let spec = write_spec(dir.path(), "crashy", &script, "  maxTrials: 8\n  parallelTrials: 2\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&done).map_or(0, |s| s.lines().count()) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+
+    let before = leaderboard(&data, "crashy");
+    let succeeded: Vec<String> = trials(&before)
+        .iter()
+        .filter(|r| r["phase"] == "Succeeded")
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!succeeded.is_empty() && succeeded.len() < 8, "killed mid-way: {succeeded:?}");
+    assert!(trials(&before).iter().any(|r| r["phase"] == "Running"), "some trials were running when it died");
+
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("resuming"), "{}", text(&out.stderr));
+    let after = leaderboard(&data, "crashy");
+    let rows = trials(&after);
+    assert_eq!(rows.len(), 8, "the total never exceeds maxTrials");
+    assert!(rows.iter().all(|r| r["phase"] == "Succeeded"));
+    let mut names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 8, "no duplicate trial");
+    let runs = std::fs::read_to_string(&done).unwrap();
+    for name in &succeeded {
+        assert_eq!(runs.lines().filter(|l| l == name).count(), 1, "{name} finished before the crash and ran again");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_running_trials_and_the_next_run_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spec = write_spec(
+        dir.path(),
+        "stoppable",
+        r#"[sh, -c, "sleep 0.5; echo score=${x}"]"#,
+        "  maxTrials: 4\n  parallelTrials: 2\n",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let board = leaderboard(&data, "stoppable");
+    let stopped: Vec<&Value> = trials(&board).iter().filter(|r| r["phase"] == "Stopped").collect();
+    assert!(!stopped.is_empty(), "running trials were stopped: {board}");
+    assert!(stopped.iter().all(|r| r["reason"] == "StoppedByUser"));
+
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = trials(&leaderboard(&data, "stoppable")).clone();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["phase"] == "Succeeded"));
+}
+
+#[test]
+fn a_changed_spec_is_refused_unless_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spec = write_spec(dir.path(), "changing", r#"[sh, -c, "echo score=${x}"]"#, "  maxTrials: 2\n");
+    assert!(tuna(&data, &["run", spec.to_str().unwrap()]).status.success());
+    let spec = write_spec(dir.path(), "changing", r#"[sh, -c, "echo score=${x}"]"#, "  maxTrials: 3\n");
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("changed: spec.maxTrials") && stderr.contains("--fresh"), "{stderr}");
+    assert_eq!(trials(&leaderboard(&data, "changing")).len(), 2, "nothing stored was lost");
+    assert!(tuna(&data, &["run", spec.to_str().unwrap(), "--fresh"]).status.success());
+    assert_eq!(trials(&leaderboard(&data, "changing")).len(), 3);
+}
