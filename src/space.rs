@@ -88,12 +88,12 @@ impl Space {
 
     /// The assignment at a point of the unit cube.
     pub fn from_unit(&self, unit: &[f64]) -> Assignment {
-        self.dims.iter().zip(unit).map(|(d, &u)| (d.name.clone(), d.domain.from_unit(u.clamp(0.0, 1.0)))).collect()
+        self.dims.iter().zip(unit).map(|(d, &u)| (d.name.clone(), d.domain.at_unit(u.clamp(0.0, 1.0)))).collect()
     }
 
     /// The point of the unit cube an assignment sits at; `None` when a value is missing or foreign.
     pub fn to_unit(&self, assignment: &Assignment) -> Option<Vec<f64>> {
-        self.dims.iter().map(|d| d.domain.to_unit(assignment.get(&d.name)?)).collect()
+        self.dims.iter().map(|d| d.domain.unit_of(assignment.get(&d.name)?)).collect()
     }
 
     /// How many distinct points there are, when finite (saturating at `u128::MAX`).
@@ -178,7 +178,7 @@ impl Domain {
         }
     }
 
-    fn from_unit(&self, u: f64) -> ParamValue {
+    fn at_unit(&self, u: f64) -> ParamValue {
         match self {
             Domain::Double { min, max, log, step: None } => {
                 ParamValue::Float(continuous(*min, *max, *log, u).clamp(*min, *max))
@@ -199,7 +199,7 @@ impl Domain {
         }
     }
 
-    fn to_unit(&self, value: &ParamValue) -> Option<f64> {
+    fn unit_of(&self, value: &ParamValue) -> Option<f64> {
         let as_f64 = || match value {
             ParamValue::Int(v) => Some(*v as f64),
             ParamValue::Float(v) => Some(*v),

@@ -1,6 +1,7 @@
 //! End to end through the real binary: `tuna run` with real trial processes and a real sled store
 //! on disk, then `tuna leaderboard` reading what it left.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

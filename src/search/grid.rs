@@ -23,10 +23,8 @@ impl Search for Grid {
         // start there and skip any point a resumed or hand-made history already holds.
         let mut index = history.len() as u128;
         while out.len() < count && index < size {
-            if let Some(point) = self.space.grid_point(index) {
-                if seen.insert(assignment_key(&point)) {
-                    out.push(point);
-                }
+            if let Some(point) = self.space.grid_point(index).filter(|p| seen.insert(assignment_key(p))) {
+                out.push(point);
             }
             index += 1;
         }

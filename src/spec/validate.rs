@@ -145,7 +145,7 @@ fn check_range(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Ve
         problems.push(Problem::new(at("scale"), format!("log needs min > 0 (min is {min}); raise min or use linear")));
     }
     if let Some(step) = p.step {
-        if !(step > 0.0) || (int && step.fract() != 0.0) {
+        if step.is_nan() || step <= 0.0 || (int && step.fract() != 0.0) {
             problems.push(Problem::new(
                 at("step"),
                 format!("({step}) must be a positive {}", if int { "integer" } else { "number" }),
@@ -235,13 +235,11 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             }
         }
     }
-    if let Some(t) = &trial.timeout {
-        if parse_duration(t).is_none() {
-            problems.push(Problem::new(
-                "spec.trial.timeout",
-                format!("{t:?} is not a duration; write it like 90s, 10m or 1h30m"),
-            ));
-        }
+    if let Some(t) = trial.timeout.as_ref().filter(|t| parse_duration(t).is_none()) {
+        problems.push(Problem::new(
+            "spec.trial.timeout",
+            format!("{t:?} is not a duration; write it like 90s, 10m or 1h30m"),
+        ));
     }
 }
 
