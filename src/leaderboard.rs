@@ -108,6 +108,7 @@ impl Leaderboard {
                 row.extend(metrics.iter().map(|m| r.metrics.get(m).map_or(String::new(), |v| number(*v))));
                 row.extend(params.iter().map(|p| match r.parameters.get(p) {
                     Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Number(n)) if n.is_f64() => number(n.as_f64().unwrap_or_default()),
                     Some(v) => v.to_string(),
                     None => String::new(),
                 }));

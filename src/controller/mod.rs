@@ -270,7 +270,9 @@ impl<E: Executor> Controller<E> {
             *slot = trial.clone();
         }
         status::refresh(record, run);
-        self.save(record)?;
+        self.store
+            .put_experiment_status(record)
+            .map_err(|source| Error::SaveExperiment { name: record.name().into(), source })?;
         Ok(trial)
     }
 }

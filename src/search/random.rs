@@ -33,7 +33,8 @@ impl Random {
 impl Search for Random {
     fn suggest(&mut self, history: &[Past], count: usize) -> Result<Vec<Assignment>> {
         let finite = self.space.grid_size().is_some();
-        let mut seen = seen_keys(history);
+        // Repeats are only possible (and only checked) on a finite space.
+        let mut seen = if finite { seen_keys(history) } else { Default::default() };
         let mut out = Vec::with_capacity(count);
         for i in 0..count {
             let mut rng = self.rng_for(history.len() + i);
@@ -51,7 +52,9 @@ impl Search for Random {
                     unseen[pick.min(unseen.len() - 1)].clone()
                 }
             };
-            seen.insert(assignment_key(&point));
+            if finite {
+                seen.insert(assignment_key(&point));
+            }
             out.push(point);
         }
         Ok(out)

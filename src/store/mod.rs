@@ -131,6 +131,15 @@ impl Store {
         self.flush(&what)
     }
 
+    /// Writes an experiment's derived status without waiting for the disk: the status is rebuilt
+    /// from the trials (which are flushed) whenever the experiment is loaded.
+    pub fn put_experiment_status(&self, record: &ExperimentRecord) -> Result<()> {
+        let what = format!("experiment {}", record.name());
+        let bytes = codec::encode(record, &what)?;
+        self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what, source })?;
+        Ok(())
+    }
+
     /// Removes an experiment with its trials and observations.
     pub fn delete_experiment(&self, name: &str) -> Result<()> {
         let what = format!("experiment {name}");
