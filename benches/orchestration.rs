@@ -32,7 +32,7 @@ async fn through_tuna() -> Duration {
     let store = Store::open(dir.path()).expect("the store opens");
     let controller = Controller::new(store, Arc::new(LocalExecutor::new(Vec::new())), dir.path().to_path_buf());
     controller.admit(spec(), None, false).expect("admitted");
-    let (_keep, shutdown) = watch::channel(false);
+    let (_keep, shutdown) = watch::channel(tuna::controller::Halt::Run);
     let start = Instant::now();
     let record = controller.run("overhead", shutdown, &mut |_| {}).await.expect("the experiment runs");
     let elapsed = start.elapsed();

@@ -77,11 +77,11 @@ async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::R
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = watch::channel(crate::controller::Halt::Run);
     tokio::spawn(async move {
         wait_for_interrupt().await;
         eprintln!("\ninterrupted: stopping running trials (they resume on the next run)");
-        let _ = shutdown_tx.send(true);
+        let _ = shutdown_tx.send(crate::controller::Halt::Stop);
     });
     let mut printer = ProgressPrinter::new();
     let record = controller.run(&name, shutdown_rx, &mut |p| printer.show(p)).await?;

@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod search;
 /// The sled store.
 pub mod store;
+/// Per-trial tokens for pushed metrics.
+pub mod token;
 
 /// The experiment loop.
 pub mod controller;

@@ -234,6 +234,8 @@ pub enum ExecutorKind {
     /// A process on this machine.
     #[default]
     Local,
+    /// Run by a client: it asks `tuna serve` for suggestions and tells it the results.
+    External,
 }
 
 /// The program a trial runs; `${name}` placeholders take the trial's parameter values.

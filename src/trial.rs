@@ -34,7 +34,7 @@ impl TrialPhase {
         use TrialPhase::*;
         matches!(
             (self, next),
-            (Pending, Running | Stopped | Failed)
+            (Pending, Running | Stopped | Failed | Interrupted)
                 | (Running, Succeeded | Failed | Stopped | Interrupted | Pending)
                 | (Interrupted, Pending)
                 | (Stopped, Pending)
@@ -52,6 +52,7 @@ pub mod reason {
     pub const USER_STOPPED: &str = "StoppedByUser";
     pub const GOAL_REACHED: &str = "ExperimentGoalReached";
     pub const CONTROLLER_LOST: &str = "ControllerLost";
+    pub const CONTROLLER_SHUTDOWN: &str = "ControllerShutdown";
 }
 
 /// A trial as stored.
@@ -143,6 +144,9 @@ pub fn trial_name(experiment: &str, index: u32) -> String {
 /// One reported metric value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
+    /// The attempt of the trial that reported it (from 1).
+    #[serde(default)]
+    pub attempt: u32,
     pub metric: String,
     pub value: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

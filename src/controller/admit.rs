@@ -49,11 +49,12 @@ impl<E: Executor> Controller<E> {
     fn create(&self, mut experiment: Experiment, spec_dir: Option<PathBuf>) -> Result<Admission> {
         let seed = experiment.spec.algorithm.seed.unwrap_or_else(rand::random);
         experiment.status = Some(ExperimentStatus { seed, ..Default::default() });
-        self.save(&ExperimentRecord { experiment, spec_dir })?;
+        self.save(&ExperimentRecord::new(experiment, spec_dir))?;
         Ok(Admission::Created)
     }
 
-    fn discard(&self, name: &str) -> Result<()> {
+    /// Removes an experiment's records and files.
+    pub(super) fn discard(&self, name: &str) -> Result<()> {
         info!(experiment = name, "discarding the stored experiment (--fresh)");
         self.store.delete_experiment(name).map_err(|source| Error::SaveExperiment { name: name.into(), source })?;
         match std::fs::remove_dir_all(self.experiment_dir(name)) {
@@ -66,10 +67,11 @@ impl<E: Executor> Controller<E> {
 
     /// Puts every trial that was running (the controller died) or stopped back in the queue, after
     /// ending any process a dead controller left behind.
-    fn requeue(&self, name: &str) -> Result<u32> {
+    pub(super) fn requeue(&self, name: &str) -> Result<u32> {
         let trials = self.store.trials(name).map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
         let mut requeued = 0;
-        for mut trial in trials.into_iter().filter(|t| !matches!(t.phase, TrialPhase::Succeeded | TrialPhase::Failed)) {
+        let unfinished = |t: &crate::trial::Trial| !matches!(t.phase, TrialPhase::Succeeded | TrialPhase::Failed);
+        for mut trial in trials.into_iter().filter(unfinished) {
             if let Some(pid) = trial.pid.take() {
                 self.executor.reap(pid);
             }

@@ -10,8 +10,10 @@
 //! ```
 
 mod admit;
+mod external;
 mod plan;
 mod status;
+mod supervisor;
 mod trial_run;
 
 use std::collections::HashSet;
@@ -26,13 +28,15 @@ use tracing::{info, instrument};
 
 pub use admit::Admission;
 pub use plan::{Counts, Limits, Step, next_step};
+pub use supervisor::supervise;
 pub use trial_run::{Verdict, judge};
 
 use crate::executor::Executor;
 use crate::metrics::MetricParser;
 use crate::search::{self, Outcome, Past, Search};
-use crate::spec::{ExperimentPhase, Goal};
-use crate::store::{ExperimentRecord, Store};
+use crate::spec::{ExperimentPhase, ExperimentStatus, Goal};
+use crate::store::{Durability, ExperimentRecord, Store};
+use crate::token::TrialSecret;
 use crate::trial::{Trial, TrialPhase, reason};
 use trial_run::{TrialContext, run_trial};
 
@@ -87,6 +91,10 @@ pub enum Error {
         #[source]
         source: crate::metrics::Error,
     },
+    #[error(
+        "experiment {name} uses executor external: its trials are run by a client through `tuna serve`'s ask/tell API, not by `tuna run`"
+    )]
+    ExternalExecutor { name: String },
     #[error("a trial task of experiment {name} crashed")]
     TrialTask {
         name: String,
@@ -96,6 +104,25 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a running experiment is asked to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Halt {
+    #[default]
+    Run,
+    /// Stop: running trials are stopped, the experiment is `Stopped` until resumed.
+    Stop,
+    /// The controller is going away: running trials are interrupted and re-queued on its return.
+    Interrupt,
+}
+
+/// How local trials reach the API to push metrics.
+#[derive(Clone, Debug)]
+pub struct TrialApi {
+    /// The server's base URL, given to trials as `TUNA_API`.
+    pub base_url: String,
+    pub secret: TrialSecret,
+}
 
 /// What the loop tells its caller as it goes.
 #[derive(Debug)]
@@ -119,11 +146,18 @@ pub struct Controller<E> {
     store: Store,
     executor: Arc<E>,
     data_dir: PathBuf,
+    api: Option<Arc<TrialApi>>,
 }
 
 impl<E: Executor> Controller<E> {
     pub fn new(store: Store, executor: Arc<E>, data_dir: PathBuf) -> Self {
-        Self { store, executor, data_dir }
+        Self { store, executor, data_dir, api: None }
+    }
+
+    /// Gives local trials `TUNA_API` and their own `TUNA_TRIAL_TOKEN`.
+    pub fn with_api(mut self, api: TrialApi) -> Self {
+        self.api = Some(Arc::new(api));
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -134,25 +168,33 @@ impl<E: Executor> Controller<E> {
         self.data_dir.join("experiments").join(name)
     }
 
-    /// Runs a stored experiment until it finishes or `shutdown` turns true (its running trials are
-    /// then stopped and re-queued on the next run). Returns the final record.
+    /// Runs a stored experiment until it finishes or `halt` says otherwise. Returns the final record.
     #[instrument(skip_all, fields(experiment = %name))]
     pub async fn run(
         &self,
         name: &str,
-        mut shutdown: watch::Receiver<bool>,
+        mut halt: watch::Receiver<Halt>,
         progress: &mut (dyn FnMut(Progress<'_>) + Send),
     ) -> Result<ExperimentRecord> {
         let mut record = self.load(name)?;
+        if record.experiment.spec.executor == crate::spec::ExecutorKind::External {
+            return Err(Error::ExternalExecutor { name: name.into() });
+        }
         let mut run = self.start(&mut record)?;
         let mut tasks: JoinSet<Result<Trial>> = JoinSet::new();
         let (stop_tx, stop_rx) = watch::channel(None::<String>);
         let started = Instant::now();
         loop {
-            let step = if *shutdown.borrow() {
-                Step::Finish { phase: ExperimentPhase::Stopped, reason: reason::USER_STOPPED, stop_running: true }
-            } else {
-                next_step(run.counts(), run.limits(), run.search.exhausted_reason())
+            let step = match *halt.borrow() {
+                Halt::Run => next_step(run.counts(), run.limits(), run.search.exhausted_reason()),
+                Halt::Stop => {
+                    Step::Finish { phase: ExperimentPhase::Stopped, reason: reason::USER_STOPPED, stop_running: true }
+                }
+                Halt::Interrupt => Step::Finish {
+                    phase: ExperimentPhase::Running,
+                    reason: reason::CONTROLLER_SHUTDOWN,
+                    stop_running: true,
+                },
             };
             match step {
                 Step::Launch(n) => {
@@ -166,7 +208,7 @@ impl<E: Executor> Controller<E> {
                         let trial = self.settle(&mut run, &mut record, joined)?;
                         progress(Progress::Ended { trial: &trial, snapshot: run.snapshot(started) });
                     }
-                    _ = shutdown.wait_for(|stop| *stop) => {}
+                    _ = halted(&mut halt) => {}
                 },
                 Step::Finish { phase, reason, stop_running } => {
                     if stop_running {
@@ -176,9 +218,10 @@ impl<E: Executor> Controller<E> {
                         let trial = self.settle(&mut run, &mut record, joined)?;
                         progress(Progress::Ended { trial: &trial, snapshot: run.snapshot(started) });
                     }
-                    info!(?phase, reason, "experiment ended");
-                    status::finish(&mut record, &run, phase, reason);
-                    self.save(&record)?;
+                    info!(?phase, reason, "experiment loop ended");
+                    let status = record.experiment.status.get_or_insert_with(Default::default);
+                    status::finish(status, &run.ctx.spec, &run.trials, phase, reason);
+                    self.save_status(&record, Durability::Flushed)?;
                     return Ok(record);
                 }
             }
@@ -194,6 +237,15 @@ impl<E: Executor> Controller<E> {
 
     fn save(&self, record: &ExperimentRecord) -> Result<()> {
         self.store.put_experiment(record).map_err(|source| Error::SaveExperiment { name: record.name().into(), source })
+    }
+
+    /// Writes only the status, leaving what users asked for (written by the API) as it is.
+    fn save_status(&self, record: &ExperimentRecord, durability: Durability) -> Result<()> {
+        let status: Option<ExperimentStatus> = record.experiment.status.clone();
+        self.store
+            .update_experiment(record.name(), durability, |r| r.experiment.status = status.clone())
+            .map_err(|source| Error::SaveExperiment { name: record.name().into(), source })?;
+        Ok(())
     }
 
     fn start(&self, record: &mut ExperimentRecord) -> Result<Run<E>> {
@@ -219,10 +271,11 @@ impl<E: Executor> Controller<E> {
             parser,
             working_dir,
             experiment_dir: self.experiment_dir(&name),
+            api: self.api.clone(),
         };
-        let run = Run { ctx: Arc::new(ctx), search, trials, active: HashSet::new(), exhausted: false };
-        status::refresh(record, &run);
-        self.save(record)?;
+        let run = Run { name, ctx: Arc::new(ctx), search, trials, active: HashSet::new(), exhausted: false };
+        status::refresh(status, &run.ctx.spec, &run.trials, &run.active);
+        self.save_status(record, Durability::Flushed)?;
         Ok(run)
     }
 
@@ -241,10 +294,10 @@ impl<E: Executor> Controller<E> {
             let fresh = run
                 .search
                 .suggest(&history, wanted)
-                .map_err(|source| Error::Suggest { name: run.experiment(), source })?;
+                .map_err(|source| Error::Suggest { name: run.name.clone(), source })?;
             run.exhausted |= fresh.len() < wanted;
             for parameters in fresh {
-                let trial = Trial::new(&run.experiment(), run.trials.len() as u32, parameters, Timestamp::now());
+                let trial = Trial::new(&run.name, run.trials.len() as u32, parameters, Timestamp::now());
                 self.store
                     .put_trial(&trial)
                     .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
@@ -263,23 +316,30 @@ impl<E: Executor> Controller<E> {
         record: &mut ExperimentRecord,
         joined: std::result::Result<Result<Trial>, tokio::task::JoinError>,
     ) -> Result<Trial> {
-        let name = record.name().to_string();
-        let trial = joined.map_err(|source| Error::TrialTask { name, source })??;
+        let trial = joined.map_err(|source| Error::TrialTask { name: run.name.clone(), source })??;
         run.active.remove(&trial.index);
         if let Some(slot) = run.trials.get_mut(trial.index as usize) {
             *slot = trial.clone();
         }
-        status::refresh(record, run);
-        self.store
-            .put_experiment_status(record)
-            .map_err(|source| Error::SaveExperiment { name: record.name().into(), source })?;
+        let status = record.experiment.status.get_or_insert_with(Default::default);
+        status::refresh(status, &run.ctx.spec, &run.trials, &run.active);
+        // The trial itself was flushed; the status is rebuilt from the trials on every load.
+        self.save_status(record, Durability::Lazy)?;
         Ok(trial)
+    }
+}
+
+/// Waits until `halt` asks for something other than running (forever once its sender is gone).
+async fn halted(halt: &mut watch::Receiver<Halt>) {
+    if halt.wait_for(|h| *h != Halt::Run).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
 fn stop_reason(phase: ExperimentPhase, reason: &'static str) -> &'static str {
     match phase {
         ExperimentPhase::Stopped => reason::USER_STOPPED,
+        ExperimentPhase::Running => reason::CONTROLLER_SHUTDOWN,
         _ if reason == "GoalReached" => reason::GOAL_REACHED,
         _ => reason,
     }
@@ -287,6 +347,7 @@ fn stop_reason(phase: ExperimentPhase, reason: &'static str) -> &'static str {
 
 /// One experiment being run.
 struct Run<E> {
+    name: String,
     ctx: Arc<TrialContext<E>>,
     search: Box<dyn Search>,
     /// Every trial, by index.
@@ -297,65 +358,16 @@ struct Run<E> {
 }
 
 impl<E> Run<E> {
-    fn experiment(&self) -> String {
-        self.trials.first().map(|t| t.experiment.clone()).unwrap_or_else(|| {
-            self.ctx.experiment_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        })
-    }
-
     fn limits(&self) -> Limits {
-        let spec = &self.ctx.spec;
-        Limits {
-            max_trials: spec.max_trials,
-            parallel_trials: spec.parallel_trials,
-            max_failed_trials: spec.max_failed_trials,
-        }
+        Limits::of(&self.ctx.spec)
     }
 
     fn counts(&self) -> Counts {
-        let objective = &self.ctx.spec.objective;
-        let mut c = Counts { created: self.trials.len() as u32, exhausted: self.exhausted, ..Default::default() };
-        c.running = self.active.len() as u32;
-        for t in &self.trials {
-            match t.phase {
-                TrialPhase::Pending if !self.active.contains(&t.index) => c.queued += 1,
-                TrialPhase::Succeeded => c.succeeded += 1,
-                TrialPhase::Failed => c.failed += 1,
-                _ => {}
-            }
-            c.goal_reached |=
-                t.phase == TrialPhase::Succeeded && t.objective.is_some_and(|v| objective.reaches_target(v));
-        }
-        c
+        status::counts(&self.ctx.spec, &self.trials, &self.active, self.exhausted)
     }
 
-    /// What the search sees: values oriented so that lower is better.
     fn history(&self) -> Vec<Past> {
-        let sign = if self.ctx.spec.objective.goal == Goal::Maximize { -1.0 } else { 1.0 };
-        self.trials
-            .iter()
-            .map(|t| Past {
-                parameters: t.parameters.clone(),
-                outcome: match (t.phase, t.objective) {
-                    (TrialPhase::Succeeded, Some(v)) => Outcome::Loss(sign * v),
-                    (TrialPhase::Failed, _) => Outcome::Failed,
-                    _ => Outcome::Pending,
-                },
-            })
-            .collect()
-    }
-
-    fn best(&self) -> Option<&Trial> {
-        let objective = &self.ctx.spec.objective;
-        self.trials.iter().filter(|t| t.phase == TrialPhase::Succeeded && t.objective.is_some()).fold(
-            None,
-            |best: Option<&Trial>, t| match best {
-                Some(b) if !objective.better(t.objective.unwrap_or_default(), b.objective.unwrap_or_default()) => {
-                    Some(b)
-                }
-                _ => Some(t),
-            },
-        )
+        history(&self.ctx.spec, &self.trials)
     }
 
     fn snapshot(&self, started: Instant) -> Snapshot {
@@ -364,8 +376,24 @@ impl<E> Run<E> {
             ended: c.succeeded + c.failed,
             max_trials: self.ctx.spec.max_trials,
             running: c.running,
-            best: self.best().map(|t| (t.name.clone(), t.objective.unwrap_or_default())),
+            best: status::best(&self.ctx.spec, &self.trials).map(|t| (t.name.clone(), t.objective.unwrap_or_default())),
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// What the search sees: values oriented so that lower is better.
+pub fn history(spec: &crate::spec::ExperimentSpec, trials: &[Trial]) -> Vec<Past> {
+    let sign = if spec.objective.goal == Goal::Maximize { -1.0 } else { 1.0 };
+    trials
+        .iter()
+        .map(|t| Past {
+            parameters: t.parameters.clone(),
+            outcome: match (t.phase, t.objective) {
+                (TrialPhase::Succeeded, Some(v)) => Outcome::Loss(sign * v),
+                (TrialPhase::Failed, _) => Outcome::Failed,
+                _ => Outcome::Pending,
+            },
+        })
+        .collect()
 }

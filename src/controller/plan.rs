@@ -26,6 +26,16 @@ pub struct Limits {
     pub max_failed_trials: u32,
 }
 
+impl Limits {
+    pub fn of(spec: &crate::spec::ExperimentSpec) -> Self {
+        Self {
+            max_trials: spec.max_trials,
+            parallel_trials: spec.parallel_trials,
+            max_failed_trials: spec.max_failed_trials,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Start this many trials: queued ones first, then new suggestions.

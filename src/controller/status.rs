@@ -1,20 +1,48 @@
 //! The experiment's status, always derived from its trials (never counted separately, so it cannot
 //! drift from them).
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 
-use super::Run;
-use crate::spec::{BestTrial, ExperimentPhase, TrialCounts};
-use crate::store::ExperimentRecord;
-use crate::trial::{TrialPhase, parameters_json};
+use super::plan::Counts;
+use crate::spec::{BestTrial, ExperimentPhase, ExperimentSpec, ExperimentStatus, TrialCounts};
+use crate::trial::{Trial, TrialPhase, parameters_json};
+
+/// What the plan needs: `active` trials are running (or handed to a task that will run them).
+pub fn counts(spec: &ExperimentSpec, trials: &[Trial], active: &HashSet<u32>, exhausted: bool) -> Counts {
+    let objective = &spec.objective;
+    let mut c = Counts { created: trials.len() as u32, exhausted, running: active.len() as u32, ..Default::default() };
+    for t in trials {
+        match t.phase {
+            TrialPhase::Pending if !active.contains(&t.index) => c.queued += 1,
+            TrialPhase::Succeeded => c.succeeded += 1,
+            TrialPhase::Failed => c.failed += 1,
+            _ => {}
+        }
+        c.goal_reached |= t.phase == TrialPhase::Succeeded && t.objective.is_some_and(|v| objective.reaches_target(v));
+    }
+    c
+}
+
+/// The best succeeded trial; ties go to the earlier one.
+pub fn best<'a>(spec: &ExperimentSpec, trials: &'a [Trial]) -> Option<&'a Trial> {
+    let objective = &spec.objective;
+    trials.iter().filter(|t| t.phase == TrialPhase::Succeeded).fold(None, |best: Option<&Trial>, t| {
+        match (best.and_then(|b| b.objective), t.objective) {
+            (_, None) => best,
+            (Some(b), Some(v)) if !objective.better(v, b) => best,
+            _ => Some(t),
+        }
+    })
+}
 
 /// Recomputes trial counts and the best trial.
-pub(super) fn refresh<E>(record: &mut ExperimentRecord, run: &Run<E>) {
-    let status = record.experiment.status.get_or_insert_with(Default::default);
+pub fn refresh(status: &mut ExperimentStatus, spec: &ExperimentSpec, trials: &[Trial], active: &HashSet<u32>) {
     let mut counts = TrialCounts::default();
-    for t in &run.trials {
+    for t in trials {
         let slot = match t.phase {
-            _ if run.active.contains(&t.index) => &mut counts.running,
+            _ if active.contains(&t.index) => &mut counts.running,
             TrialPhase::Pending => &mut counts.pending,
             TrialPhase::Running => &mut counts.running,
             TrialPhase::Succeeded => &mut counts.succeeded,
@@ -25,7 +53,7 @@ pub(super) fn refresh<E>(record: &mut ExperimentRecord, run: &Run<E>) {
         *slot += 1;
     }
     status.trials = counts;
-    status.best_trial = run.best().map(|t| BestTrial {
+    status.best_trial = best(spec, trials).map(|t| BestTrial {
         name: t.name.clone(),
         objective: t.objective.unwrap_or_default(),
         parameters: parameters_json(&t.parameters),
@@ -33,14 +61,18 @@ pub(super) fn refresh<E>(record: &mut ExperimentRecord, run: &Run<E>) {
 }
 
 /// Writes the final phase, reason and a message a person can act on.
-pub(super) fn finish<E>(record: &mut ExperimentRecord, run: &Run<E>, phase: ExperimentPhase, reason: &str) {
-    refresh(record, run);
-    let spec = &run.ctx.spec;
-    let status = record.experiment.status.get_or_insert_with(Default::default);
+pub fn finish(
+    status: &mut ExperimentStatus,
+    spec: &ExperimentSpec,
+    trials: &[Trial],
+    phase: ExperimentPhase,
+    reason: &str,
+) {
+    refresh(status, spec, trials, &HashSet::new());
     let c = &status.trials;
     let message = match reason {
         "TooManyFailures" => {
-            let last = run.trials.iter().rev().find(|t| t.phase == TrialPhase::Failed);
+            let last = trials.iter().rev().find(|t| t.phase == TrialPhase::Failed);
             format!(
                 "{} trials failed, more than spec.maxFailedTrials ({}); the last: {}",
                 c.failed,
@@ -69,15 +101,16 @@ pub(super) fn finish<E>(record: &mut ExperimentRecord, run: &Run<E>, phase: Expe
             c.failed
         ),
         "GridExhausted" | "SearchSpaceExhausted" => {
-            format!("every point of the search space was tried ({} trials)", run.trials.len())
+            format!("every point of the search space was tried ({} trials)", trials.len())
         }
         "Stalled" => "no trial is running and none may start; this is a bug, please report it".to_string(),
-        _ => format!("stopped with {} trials ended; run again to resume", c.succeeded + c.failed),
+        "ControllerShutdown" => "the controller shut down; the experiment resumes when it starts again".to_string(),
+        _ => format!("stopped with {} trials ended; resume it to go on", c.succeeded + c.failed),
     };
     status.phase = phase;
     status.reason = Some(reason.to_string());
     status.message = Some(message);
-    if phase != ExperimentPhase::Stopped {
+    if phase.is_finished() {
         status.completion_time = Some(Timestamp::now().to_string());
     }
 }

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::{info, instrument};
 
-use super::{Error, Result};
+use super::{Error, Result, TrialApi, reason::CONTROLLER_SHUTDOWN};
 use crate::executor::{Executor, Exit, Finished, Launch, StopSignal, TrialEvent};
 use crate::metrics::{MetricParser, Tally};
 use crate::spec::{Collector, ExperimentSpec, parse_duration};
@@ -25,6 +25,8 @@ pub struct TrialContext<E> {
     pub working_dir: PathBuf,
     /// The experiment's folder under the data dir; each trial gets `trials/<name>/` inside.
     pub experiment_dir: PathBuf,
+    /// Where trials push metrics, when a server runs them.
+    pub api: Option<Arc<TrialApi>>,
 }
 
 /// Runs `trial` (already stored as pending) until it has a final phase, or was stopped.
@@ -34,9 +36,12 @@ pub async fn run_trial<E: Executor>(ctx: Arc<TrialContext<E>>, mut trial: Trial,
         let launch = launch_for(&ctx, &trial);
         trial.dir = Some(launch.trial_dir.display().to_string());
         trial.attempts += 1;
-        let mut tally = Tally::default();
-        let finished = watch_run(&ctx, &mut trial, &mut tally, launch, stop.clone()).await?;
-        let verdict = judge(&ctx.spec, &finished, &tally, trial.attempts);
+        let finished = watch_run(&ctx, &mut trial, launch, stop.clone()).await?;
+        let tally = reported(&ctx, &trial)?;
+        let mut verdict = judge(&ctx.spec, &finished, &tally, trial.attempts);
+        if verdict.phase == TrialPhase::Stopped && stop.borrow().as_deref() == Some(CONTROLLER_SHUTDOWN) {
+            verdict.phase = TrialPhase::Interrupted;
+        }
         trial.metrics = tally.latest();
         trial.objective = tally.value(&ctx.spec.objective.metric, ctx.spec.objective.strategy());
         trial.exit_code = match finished.exit {
@@ -63,11 +68,23 @@ pub async fn run_trial<E: Executor>(ctx: Arc<TrialContext<E>>, mut trial: Trial,
     }
 }
 
+/// Everything the current attempt reported: its output lines and what it pushed to the API.
+fn reported<E>(ctx: &TrialContext<E>, trial: &Trial) -> Result<Tally> {
+    let observations = ctx
+        .store
+        .observations(&trial.experiment, trial.index)
+        .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
+    let mut tally = Tally::default();
+    for o in observations.iter().filter(|o| o.attempt == trial.attempts) {
+        tally.add(&o.metric, o.value);
+    }
+    Ok(tally)
+}
+
 /// Runs one attempt, recording the start and every reported value as they come.
 async fn watch_run<E: Executor>(
     ctx: &TrialContext<E>,
     trial: &mut Trial,
-    tally: &mut Tally,
     launch: Launch,
     stop: StopSignal,
 ) -> Result<Finished> {
@@ -78,21 +95,21 @@ async fn watch_run<E: Executor>(
     let finished = loop {
         tokio::select! {
             finished = &mut run => break finished,
-            Some(event) = rx.recv() => record(ctx, trial, tally, event)?,
+            Some(event) = rx.recv() => record(ctx, trial, event)?,
         }
     };
     while let Ok(event) = rx.try_recv() {
-        record(ctx, trial, tally, event)?;
+        record(ctx, trial, event)?;
     }
     if ctx.spec.metrics.collector == Collector::File {
         let file = output_dir.join(ctx.spec.metrics.file.as_deref().unwrap_or_default());
         let text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
-        observe_lines(ctx, trial, tally, text.lines())?;
+        observe_lines(ctx, trial, text.lines())?;
     }
     Ok(finished)
 }
 
-fn record<E>(ctx: &TrialContext<E>, trial: &mut Trial, tally: &mut Tally, event: TrialEvent) -> Result<()> {
+fn record<E>(ctx: &TrialContext<E>, trial: &mut Trial, event: TrialEvent) -> Result<()> {
     match event {
         TrialEvent::Started { pid, gpus } => {
             trial.move_to(TrialPhase::Running);
@@ -102,24 +119,18 @@ fn record<E>(ctx: &TrialContext<E>, trial: &mut Trial, tally: &mut Tally, event:
             ctx.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
         }
         TrialEvent::Line { text, .. } if ctx.spec.metrics.collector == Collector::Stdout => {
-            observe_lines(ctx, trial, tally, std::iter::once(text.as_str()))
+            observe_lines(ctx, trial, std::iter::once(text.as_str()))
         }
         TrialEvent::Line { .. } => Ok(()),
     }
 }
 
-fn observe_lines<'a, E>(
-    ctx: &TrialContext<E>,
-    trial: &Trial,
-    tally: &mut Tally,
-    lines: impl Iterator<Item = &'a str>,
-) -> Result<()> {
+fn observe_lines<'a, E>(ctx: &TrialContext<E>, trial: &Trial, lines: impl Iterator<Item = &'a str>) -> Result<()> {
     let now = Timestamp::now();
     let mut observations = Vec::new();
     for report in lines.filter_map(|l| ctx.parser.parse_line(l)) {
         for (metric, value) in report.values {
-            tally.add(&metric, value);
-            observations.push(Observation { metric, value, step: report.step, time: now });
+            observations.push(Observation { attempt: trial.attempts, metric, value, step: report.step, time: now });
         }
     }
     ctx.store
@@ -145,6 +156,10 @@ fn launch_for<E>(ctx: &TrialContext<E>, trial: &Trial) -> Launch {
     env.push(("TUNA_OUTPUT_DIR".into(), output_dir.display().to_string()));
     for (name, value) in &trial.parameters {
         env.push((format!("TUNA_PARAM_{}", name.to_uppercase()), value.to_string()));
+    }
+    if let Some(api) = &ctx.api {
+        env.push(("TUNA_API".into(), api.base_url.clone()));
+        env.push(("TUNA_TRIAL_TOKEN".into(), api.secret.token(&trial.experiment, &trial.name)));
     }
     Launch {
         experiment: trial.experiment.clone(),

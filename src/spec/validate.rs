@@ -203,7 +203,8 @@ fn check_budget(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
 
 fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     let trial = &spec.trial;
-    if trial.command.is_empty() || trial.command[0].trim().is_empty() {
+    let needs_command = spec.executor == super::ExecutorKind::Local;
+    if needs_command && (trial.command.is_empty() || trial.command[0].trim().is_empty()) {
         problems.push(Problem::new(
             "spec.trial.command",
             "is required for the local executor; give the program and its arguments",

@@ -59,7 +59,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An experiment as stored: the document (with its status) and where its relative paths start.
+/// An experiment as stored: the document (with its status), where its relative paths start, and
+/// what its users asked for. The controller writes only `experiment.status`; the API writes the
+/// rest, each through `update_experiment`, so neither overwrites the other.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentRecord {
@@ -67,9 +69,37 @@ pub struct ExperimentRecord {
     /// The folder of the spec file; `trial.workingDir` is relative to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_dir: Option<PathBuf>,
+    /// What users asked for: run, stop, or delete.
+    #[serde(default)]
+    pub desired: Desired,
+    /// The search ran out of new points (recorded by whoever asked it).
+    #[serde(default)]
+    pub exhausted: bool,
+}
+
+/// Whether a write waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed before the call returns: for anything acted on.
+    Flushed,
+    /// Reaches the disk with the next flush: for data derived from flushed records.
+    Lazy,
+}
+
+/// The state users asked an experiment to be in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Desired {
+    #[default]
+    Run,
+    Stop,
+    Delete,
 }
 
 impl ExperimentRecord {
+    pub fn new(experiment: Experiment, spec_dir: Option<PathBuf>) -> Self {
+        Self { experiment, spec_dir, desired: Desired::Run, exhausted: false }
+    }
+
     pub fn name(&self) -> &str {
         self.experiment.metadata.name.as_deref().unwrap_or_default()
     }
@@ -131,13 +161,66 @@ impl Store {
         self.flush(&what)
     }
 
-    /// Writes an experiment's derived status without waiting for the disk: the status is rebuilt
-    /// from the trials (which are flushed) whenever the experiment is loaded.
-    pub fn put_experiment_status(&self, record: &ExperimentRecord) -> Result<()> {
+    /// Stores a new experiment; `false` (and nothing written) when the name is taken.
+    pub fn create_experiment(&self, record: &ExperimentRecord) -> Result<bool> {
         let what = format!("experiment {}", record.name());
         let bytes = codec::encode(record, &what)?;
-        self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what, source })?;
-        Ok(())
+        let swapped = self
+            .experiments
+            .compare_and_swap(record.name(), None::<&[u8]>, Some(bytes))
+            .map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.flush(&what)?;
+        Ok(swapped.is_ok())
+    }
+
+    /// Changes a stored experiment atomically; `None` when there is no such experiment. `change`
+    /// may run more than once (on a concurrent write) and must be pure.
+    pub fn update_experiment(
+        &self,
+        name: &str,
+        durability: Durability,
+        change: impl Fn(&mut ExperimentRecord),
+    ) -> Result<Option<ExperimentRecord>> {
+        let what = || format!("experiment {name}");
+        let mut failure = None;
+        let updated = self
+            .experiments
+            .update_and_fetch(name, |old| {
+                let old = old?;
+                let mut record: ExperimentRecord = match codec::decode(old, what) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        failure = Some(e);
+                        return Some(old.to_vec());
+                    }
+                };
+                change(&mut record);
+                match codec::encode(&record, &what()) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        failure = Some(e);
+                        Some(old.to_vec())
+                    }
+                }
+            })
+            .map_err(|source| Error::Write { what: what(), source })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if durability == Durability::Flushed {
+            self.flush(&what())?;
+        }
+        updated.map(|bytes| codec::decode(&bytes, what)).transpose()
+    }
+
+    /// A stream of changes to the experiments (any write), for whoever reconciles them.
+    pub fn watch_experiments(&self) -> sled::Subscriber {
+        self.experiments.watch_prefix(b"")
+    }
+
+    /// A stream of changes to one experiment's trials.
+    pub fn watch_trials(&self, experiment: &str) -> sled::Subscriber {
+        self.trials.watch_prefix(codec::experiment_prefix(experiment))
     }
 
     /// Removes an experiment with its trials and observations.

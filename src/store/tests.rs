@@ -7,7 +7,7 @@ fn experiment(name: &str) -> ExperimentRecord {
     let text = format!(
         "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  objective: {{metric: acc, goal: maximize}}\n  parameters: [{{name: x, type: double, min: 0, max: 1}}]\n  trial: {{command: [\"true\"]}}\n"
     );
-    ExperimentRecord { experiment: crate::spec::parse(&text).unwrap(), spec_dir: None }
+    ExperimentRecord::new(crate::spec::parse(&text).unwrap(), None)
 }
 
 fn trial(experiment: &str, index: u32) -> Trial {
@@ -25,7 +25,8 @@ fn records_survive_reopening_the_database() {
         let mut t = trial("a", 0);
         t.phase = TrialPhase::Succeeded;
         store.put_trial(&t).unwrap();
-        let obs = Observation { metric: "acc".into(), value: 0.5, step: Some(1), time: Timestamp::UNIX_EPOCH };
+        let obs =
+            Observation { attempt: 1, metric: "acc".into(), value: 0.5, step: Some(1), time: Timestamp::UNIX_EPOCH };
         store.add_observations("a", 0, &[obs.clone(), obs]).unwrap();
         store.put_trial(&t).unwrap();
     }

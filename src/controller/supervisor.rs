@@ -1,0 +1,140 @@
+//! `tuna serve`'s controller: every experiment in the store runs concurrently, each in its own
+//! task, and follows what users asked for through the API (run, stop, delete).
+//!
+//! ```text
+//! store change / tick ──▶ reconcile each record ──▶ spawn | halt | delete
+//!                         (desired × phase × task)
+//! ```
+//! After a restart (also after `kill -9`) every unfinished experiment is picked up where it
+//! stopped: trials that were running are re-queued first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::{Controller, Error, Halt, Result};
+use crate::executor::Executor;
+use crate::spec::{ExecutorKind, ExperimentPhase};
+use crate::store::{Desired, Durability, ExperimentRecord};
+use crate::trial::reason;
+
+/// How often the store is looked at when no change wakes the supervisor.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+
+type Outcome = (String, Result<ExperimentRecord>);
+
+/// Runs until `shutdown` turns true, then interrupts every experiment (re-queued on the next start).
+pub async fn supervise<E: Executor>(controller: Arc<Controller<E>>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let mut changes = controller.store.watch_experiments();
+    let mut tasks: JoinSet<Outcome> = JoinSet::new();
+    let mut halts: HashMap<String, watch::Sender<Halt>> = HashMap::new();
+    loop {
+        for record in
+            controller.store.experiments().map_err(|source| Error::LoadExperiment { name: "*".into(), source })?
+        {
+            reconcile(&controller, &record, &mut halts, &mut tasks);
+        }
+        tokio::select! {
+            _ = &mut changes => {}
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            Some(joined) = tasks.join_next() => ended(&controller, &mut halts, joined),
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    info!(experiments = halts.len(), "interrupting running experiments for shutdown");
+    for halt in halts.values() {
+        let _ = halt.send(Halt::Interrupt);
+    }
+    while let Some(joined) = tasks.join_next().await {
+        ended(&controller, &mut halts, joined);
+    }
+    Ok(())
+}
+
+fn reconcile<E: Executor>(
+    controller: &Arc<Controller<E>>,
+    record: &ExperimentRecord,
+    halts: &mut HashMap<String, watch::Sender<Halt>>,
+    tasks: &mut JoinSet<Outcome>,
+) {
+    let name = record.name().to_string();
+    let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    match (record.desired, halts.get(&name)) {
+        (Desired::Stop | Desired::Delete, Some(halt)) => {
+            halt.send_if_modified(|h| std::mem::replace(h, Halt::Stop) != Halt::Stop);
+        }
+        (Desired::Delete, None) => {
+            if let Err(e) = controller.discard(&name) {
+                error!(experiment = %name, error = %e, "failed to delete the experiment");
+            }
+        }
+        (Desired::Stop, None) if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
+            let _ = controller.store.update_experiment(&name, Durability::Flushed, |r| {
+                let status = r.experiment.status.get_or_insert_with(Default::default);
+                status.phase = ExperimentPhase::Stopped;
+                status.reason = Some(reason::USER_STOPPED.into());
+            });
+        }
+        (Desired::Run, None) if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
+            let (tx, rx) = watch::channel(Halt::Run);
+            halts.insert(name.clone(), tx);
+            let controller = Arc::clone(controller);
+            let external = record.experiment.spec.executor == ExecutorKind::External;
+            tasks.spawn(async move {
+                let result = if external {
+                    controller.watch_external(&name, rx).await
+                } else {
+                    match controller.requeue(&name) {
+                        Ok(_) => controller.run(&name, rx, &mut |_| {}).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                (name, result)
+            });
+        }
+        _ => {}
+    }
+}
+
+/// A task ended: forget it; an experiment whose loop failed is marked failed with the cause.
+fn ended<E: Executor>(
+    controller: &Controller<E>,
+    halts: &mut HashMap<String, watch::Sender<Halt>>,
+    joined: std::result::Result<Outcome, tokio::task::JoinError>,
+) {
+    let (name, result) = match joined {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // A panicked task has lost its name; the next reconcile restarts whatever is unfinished.
+            error!(error = %e, "an experiment task panicked");
+            halts.retain(|_, h| !h.is_closed());
+            return;
+        }
+    };
+    halts.remove(&name);
+    if let Err(e) = result {
+        let message = error_chain(&e);
+        warn!(experiment = %name, error = %message, "experiment loop failed");
+        let _ = controller.store.update_experiment(&name, Durability::Flushed, |r| {
+            let status = r.experiment.status.get_or_insert_with(Default::default);
+            status.phase = ExperimentPhase::Failed;
+            status.reason = Some("ControllerError".into());
+            status.message = Some(message.clone());
+        });
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
