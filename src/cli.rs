@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app;
-use crate::config::Config;
+use crate::config::{Config, ServeConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "tuna", version, about = "Hyperparameter tuning: random and grid search over local trial processes")]
@@ -19,7 +19,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run an experiment end to end on this machine (resumes it if it was interrupted).
+    /// Run an experiment end to end on this machine, no server needed (resumes it if interrupted).
     Run {
         /// The experiment document (YAML or JSON).
         file: PathBuf,
@@ -32,14 +32,51 @@ pub enum Command {
     },
     /// Check an experiment document and report every problem in it.
     Validate { file: PathBuf },
-    /// Show an experiment's trials ranked by the objective.
+    /// Run the REST API and the controller for every stored experiment.
+    Serve(ServeConfig),
+    /// Send an experiment document to the server.
+    Submit { file: PathBuf },
+    /// List the server's experiments.
+    List,
+    /// Show one experiment's status (`--json` for the whole object).
+    Get {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an experiment's trials ranked by the objective (from the server, or the store with
+    /// --data-dir).
     Leaderboard {
         name: String,
         #[arg(long)]
         top: Option<usize>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Redraw every 2 s until the experiment ends.
+        #[arg(long)]
+        watch: bool,
     },
+    /// List an experiment's trials.
+    Trials { name: String },
+    /// Print a trial's output.
+    Logs {
+        name: String,
+        trial: String,
+        /// Keep printing until the trial ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Stop an experiment (its running trials are stopped).
+    Stop { name: String },
+    /// Resume a stopped or finished experiment.
+    Resume {
+        name: String,
+        /// Raise the trial budget.
+        #[arg(long)]
+        max_trials: Option<u32>,
+    },
+    /// Stop an experiment's trials and remove its records.
+    Delete { name: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

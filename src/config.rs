@@ -1,25 +1,54 @@
 //! The configuration every command shares: flags with `TUNA_…` environment fallbacks.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
+/// Where the data dir is when none is given.
+pub const DEFAULT_DATA_DIR: &str = ".tuna";
+
 #[derive(Args, Clone, Debug)]
 pub struct Config {
-    /// Where the store and the trials' files live.
-    #[arg(long, global = true, env = "TUNA_DATA_DIR", default_value = ".tuna")]
-    pub data_dir: PathBuf,
+    /// Where the store and the trials' files live [default: .tuna]. Given to `leaderboard`, it
+    /// reads the store directly instead of asking a server.
+    #[arg(long, global = true, env = "TUNA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 
     /// GPU indices trials may use, e.g. `0,1` (default: what `nvidia-smi` lists; `none` for none).
     #[arg(long, global = true, env = "TUNA_GPUS")]
     pub gpus: Option<String>,
+
+    /// The server the client commands talk to.
+    #[arg(long, global = true, env = "TUNA_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+
+    /// The API token: `serve` requires it on every /api call, client commands send it.
+    #[arg(long, global = true, env = "TUNA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 
     /// Log filter for tuna's own diagnostics (e.g. `info`, `tuna=debug`).
     #[arg(long, global = true, env = "TUNA_LOG", default_value = "warn")]
     pub log: String,
 }
 
+/// `tuna serve`'s own settings.
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// The address the API listens on.
+    #[arg(long, env = "TUNA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Listen on a non-loopback address without a token (anyone who reaches it can run commands).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
 impl Config {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
     /// The GPU list given, or `None` to detect.
     pub fn gpu_list(&self) -> Result<Option<Vec<u32>>, String> {
         let Some(text) = self.gpus.as_deref() else { return Ok(None) };

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::{Experiment, Goal};
 use crate::trial::{Trial, TrialPhase, parameters_json};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Leaderboard {
     pub experiment: String,
@@ -19,13 +19,13 @@ pub struct Leaderboard {
     pub trials: Vec<Row>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectiveRef {
     pub metric: String,
     pub goal: Goal,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]

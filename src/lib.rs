@@ -22,9 +22,13 @@ pub mod store;
 /// Per-trial tokens for pushed metrics.
 pub mod token;
 
-/// The experiment loop.
+/// The REST API (axum).
+pub mod api;
+/// The experiment loop, and the supervisor that runs every stored experiment.
 pub mod controller;
 
+/// The typed HTTP client of the API.
+pub mod client;
 /// Configuration shared by every command.
 pub mod config;
 /// Diagnostics.

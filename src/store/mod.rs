@@ -278,6 +278,11 @@ impl Store {
         Ok(())
     }
 
+    /// Flushes observations added so far (a client's push is acknowledged only once it is on disk).
+    pub fn flush_observations(&self) -> Result<()> {
+        self.flush("observations")
+    }
+
     /// Every observation of one trial, in the order they were reported.
     pub fn observations(&self, experiment: &str, index: u32) -> Result<Vec<Observation>> {
         let what = || format!("observations of trial {index} of {experiment}");

@@ -1,8 +1,8 @@
-//! The composition root: reads the spec, opens the store, picks the executor, runs the controller,
-//! and prints progress and the leaderboard.
+//! `tuna run`, `tuna validate` and `tuna leaderboard --data-dir`: everything on this machine, no
+//! server.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,22 +10,13 @@ use anyhow::{Context, bail};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::Format;
 use crate::config::Config;
 use crate::controller::{Admission, Controller, Progress};
-use crate::executor::{LocalExecutor, local::detect_gpus};
+use crate::executor::LocalExecutor;
 use crate::leaderboard;
 use crate::spec::{self, Experiment, ExperimentPhase};
 use crate::store::Store;
-
-/// Runs one parsed command.
-pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Run { file, fresh, top } => run(&cli.config, &file, fresh, top).await,
-        Command::Validate { file } => validate(&file),
-        Command::Leaderboard { name, top, format } => show_leaderboard(&cli.config, &name, top, format),
-    }
-}
 
 /// Reads and validates an experiment document.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
@@ -33,7 +24,7 @@ pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
     spec::parse(&text).with_context(|| format!("{} is not a valid experiment", file.display()))
 }
 
-fn validate(file: &Path) -> anyhow::Result<ExitCode> {
+pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     let experiment = load_spec(file)?;
     let spec = &experiment.spec;
     println!(
@@ -47,13 +38,10 @@ fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::Result<ExitCode> {
     let experiment = load_spec(file)?;
     let name = experiment.metadata.name.clone().unwrap_or_default();
-    let gpus = match config.gpu_list().map_err(anyhow::Error::msg)? {
-        Some(list) => list,
-        None => detect_gpus(),
-    };
+    let gpus = super::gpus(config)?;
     let wanted = experiment.spec.trial.resources.gpu as usize;
     if wanted > gpus.len() {
         bail!(
@@ -65,8 +53,8 @@ async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::R
     }
     let spec_dir = file.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
     let spec_dir = spec_dir.map(std::path::absolute).transpose().context("failed to resolve the spec's folder")?;
-    let store = open_store(&config.data_dir)?;
-    let data_dir = std::path::absolute(&config.data_dir).context("failed to resolve the data dir")?;
+    let store = super::open_store(&config.data_dir())?;
+    let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
     let controller = Controller::new(store.clone(), Arc::new(LocalExecutor::new(gpus)), data_dir);
     match controller.admit(experiment, spec_dir, fresh)? {
         Admission::Created => eprintln!("experiment {name}: created"),
@@ -79,7 +67,7 @@ async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::R
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(crate::controller::Halt::Run);
     tokio::spawn(async move {
-        wait_for_interrupt().await;
+        super::wait_for_interrupt().await;
         eprintln!("\ninterrupted: stopping running trials (they resume on the next run)");
         let _ = shutdown_tx.send(crate::controller::Halt::Stop);
     });
@@ -92,25 +80,6 @@ async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::R
         ExperimentPhase::Stopped => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
-}
-
-async fn wait_for_interrupt() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("failed to create the data dir {}", data_dir.display()))?;
-    Store::open(data_dir).context("failed to open the store")
 }
 
 fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
@@ -143,24 +112,19 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show_leaderboard(config: &Config, name: &str, top: Option<usize>, format: Format) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.data_dir).context("failed to open the store")?;
+pub fn show_leaderboard(data_dir: &Path, name: &str, top: Option<usize>, format: Format) -> anyhow::Result<ExitCode> {
+    let store = Store::open(data_dir).context("failed to open the store")?;
     let Some(record) = store.experiment(name)? else {
         let known: Vec<String> = store.experiments()?.iter().map(|r| r.name().to_string()).collect();
         bail!(
             "no experiment named {name} in {} (known: {})",
-            config.data_dir.display(),
+            data_dir.display(),
             if known.is_empty() { "none".into() } else { known.join(", ") }
         );
     };
     let trials = store.trials(name)?;
     let board = leaderboard::rank(&record.experiment, &trials, top, Timestamp::now());
-    let text = match format {
-        Format::Table => board.table(&record.experiment),
-        Format::Csv => board.csv(&record.experiment),
-        Format::Json => serde_json::to_string_pretty(&board)? + "\n",
-    };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    std::io::stdout().lock().write_all(super::render(&board, &record.experiment, format)?.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,9 +163,4 @@ impl ProgressPrinter {
             snapshot.elapsed.as_secs_f64()
         );
     }
-}
-
-/// The data dir's default, for docs and tests.
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from(".tuna")
 }

@@ -1,0 +1,173 @@
+//! `/api/v1/experiments`: create, list, get, stop, resume, delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState, Result};
+use crate::spec::{self, ExecutorKind, Experiment, ExperimentPhase, ExperimentStatus, Problem, TrialCounts};
+use crate::store::{Desired, Durability, ExperimentRecord};
+
+/// How long DELETE waits for the controller to stop an experiment's trials and remove it.
+const DELETE_WAIT: Duration = Duration::from_secs(30);
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/api/v1/experiments", post(create).get(list))
+        .route("/api/v1/experiments/{name}", get(show).delete(delete))
+        .route("/api/v1/experiments/{name}/stop", post(stop))
+        .route("/api/v1/experiments/{name}/resume", post(resume))
+}
+
+async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(StatusCode, Json<Experiment>)> {
+    let mut experiment = spec::parse(&body).map_err(|e| ApiError::Invalid(e.problems()))?;
+    let mut problems = Vec::new();
+    if let Some(dir) =
+        experiment.spec.trial.working_dir.as_deref().filter(|d| d.starts_with('/') || d.split('/').any(|c| c == ".."))
+    {
+        problems.push(Problem::new(
+            "spec.trial.workingDir",
+            format!("{dir:?} must be a relative path below the server's folder (no '..')"),
+        ));
+    }
+    let gpus = experiment.spec.trial.resources.gpu as usize;
+    if experiment.spec.executor == ExecutorKind::Local && gpus > state.gpu_capacity {
+        problems.push(Problem::new(
+            "spec.trial.resources.gpu",
+            format!("asks for {gpus} GPU(s) per trial but this server has {}", state.gpu_capacity),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
+    let name = experiment.metadata.name.clone().unwrap_or_default();
+    let seed = experiment.spec.algorithm.seed.unwrap_or_else(rand::random);
+    experiment.status = Some(ExperimentStatus { seed, ..Default::default() });
+    let record = ExperimentRecord::new(experiment, None);
+    state.forget_search(&name);
+    if !state.store.create_experiment(&record).map_err(ApiError::internal(format!("store experiment {name}")))? {
+        return Err(ApiError::Conflict(format!(
+            "an experiment named {name} exists; delete it first or pick another metadata.name"
+        )));
+    }
+    Ok((StatusCode::CREATED, Json(record.experiment)))
+}
+
+/// One line of the experiment list.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub name: String,
+    pub phase: ExperimentPhase,
+    pub algorithm: String,
+    pub max_trials: u32,
+    pub trials: TrialCounts,
+    pub best_objective: Option<f64>,
+}
+
+async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<Value>> {
+    let records = state.store.experiments().map_err(ApiError::internal("list experiments"))?;
+    let summaries: Vec<Summary> = records
+        .iter()
+        .map(|r| {
+            let status = r.experiment.status.clone().unwrap_or_default();
+            Summary {
+                name: r.name().to_string(),
+                phase: status.phase,
+                algorithm: r.experiment.spec.algorithm.name.clone(),
+                max_trials: r.experiment.spec.max_trials,
+                trials: status.trials,
+                best_objective: status.best_trial.map(|b| b.objective),
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "experiments": summaries })))
+}
+
+async fn show(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
+    Ok(Json(state.experiment(&name)?.experiment))
+}
+
+async fn stop(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
+    let record = desire(&state, &name, |r| r.desired = Desired::Stop)?;
+    Ok(Json(record.experiment))
+}
+
+/// What `resume` may change.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ResumeRequest {
+    max_trials: Option<u32>,
+    max_failed_trials: Option<u32>,
+}
+
+async fn resume(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Experiment>> {
+    let request: ResumeRequest = if body.trim().is_empty() {
+        ResumeRequest::default()
+    } else {
+        serde_json::from_str(&body)
+            .map_err(|e| ApiError::bad_request("body", format!("expected {{\"maxTrials\": N}}: {e}")))?
+    };
+    state.experiment(&name)?;
+    let created = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?.len() as u32;
+    if let Some(n) = request.max_trials.filter(|&n| n < created.max(1)) {
+        return Err(ApiError::Invalid(vec![Problem::new(
+            "maxTrials",
+            format!("({n}) is below the {created} trials already created"),
+        )]));
+    }
+    let record = desire(&state, &name, |r| {
+        r.desired = Desired::Run;
+        if let Some(n) = request.max_trials {
+            r.experiment.spec.max_trials = n;
+        }
+        if let Some(n) = request.max_failed_trials {
+            r.experiment.spec.max_failed_trials = n;
+        }
+        let status = r.experiment.status.get_or_insert_with(Default::default);
+        if matches!(status.phase, ExperimentPhase::Stopped | ExperimentPhase::Succeeded | ExperimentPhase::Failed) {
+            status.phase = ExperimentPhase::Pending;
+            status.reason = None;
+            status.message = None;
+            status.completion_time = None;
+        }
+        r.exhausted = false;
+    })?;
+    state.forget_search(&name);
+    Ok(Json(record.experiment))
+}
+
+async fn delete(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
+    desire(&state, &name, |r| r.desired = Desired::Delete)?;
+    state.forget_search(&name);
+    let deadline = tokio::time::Instant::now() + DELETE_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if state.store.experiment(&name).map_err(ApiError::internal(format!("read experiment {name}")))?.is_none() {
+            return Ok((StatusCode::OK, Json(json!({"deleted": name}))));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"deleting": name, "message": "the controller is still stopping its trials"})),
+    ))
+}
+
+/// Records what a user asked for; 404 when there is no such experiment.
+fn desire(state: &ApiState, name: &str, change: impl Fn(&mut ExperimentRecord)) -> Result<ExperimentRecord> {
+    state
+        .store
+        .update_experiment(name, Durability::Flushed, change)
+        .map_err(ApiError::internal(format!("update experiment {name}")))?
+        .ok_or_else(|| ApiError::NotFound(format!("no experiment named {name}")))
+}

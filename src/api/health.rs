@@ -1,0 +1,62 @@
+//! Liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::{ApiError, ApiState, Result};
+use crate::trial::TrialPhase;
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(|| async { Json(super::openapi::document()) }))
+}
+
+async fn ready(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+/// The API's histograms plus gauges counted from the store at scrape time (so they survive
+/// restarts and cannot drift from the records).
+async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse> {
+    let mut registry = Registry::with_prefix("tuna");
+    registry.register("api_request_duration_seconds", "API request durations", state.metrics.requests.clone());
+    registry.register("suggestion_duration_seconds", "Time to compute suggestions", state.metrics.suggestions.clone());
+    let experiments = Family::<Vec<(String, String)>, Gauge>::default();
+    let trials = Family::<Vec<(String, String)>, Gauge>::default();
+    let attempts = Gauge::<i64>::default();
+    for record in state.store.experiments().map_err(ApiError::internal("list experiments"))? {
+        let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        experiments.get_or_create(&vec![("phase".into(), format!("{phase:?}"))]).inc();
+        for trial in state.store.trials(record.name()).map_err(ApiError::internal("list trials"))? {
+            trials.get_or_create(&vec![("phase".into(), format!("{:?}", trial.phase))]).inc();
+            attempts.inc_by(i64::from(trial.attempts));
+        }
+    }
+    for phase in [TrialPhase::Succeeded, TrialPhase::Failed] {
+        let _ = trials.get_or_create(&vec![("phase".into(), format!("{phase:?}"))]);
+    }
+    registry.register("experiments", "Experiments by phase", experiments);
+    registry.register("trials", "Trials by phase", trials);
+    registry.register("trial_starts", "Trial attempts started, in all", attempts);
+    let mut text = String::new();
+    encode(&mut text, &registry)
+        .map_err(|e| ApiError::Internal { doing: "encode metrics".into(), source: Box::new(e) })?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text))
+}

@@ -1,0 +1,204 @@
+//! The REST API (axum): experiments, their trials and leaderboard, ask/tell and pushed metrics.
+//!
+//! ```text
+//! HTTP ──▶ auth (server token; push routes: the trial's own token) ──▶ handler ──▶ store
+//!                                                                        (intent)   │
+//!                                               controller (follows the store) ◀────┘
+//! ```
+//! Handlers read the store and record intent in it; they never run trials. Ask/tell runs the
+//! search in-process (pure and fast) under a per-experiment lock.
+
+mod asktell;
+mod error;
+mod experiments;
+mod health;
+pub mod openapi;
+mod trials;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use tokio::sync::Mutex;
+
+pub use error::{ApiError, Result};
+
+use crate::search::Search;
+use crate::store::{ExperimentRecord, Store};
+use crate::token::TrialSecret;
+use crate::trial::Trial;
+
+/// The largest request body accepted (an experiment document is a few kB).
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// Every route: method, path (axum syntax), summary. The OpenAPI document is built from this list.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/healthz", "Liveness"),
+    ("get", "/readyz", "Readiness: the store is open and the controller runs"),
+    ("get", "/metrics", "Prometheus metrics"),
+    ("get", "/api/v1/openapi.json", "This document"),
+    ("post", "/api/v1/experiments", "Create an experiment (JSON or YAML body)"),
+    ("get", "/api/v1/experiments", "List experiments"),
+    ("get", "/api/v1/experiments/{name}", "An experiment with its status"),
+    ("delete", "/api/v1/experiments/{name}", "Stop an experiment's trials, then remove its records"),
+    ("post", "/api/v1/experiments/{name}/stop", "Stop an experiment"),
+    ("post", "/api/v1/experiments/{name}/resume", "Resume an experiment, optionally with a larger maxTrials"),
+    ("get", "/api/v1/experiments/{name}/leaderboard", "Trials ranked by the objective (Accept: text/csv for CSV)"),
+    ("get", "/api/v1/experiments/{name}/trials", "Every trial"),
+    ("get", "/api/v1/experiments/{name}/trials/{trial}", "One trial"),
+    ("get", "/api/v1/experiments/{name}/trials/{trial}/observations", "Every value a trial reported"),
+    ("get", "/api/v1/experiments/{name}/trials/{trial}/logs", "A trial's output (follow=true streams it)"),
+    ("post", "/api/v1/experiments/{name}/suggestions", "Ask: new trials for an external experiment"),
+    ("post", "/api/v1/experiments/{name}/trials/{trial}/complete", "Tell: a trial's final metrics or failure"),
+    ("post", "/api/v1/experiments/{name}/trials/{trial}/metrics", "Push metrics (the trial's own token)"),
+];
+
+/// What every handler shares.
+pub struct ApiState {
+    pub store: Store,
+    /// The token every `/api` call needs, when set.
+    pub token: Option<String>,
+    pub secret: TrialSecret,
+    /// GPUs the local executor can hand out (a spec asking for more is invalid).
+    pub gpu_capacity: usize,
+    /// Set once the controller runs.
+    pub ready: AtomicBool,
+    pub metrics: ApiMetrics,
+    /// One search per external experiment, kept between asks (warm state, one asker at a time).
+    asks: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Box<dyn Search>>>>>>,
+}
+
+impl ApiState {
+    pub fn new(store: Store, token: Option<String>, secret: TrialSecret, gpu_capacity: usize) -> Self {
+        Self {
+            store,
+            token,
+            secret,
+            gpu_capacity,
+            ready: AtomicBool::new(false),
+            metrics: ApiMetrics::default(),
+            asks: Default::default(),
+        }
+    }
+
+    fn ask_slot(&self, name: &str) -> Arc<Mutex<Option<Box<dyn Search>>>> {
+        let mut asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(asks.entry(name.to_string()).or_default())
+    }
+
+    fn forget_search(&self, name: &str) {
+        self.asks.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    fn experiment(&self, name: &str) -> Result<ExperimentRecord> {
+        self.store
+            .experiment(name)
+            .map_err(ApiError::internal(format!("read experiment {name}")))?
+            .ok_or_else(|| ApiError::NotFound(format!("no experiment named {name}")))
+    }
+
+    /// A trial by its name (`<experiment>-<number>`).
+    fn trial(&self, name: &str, trial: &str) -> Result<Trial> {
+        let missing = || ApiError::NotFound(format!("experiment {name} has no trial named {trial}"));
+        let index: u32 = trial
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(missing)?;
+        self.store
+            .trial(name, index)
+            .map_err(ApiError::internal(format!("read trial {trial}")))?
+            .filter(|t| t.name == trial)
+            .ok_or_else(missing)
+    }
+}
+
+type Labels = Vec<(String, String)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The API's own metrics.
+pub struct ApiMetrics {
+    /// Request durations by route, method and status.
+    pub requests: Histograms,
+    /// Time to compute suggestions, by algorithm.
+    pub suggestions: Histograms,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        // 100 µs to ~13 s in doublings: covers a cached random draw and a slow Bayesian fit.
+        fn seconds() -> Histogram {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        }
+        Self { requests: Family::new_with_constructor(seconds), suggestions: Family::new_with_constructor(seconds) }
+    }
+}
+
+/// The whole API, ready to serve or to call with `oneshot` in tests.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let api = Router::new()
+        .merge(experiments::routes())
+        .merge(trials::routes())
+        .merge(asktell::routes())
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authorize));
+    Router::new()
+        .merge(api)
+        .merge(asktell::push_routes())
+        .merge(health::routes())
+        .fallback(|| async { ApiError::NotFound("no such route; see /api/v1/openapi.json".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), measure))
+        .with_state(state)
+}
+
+/// Checks the server token on every `/api` route except pushes (which carry the trial's token).
+async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Result<Response> {
+    if let Some(expected) = &state.token {
+        match bearer(request.headers()) {
+            None => {
+                return Err(ApiError::Unauthorized(
+                    "this server needs `Authorization: Bearer <token>` (tuna --token)".into(),
+                ));
+            }
+            Some(given) if !constant_time_eq(given.as_bytes(), expected.as_bytes()) => {
+                return Err(ApiError::Unauthorized("the bearer token is not this server's token".into()));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// Records every request's duration by route and status.
+async fn measure(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = request.method().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let labels = vec![
+        ("route".into(), route),
+        ("method".into(), method),
+        ("status".into(), response.status().as_u16().to_string()),
+    ];
+    state.metrics.requests.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    response
+}
+
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

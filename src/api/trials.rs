@@ -1,0 +1,165 @@
+//! Reading an experiment's trials: the leaderboard, each trial, its observations and its logs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::stream;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{ApiError, ApiState, Result};
+use crate::leaderboard;
+
+/// How often a followed log is checked for new output.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/api/v1/experiments/{name}/leaderboard", get(board))
+        .route("/api/v1/experiments/{name}/trials", get(list))
+        .route("/api/v1/experiments/{name}/trials/{trial}", get(show))
+        .route("/api/v1/experiments/{name}/trials/{trial}/observations", get(observations))
+        .route("/api/v1/experiments/{name}/trials/{trial}/logs", get(logs))
+}
+
+#[derive(Deserialize)]
+struct BoardQuery {
+    top: Option<usize>,
+}
+
+async fn board(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(query): Query<BoardQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let record = state.experiment(&name)?;
+    let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
+    let board = leaderboard::rank(&record.experiment, &trials, query.top, Timestamp::now());
+    let wants_csv = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    Ok(if wants_csv {
+        ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], board.csv(&record.experiment)).into_response()
+    } else {
+        Json(board).into_response()
+    })
+}
+
+async fn list(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Value>> {
+    state.experiment(&name)?;
+    let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
+    Ok(Json(json!({ "trials": trials })))
+}
+
+async fn show(State(state): State<Arc<ApiState>>, Path((name, trial)): Path<(String, String)>) -> Result<Json<Value>> {
+    let trial = state.trial(&name, &trial)?;
+    let output_dir = trial.dir.as_ref().map(|d| format!("{d}/output"));
+    let mut value = serde_json::to_value(&trial).unwrap_or_default();
+    value["outputDir"] = json!(output_dir);
+    value["durationSeconds"] = json!(trial.duration_seconds(Timestamp::now()));
+    Ok(Json(value))
+}
+
+async fn observations(
+    State(state): State<Arc<ApiState>>,
+    Path((name, trial)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let trial = state.trial(&name, &trial)?;
+    let observations = state
+        .store
+        .observations(&name, trial.index)
+        .map_err(ApiError::internal(format!("read observations of {}", trial.name)))?;
+    Ok(Json(json!({ "trial": trial.name, "observations": observations })))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+    /// `stdout` (default) or `stderr`.
+    stream: Option<String>,
+}
+
+/// A trial's output as text; with `follow=true` the response stays open until the trial ends.
+async fn logs(
+    State(state): State<Arc<ApiState>>,
+    Path((name, trial)): Path<(String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response> {
+    let record = state.trial(&name, &trial)?;
+    let file = match query.stream.as_deref().unwrap_or("stdout") {
+        "stdout" => "stdout.log",
+        "stderr" => "stderr.log",
+        other => return Err(ApiError::bad_request("stream", format!("{other:?} is not stdout or stderr"))),
+    };
+    // The folder comes from the store, never from the request.
+    let path = record.dir.as_ref().map(|d| PathBuf::from(d).join(file));
+    let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !query.follow {
+        let text = match &path {
+            Some(p) => tokio::fs::read(p).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        return Ok((content_type, text).into_response());
+    }
+    let follow = Follow { state, experiment: name, trial, file, path, offset: 0, done: false };
+    let body = stream::unfold(follow, |mut f| async move {
+        let chunk = f.next_chunk().await?;
+        Some((Ok::<_, std::io::Error>(chunk), f))
+    });
+    Ok((content_type, Body::from_stream(body)).into_response())
+}
+
+/// A log being followed: new bytes as they are written, until the trial has finished.
+struct Follow {
+    state: Arc<ApiState>,
+    experiment: String,
+    trial: String,
+    file: &'static str,
+    path: Option<PathBuf>,
+    offset: u64,
+    done: bool,
+}
+
+impl Follow {
+    async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let trial = self.state.trial(&self.experiment, &self.trial).ok();
+            let finished = trial.as_ref().is_none_or(|t| t.phase.is_finished());
+            if self.path.is_none() {
+                self.path = trial.and_then(|t| t.dir).map(|d| PathBuf::from(d).join(self.file));
+            }
+            let chunk = self.read_new().await;
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
+            if finished {
+                self.done = true;
+                return None;
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    }
+
+    async fn read_new(&mut self) -> Vec<u8> {
+        let Some(path) = &self.path else { return Vec::new() };
+        let Ok(mut file) = tokio::fs::File::open(path).await else { return Vec::new() };
+        let mut chunk = Vec::new();
+        if file.seek(std::io::SeekFrom::Start(self.offset)).await.is_ok() && file.read_to_end(&mut chunk).await.is_ok()
+        {
+            self.offset += chunk.len() as u64;
+        }
+        chunk
+    }
+}

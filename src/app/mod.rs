@@ -1,0 +1,68 @@
+//! The composition root: each command builds what it needs (store, executor, controller, API,
+//! client) here, and nowhere else.
+
+mod local;
+mod remote;
+mod serve;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+pub use local::load_spec;
+
+use crate::cli::{Cli, Command, Format};
+use crate::config::Config;
+use crate::executor::local::detect_gpus;
+use crate::leaderboard::Leaderboard;
+use crate::spec::Experiment;
+use crate::store::Store;
+
+/// Runs one parsed command.
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = &cli.config;
+    match cli.command {
+        Command::Run { file, fresh, top } => local::run(config, &file, fresh, top).await,
+        Command::Validate { file } => local::validate(&file),
+        Command::Serve(serve) => serve::serve(config, &serve).await,
+        Command::Leaderboard { name, top, format, watch: false } if config.data_dir.is_some() => {
+            local::show_leaderboard(&config.data_dir(), &name, top, format)
+        }
+        command => remote::execute(config, command).await,
+    }
+}
+
+/// The GPUs trials may use: `--gpus`, or what `nvidia-smi` lists.
+fn gpus(config: &Config) -> anyhow::Result<Vec<u32>> {
+    Ok(config.gpu_list().map_err(anyhow::Error::msg)?.unwrap_or_else(detect_gpus))
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("failed to create the data dir {}", data_dir.display()))?;
+    Store::open(data_dir).context("failed to open the store")
+}
+
+/// Returns on Ctrl-C or SIGTERM.
+async fn wait_for_interrupt() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A leaderboard as the user asked to see it.
+fn render(board: &Leaderboard, experiment: &Experiment, format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Table => board.table(experiment),
+        Format::Csv => board.csv(experiment),
+        Format::Json => serde_json::to_string_pretty(board)? + "\n",
+    })
+}

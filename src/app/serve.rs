@@ -1,0 +1,72 @@
+//! `tuna serve`: the API and the controller over one store, with graceful shutdown.
+//!
+//! ```text
+//! SIGTERM ──▶ stop accepting, finish in-flight requests ──▶ interrupt every experiment
+//!             (running trials end, recorded Interrupted, re-queued on the next start)
+//! ```
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::api::{self, ApiState};
+use crate::config::{Config, ServeConfig};
+use crate::controller::{Controller, TrialApi, supervise};
+use crate::executor::LocalExecutor;
+use crate::token::TrialSecret;
+
+pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitCode> {
+    if !serve.listen.ip().is_loopback() && config.token.is_none() && !serve.insecure_no_auth {
+        bail!(
+            "refusing to listen on {} without a token: anyone who reaches it could run commands here. \
+             Set --token (or TUNA_TOKEN), listen on 127.0.0.1, or pass --insecure-no-auth",
+            serve.listen
+        );
+    }
+    let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
+    let store = super::open_store(&data_dir)?;
+    let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;
+    let gpus = super::gpus(config)?;
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", serve.listen))?;
+    let address = listener.local_addr().context("failed to read the listening address")?;
+    let state = Arc::new(ApiState::new(store.clone(), config.token.clone(), secret.clone(), gpus.len()));
+    let controller = Controller::new(store, Arc::new(LocalExecutor::new(gpus)), data_dir.clone())
+        .with_api(TrialApi { base_url: base_url(address), secret });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let supervisor = tokio::spawn(supervise(Arc::new(controller), shutdown_rx.clone()));
+    state.ready.store(true, Ordering::Release);
+    eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
+
+    let mut stopping = shutdown_rx.clone();
+    let server = axum::serve(listener.tap_io(|tcp| drop(tcp.set_nodelay(true))), api::router(Arc::clone(&state)))
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        });
+    let server = tokio::spawn(async move { server.await });
+    super::wait_for_interrupt().await;
+    info!("shutting down: no new requests, interrupting running trials");
+    state.ready.store(false, Ordering::Release);
+    let _ = shutdown_tx.send(true);
+    server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    supervisor.await.context("the controller task failed")?.context("the controller failed")?;
+    eprintln!("tuna stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The URL local trials use to reach this server (loopback when listening on every address).
+fn base_url(address: SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", address.port())
+    } else {
+        format!("http://{address}")
+    }
+}
