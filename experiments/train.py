@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum in [0, 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for init and batch order")
     p.add_argument("--data", default=DEFAULT_DATA, help="CSV file (header, features..., target)")
+    p.add_argument("--push", action="store_true",
+                   help="also push each epoch's metrics to tuna over HTTP (see tuna_push.py)")
     a = p.parse_args(argv)
     if not (a.lr > 0 and math.isfinite(a.lr)):
         p.error("--lr must be a positive finite number")
@@ -183,6 +185,9 @@ def train(args, names, rows, labels):
             b = min(max(b + vb, -C), C)
         loss, acc = evaluate(w, b, x_va, y_va)
         print(f"epoch={epoch} loss={loss:.6f} accuracy={acc:.6f}", flush=True)
+        if args.push:
+            import tuna_push
+            tuna_push.report(step=epoch, loss=loss, accuracy=acc)
 
     return {
         "weights": w,

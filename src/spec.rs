@@ -275,7 +275,7 @@ pub struct Resources {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
-    /// `stdout` (the trial's output, both streams) or `file`.
+    /// `stdout` (the trial's output, both streams), `file`, or `push` (HTTP, with `tuna serve`).
     #[serde(default)]
     pub collector: Collector,
     /// For `file`: the file the trial writes, relative to its output directory.
@@ -292,6 +292,8 @@ pub enum Collector {
     #[default]
     Stdout,
     File,
+    /// The trial POSTs its metrics to the API with its own token (`tuna serve` only).
+    Push,
 }
 
 /// What the controller reports about an experiment.

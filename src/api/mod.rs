@@ -61,6 +61,9 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/experiments/{name}/trials/{trial}/metrics", "Push metrics (the trial's own token)"),
 ];
 
+/// An external experiment's search, created on its first ask; the lock makes asks take turns.
+type AskSlot = Arc<Mutex<Option<Box<dyn Search>>>>;
+
 /// What every handler shares.
 pub struct ApiState {
     pub store: Store,
@@ -73,7 +76,7 @@ pub struct ApiState {
     pub ready: AtomicBool,
     pub metrics: ApiMetrics,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
-    asks: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<Box<dyn Search>>>>>>,
+    asks: std::sync::Mutex<HashMap<String, AskSlot>>,
 }
 
 impl ApiState {
@@ -89,7 +92,7 @@ impl ApiState {
         }
     }
 
-    fn ask_slot(&self, name: &str) -> Arc<Mutex<Option<Box<dyn Search>>>> {
+    fn ask_slot(&self, name: &str) -> AskSlot {
         let mut asks = self.asks.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(asks.entry(name.to_string()).or_default())
     }
@@ -157,6 +160,20 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), measure))
         .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves. Small JSON answers go out at once
+/// (TCP_NODELAY): without it Nagle's algorithm and delayed ACKs add ~40 ms to every call.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 /// Checks the server token on every `/api` route except pushes (which carry the trial's token).

@@ -1,1 +1,157 @@
+use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+
+struct Api {
+    router: Router,
+    state: Arc<ApiState>,
+    _dir: tempfile::TempDir,
+}
+
+fn api(token: Option<&str>) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let state = Arc::new(ApiState::new(store, token.map(String::from), TrialSecret::from_bytes([3; 32]), 0));
+    Api { router: router(Arc::clone(&state)), state, _dir: dir }
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self.router.clone().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())))
+    }
+}
+
+fn external(name: &str, max_trials: u32) -> String {
+    json!({
+        "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": name},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
+                 "maxTrials": max_trials, "executor": "external",
+                 "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn create_answers_201_then_409_for_the_same_name() {
+    let api = api(None);
+    let (status, body) = api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["kind"], "Experiment");
+    assert_eq!(body["status"]["phase"], "Pending");
+    let (status, body) = api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "Conflict");
+}
+
+#[tokio::test]
+async fn an_invalid_document_gets_422_with_every_problem_at_its_field() {
+    let api = api(None);
+    let yaml = "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: why}\nspec:\n  objective: {metric: v, goal: minimize}\n  maxTrials: 0\n  parameters: [{name: x, type: int, min: 5, max: 1}]\n";
+    let (status, body) = api.call("POST", "/api/v1/experiments", yaml, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> =
+        body["error"]["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"spec.parameters[0].min") && fields.contains(&"spec.maxTrials"), "{fields:?}");
+    assert_eq!(body["error"]["field"], fields[0]);
+    let (status, _) = api.call("GET", "/api/v1/experiments/why", "", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+}
+
+#[tokio::test]
+async fn ask_never_hands_out_more_than_max_trials_and_tell_records_the_objective() {
+    let api = api(None);
+    api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
+    let (status, body) = api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 2}"#, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["trials"].as_array().unwrap().len(), 2);
+    let (_, body) = api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 5}"#, None).await;
+    assert_eq!(body["trials"].as_array().unwrap().len(), 1, "3 in all");
+    let (_, body) = api.call("POST", "/api/v1/experiments/e/suggestions", "{}", None).await;
+    assert_eq!(body["trials"], json!([]));
+    let (status, body) =
+        api.call("POST", "/api/v1/experiments/e/trials/e-0001/complete", r#"{"metrics": {"value": 0.25}}"#, None).await;
+    assert_eq!((status, body["phase"].as_str()), (StatusCode::OK, Some("Succeeded")));
+    assert_eq!(body["objective"], 0.25);
+    let (status, _) =
+        api.call("POST", "/api/v1/experiments/e/trials/e-0001/complete", r#"{"metrics": {"value": 1}}"#, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a finished trial takes no second result");
+    let (status, body) = api
+        .call("POST", "/api/v1/experiments/e/trials/e-0002/complete", r#"{"state": "failed", "reason": "OOM"}"#, None)
+        .await;
+    assert_eq!((status, body["phase"].as_str()), (StatusCode::OK, Some("Failed")));
+    let (status, _) = api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 0}"#, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_server_token_guards_every_api_route() {
+    let api = api(Some("s3cret"));
+    let (status, body) = api.call("GET", "/api/v1/experiments", "", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "Unauthorized");
+    assert_eq!(api.call("GET", "/api/v1/experiments", "", Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.call("GET", "/api/v1/experiments", "", Some("s3cret")).await.0, StatusCode::OK);
+    assert_eq!(api.call("GET", "/healthz", "", None).await.0, StatusCode::OK, "probes need no token");
+}
+
+#[tokio::test]
+async fn a_push_needs_the_trials_own_token_and_an_open_trial() {
+    let api = api(Some("s3cret"));
+    api.call("POST", "/api/v1/experiments", &external("e", 3), Some("s3cret")).await;
+    api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 2}"#, Some("s3cret")).await;
+    let push = r#"{"metrics": {"value": 0.5}, "step": 1}"#;
+    let uri = "/api/v1/experiments/e/trials/e-0000/metrics";
+    let own = api.state.secret.token("e", "e-0000");
+    let other = api.state.secret.token("e", "e-0001");
+    let (status, body) = api.call("POST", uri, push, Some(&own)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"shouldStop": false})));
+    assert_eq!(api.call("POST", uri, push, Some(&other)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.call("POST", uri, push, Some("s3cret")).await.0,
+        StatusCode::FORBIDDEN,
+        "the server token is no trial's"
+    );
+    assert_eq!(api.call("POST", uri, push, None).await.0, StatusCode::UNAUTHORIZED);
+    let (_, body) = api.call("POST", "/api/v1/experiments/e/trials/e-0000/complete", "{}", Some("s3cret")).await;
+    assert_eq!(body["objective"], 0.5, "the pushed value is the trial's result");
+    assert_eq!(api.call("POST", uri, push, Some(&own)).await.0, StatusCode::CONFLICT, "the trial has finished");
+    assert_eq!(api.call("GET", "/api/v1/experiments", "", Some(&own)).await.0, StatusCode::UNAUTHORIZED, "no reads");
+}
+
+#[tokio::test]
+async fn openapi_names_every_route_and_every_named_route_exists() {
+    let api = api(None);
+    let (_, doc) = api.call("GET", "/api/v1/openapi.json", "", None).await;
+    for (method, path, _) in ROUTES {
+        assert!(doc["paths"][*path][*method].is_object(), "{method} {path} is not in the document");
+        let uri = path.replace("{name}", "nope").replace("{trial}", "nope-0000");
+        let (status, body) = api.call(&method.to_uppercase(), &uri, "{}", None).await;
+        let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+            || body["error"]["message"].as_str().is_some_and(|m| m.starts_with("no such route"));
+        assert!(!unrouted, "{method} {path} is documented but not served ({status})");
+    }
+    assert_eq!(
+        doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum::<usize>(),
+        ROUTES.len()
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let api = api(None);
+    let big = "x".repeat(BODY_LIMIT + 1);
+    let (status, _) = api.call("POST", "/api/v1/experiments", &big, None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}

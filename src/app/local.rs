@@ -10,13 +10,15 @@ use anyhow::{Context, bail};
 use jiff::Timestamp;
 use tokio::sync::watch;
 
+use crate::api::{self, ApiState};
 use crate::cli::Format;
 use crate::config::Config;
-use crate::controller::{Admission, Controller, Progress};
+use crate::controller::{Admission, Controller, Progress, TrialApi};
 use crate::executor::LocalExecutor;
 use crate::leaderboard;
-use crate::spec::{self, Experiment, ExperimentPhase};
+use crate::spec::{self, Collector, Experiment, ExperimentPhase};
 use crate::store::Store;
+use crate::token::TrialSecret;
 
 /// Reads and validates an experiment document.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
@@ -55,7 +57,10 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyho
     let spec_dir = spec_dir.map(std::path::absolute).transpose().context("failed to resolve the spec's folder")?;
     let store = super::open_store(&config.data_dir())?;
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
-    let controller = Controller::new(store.clone(), Arc::new(LocalExecutor::new(gpus)), data_dir);
+    let mut controller = Controller::new(store.clone(), Arc::new(LocalExecutor::new(gpus.clone())), data_dir.clone());
+    if experiment.spec.metrics.collector == Collector::Push {
+        controller = controller.with_api(push_endpoint(&store, &data_dir, gpus.len()).await?);
+    }
     match controller.admit(experiment, spec_dir, fresh)? {
         Admission::Created => eprintln!("experiment {name}: created"),
         Admission::Resumed { requeued } => eprintln!("experiment {name}: resuming ({requeued} trials re-queued)"),
@@ -80,6 +85,16 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyho
         ExperimentPhase::Stopped => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// For `collector: push`, a loopback API that lives as long as this run, so trials can push.
+async fn push_endpoint(store: &Store, data_dir: &Path, gpus: usize) -> anyhow::Result<TrialApi> {
+    let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to open a port for pushes")?;
+    let address = listener.local_addr().context("failed to read the push port")?;
+    let state = Arc::new(ApiState::new(store.clone(), None, secret.clone(), gpus));
+    tokio::spawn(api::serve(listener, state, std::future::pending()));
+    Ok(TrialApi { base_url: format!("http://{address}"), secret })
 }
 
 fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {

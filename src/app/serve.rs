@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -47,11 +46,9 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
 
     let mut stopping = shutdown_rx.clone();
-    let server = axum::serve(listener.tap_io(|tcp| drop(tcp.set_nodelay(true))), api::router(Arc::clone(&state)))
-        .with_graceful_shutdown(async move {
-            let _ = stopping.wait_for(|s| *s).await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    }));
     super::wait_for_interrupt().await;
     info!("shutting down: no new requests, interrupting running trials");
     state.ready.store(false, Ordering::Release);

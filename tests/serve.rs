@@ -1,0 +1,238 @@
+//! End to end over real HTTP on loopback: `tuna serve` as a real process, driven by the `tuna` CLI
+//! and by the library's client, with real trial processes and a real sled store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tuna::client::Client;
+
+const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+
+/// A running `tuna serve` on a free loopback port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path, workdir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--gpus", "none", "--data-dir"])
+            .arg(data)
+            .current_dir(workdir)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("the server says where it listens").unwrap();
+            if let Some(rest) = line.strip_prefix("tuna serving on ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop)); // keep the pipe drained
+        Self { child, url, data: data.to_path_buf() }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tuna")).args(args).env("TUNA_SERVER", &self.url).output().unwrap()
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.url, None)
+    }
+
+    /// Polls until the experiment reaches a final phase.
+    fn wait_finished(&self, name: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.cli(&["get", name, "--json"]);
+            let experiment: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let phase = experiment["status"]["phase"].as_str().unwrap_or_default().to_string();
+            if phase == "Succeeded" || phase == "Failed" {
+                return experiment;
+            }
+            assert!(Instant::now() < deadline, "{name} did not finish: {experiment}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn spec(name: &str, command: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{metric: score, goal: maximize}}\n  algorithm: {{name: random, seed: 1}}\n  \
+         parameters: [{{name: x, type: int, min: 1, max: 1000}}]\n  trial:\n    command: {command}\n{extra}"
+    )
+}
+
+#[test]
+fn submitted_experiments_run_side_by_side_and_rank_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), Path::new(EXPERIMENTS));
+    let out = server.cli(&["submit", &format!("{EXPERIMENTS}/grid.yaml")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        spec("other", r#"[sh, -c, "sleep 0.2; echo score=${x}"]"#, "  maxTrials: 6\n  parallelTrials: 3\n"),
+    )
+    .unwrap();
+    assert!(server.cli(&["submit", other.to_str().unwrap()]).status.success());
+
+    let grid = server.wait_finished("quickstart-grid");
+    assert_eq!(grid["status"]["reason"], "GridExhausted");
+    assert_eq!(grid["status"]["trials"]["succeeded"], 18);
+    let other = server.wait_finished("other");
+    assert_eq!(other["status"]["trials"]["succeeded"], 6);
+
+    let board = server.cli(&["leaderboard", "quickstart-grid", "--top", "3"]);
+    let table = text(&board.stdout);
+    assert!(table.starts_with("rank  trial"), "{table}");
+    assert_eq!(table.lines().count(), 4, "a header and three rows: {table}");
+    let list = text(&server.cli(&["list"]).stdout);
+    assert!(list.contains("quickstart-grid") && list.contains("other"), "{list}");
+    let csv = server.cli(&["leaderboard", "other", "--format", "csv"]);
+    assert!(text(&csv.stdout).starts_with("rank,trial,phase,score,x,seconds\n1,"));
+    let logs = server.cli(&["logs", "quickstart-grid", "quickstart-grid-0000"]);
+    assert!(text(&logs.stdout).contains("epoch=1 loss="), "{}", text(&logs.stdout));
+}
+
+#[test]
+fn a_bad_document_is_refused_with_its_fields_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, spec("bad", "[]", "  maxTrials: 0\n")).unwrap();
+    let out = server.cli(&["submit", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("spec.maxTrials: must be at least 1") && stderr.contains("spec.trial.command"), "{stderr}");
+    assert!(!text(&server.cli(&["list"]).stdout).contains("bad"));
+    let out = server.cli(&["get", "missing"]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("no experiment named missing"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_and_tell_run_an_external_experiment_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let client = server.client();
+    let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "ext"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 4},
+                 "maxTrials": 5, "executor": "external",
+                 "parameters": [{"name": "x", "type": "double", "min": -2, "max": 2},
+                                {"name": "opt", "type": "categorical", "values": ["a", "b"]}]}});
+    client.submit(doc.to_string()).await.unwrap();
+    let mut told = 0;
+    loop {
+        let batch = client.suggest("ext", 2).await.unwrap();
+        let trials = batch["trials"].as_array().unwrap().clone();
+        if trials.is_empty() {
+            break;
+        }
+        for t in trials {
+            let x = t["parameters"]["x"].as_f64().unwrap();
+            assert!((-2.0..=2.0).contains(&x));
+            client.complete("ext", t["name"].as_str().unwrap(), json!({"value": x * x})).await.unwrap();
+            told += 1;
+        }
+    }
+    assert_eq!(told, 5, "never more than maxTrials");
+    let experiment = server.wait_finished("ext");
+    assert_eq!(experiment["status"]["reason"], "MaxTrialsReached");
+    let board = client.leaderboard("ext", None).await.unwrap();
+    let values: Vec<f64> = board.trials.iter().map(|r| r.objective.unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "minimize: smallest first {values:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trials_push_with_their_own_token_and_nobody_else_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, Path::new(EXPERIMENTS));
+    assert!(server.cli(&["submit", &format!("{EXPERIMENTS}/quickstart-push.yaml")]).status.success());
+    let experiment = server.wait_finished("quickstart-push");
+    assert_eq!(experiment["status"]["trials"]["succeeded"], 6, "{experiment}");
+    let board = server.client().leaderboard("quickstart-push", None).await.unwrap();
+    assert!(board.trials[0].objective.unwrap() > 0.9);
+    assert!(board.trials[0].metrics.contains_key("loss"));
+
+    let secret = tuna::token::TrialSecret::load_or_create(&data.join("secret")).unwrap();
+    let push = |trial: &str, token: Option<String>| {
+        let url = format!("{}/api/v1/experiments/quickstart-push/trials/{trial}/metrics", server.url);
+        let mut request = reqwest::Client::new().post(url).json(&json!({"metrics": {"accuracy": 1.0}}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let own = secret.token("quickstart-push", "quickstart-push-0001");
+    assert_eq!(push("quickstart-push-0001", Some(own.clone())).await, 409, "the trial has finished");
+    assert_eq!(push("quickstart-push-0002", Some(own)).await, 403, "another trial's token");
+    assert_eq!(push("quickstart-push-0002", None).await, 401, "no token");
+}
+
+#[test]
+fn a_killed_server_resumes_every_experiment_without_losing_or_repeating_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let done = dir.path().join("done.log");
+    let command = format!(r#"[sh, -c, "sleep 0.4; echo score=${{x}}; echo $TUNA_TRIAL >> {}"]"#, done.display());
+    let file = dir.path().join("crashy.yaml");
+    std::fs::write(&file, spec("crashy", &command, "  maxTrials: 8\n  parallelTrials: 2\n")).unwrap();
+    let mut server = Server::start(&data, dir.path());
+    assert!(server.cli(&["submit", file.to_str().unwrap()]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&done).map_or(0, |s| s.lines().count()) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill9();
+    let finished_before: Vec<String> = std::fs::read_to_string(&done).unwrap().lines().map(String::from).collect();
+
+    let server = Server::start(&server.data.clone(), dir.path());
+    let experiment = server.wait_finished("crashy");
+    assert_eq!(experiment["status"]["trials"]["succeeded"], 8, "{experiment}");
+    let out = server.cli(&["trials", "crashy"]);
+    let trials: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(trials.len(), 8, "the total never exceeds maxTrials");
+    let runs = std::fs::read_to_string(&done).unwrap();
+    let mut kept = 0;
+    for name in &finished_before {
+        // A trial that finished but was not yet recorded when the server died runs again (its
+        // second attempt); one recorded as finished must not.
+        let record = trials.iter().find(|t| t["name"] == name.as_str()).unwrap();
+        if record["attempts"] == 1 {
+            kept += 1;
+            assert_eq!(runs.lines().filter(|l| l == name).count(), 1, "{name} finished and ran again");
+        }
+    }
+    assert!(kept > 0, "some trials finished before the crash and were kept");
+}
