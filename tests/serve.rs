@@ -236,3 +236,34 @@ fn a_killed_server_resumes_every_experiment_without_losing_or_repeating_trials()
     }
     assert!(kept > 0, "some trials finished before the crash and were kept");
 }
+
+#[test]
+fn sigterm_interrupts_running_trials_and_the_next_start_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("long.yaml");
+    std::fs::write(
+        &file,
+        spec("long", r#"[sh, -c, "sleep 1; echo score=${x}"]"#, "  maxTrials: 4\n  parallelTrials: 2\n"),
+    )
+    .unwrap();
+    let mut server = Server::start(&data, dir.path());
+    assert!(server.cli(&["submit", file.to_str().unwrap()]).status.success());
+    std::thread::sleep(Duration::from_millis(400));
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "a graceful shutdown exits 0: {status}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["leaderboard", "long", "--format", "json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let board: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let phases: Vec<&str> = board["trials"].as_array().unwrap().iter().map(|t| t["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases.iter().filter(|p| **p == "Interrupted").count(), 2, "{phases:?}");
+
+    let server = Server::start(&data, dir.path());
+    let experiment = server.wait_finished("long");
+    assert_eq!(experiment["status"]["trials"]["succeeded"], 4, "{experiment}");
+}
