@@ -34,6 +34,15 @@ pub enum Command {
     Validate { file: PathBuf },
     /// Run the REST API and the controller for every stored experiment.
     Serve(ServeConfig),
+    /// Print the `Experiment` CustomResourceDefinition (what deploy/crd.yaml holds).
+    Crd,
+    /// Print the Job the kubernetes executor would create for the first trial of FILE.
+    Render {
+        file: PathBuf,
+        /// The namespace the Job is rendered in.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
     /// Send an experiment document to the server.
     Submit { file: PathBuf },
     /// List the server's experiments.

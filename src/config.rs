@@ -42,6 +42,24 @@ pub struct ServeConfig {
     /// Listen on a non-loopback address without a token (anyone who reaches it can run commands).
     #[arg(long)]
     pub insecure_no_auth: bool,
+
+    /// Reconcile `Experiment` custom resources (in-cluster config, or the kubeconfig).
+    #[arg(long)]
+    pub watch_crds: bool,
+
+    /// The namespace to watch, and where API-submitted Kubernetes trials run
+    /// [default: the kubeconfig's or the pod's namespace].
+    #[arg(long, env = "TUNA_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Watch Experiments in every namespace.
+    #[arg(long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+
+    /// The URL trials use to reach this server (TUNA_API); in a cluster, its Service's URL
+    /// [default: the listening address].
+    #[arg(long, env = "TUNA_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
 }
 
 impl Config {

@@ -17,7 +17,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use document::{Problem, SpecError, parse};
+pub use document::{Problem, SpecError, from_value, parse};
 pub use validate::{Placeholders, parse_duration, placeholders};
 
 /// The API group and version of every document.
@@ -33,7 +33,13 @@ pub const DEFAULT_METRIC_FORMAT: &str = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee]
     kind = "Experiment",
     namespaced,
     status = "ExperimentStatus",
-    shortname = "exp"
+    shortname = "exp",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Best","type":"number","description":"best objective","jsonPath":".status.bestTrial.objective"}"#,
+    printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.trials.succeeded"}"#,
+    printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.trials.failed"}"#,
+    printcolumn = r#"{"name":"Max","type":"integer","jsonPath":".spec.maxTrials"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSpec {
@@ -211,6 +217,7 @@ impl Scale {
 /// A value in a `values` list: a number or a name (YAML booleans are read as names).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(schema_with = "number_or_name")]
 pub enum Scalar {
     Number(f64),
     Text(String),
@@ -236,6 +243,8 @@ pub enum ExecutorKind {
     Local,
     /// Run by a client: it asks `tuna serve` for suggestions and tells it the results.
     External,
+    /// A `batch/v1` Job per trial on a Kubernetes cluster (`tuna serve`).
+    Kubernetes,
 }
 
 /// The program a trial runs; `${name}` placeholders take the trial's parameter values.
@@ -260,24 +269,56 @@ pub struct TrialTemplate {
     /// What one trial needs.
     #[serde(default)]
     pub resources: Resources,
+    /// kubernetes: the container image that runs `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// kubernetes: nodes the trial's pod may run on, by label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// kubernetes: taints the trial's pod tolerates (the Kubernetes `tolerations` list).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_list")]
+    pub tolerations: Vec<serde_json::Value>,
+    /// kubernetes: the service account the trial's pod runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// kubernetes: a whole pod template instead of `image`; its primary container gets the
+    /// command (when given), the placeholders and the `TUNA_*` environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object_opt")]
+    pub pod_template: Option<serde_json::Value>,
+    /// kubernetes: the container of `podTemplate` that runs the trial (default: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_container: Option<String>,
+    /// kubernetes: seconds a finished Job is kept before Kubernetes removes it (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
 }
 
 /// What one trial needs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
-    /// GPUs given to the trial alone, in `CUDA_VISIBLE_DEVICES`.
+    /// GPUs given to the trial alone: in `CUDA_VISIBLE_DEVICES` locally, `nvidia.com/gpu` on
+    /// Kubernetes.
     #[serde(default)]
     pub gpu: u32,
+    /// kubernetes: CPU request and limit, e.g. `500m` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// kubernetes: memory request and limit, e.g. `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// How metrics are collected from a trial.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
-    /// `stdout` (the trial's output, both streams), `file`, or `push` (HTTP, with `tuna serve`).
-    #[serde(default)]
-    pub collector: Collector,
+    /// `stdout` (the trial's output, both streams; on Kubernetes the pod's log), `file`, or `push`
+    /// (HTTP with the trial's token). Default: push on Kubernetes, stdout elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<Collector>,
     /// For `file`: the file the trial writes, relative to its output directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -318,6 +359,10 @@ pub struct ExperimentStatus {
     pub start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
+    /// Kubernetes conditions (custom resources only): Created, Running, Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_list")]
+    pub conditions: Vec<serde_json::Value>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -356,6 +401,30 @@ pub struct BestTrial {
     pub objective: f64,
     #[schemars(schema_with = "free_form_object")]
     pub parameters: serde_json::Value,
+}
+
+impl ExperimentSpec {
+    /// The metrics collector in force (see `MetricsSpec::collector`).
+    pub fn collector(&self) -> Collector {
+        self.metrics.collector.unwrap_or(match self.executor {
+            ExecutorKind::Kubernetes => Collector::Push,
+            ExecutorKind::Local | ExecutorKind::External => Collector::Stdout,
+        })
+    }
+}
+
+/// Kubernetes' structural schemas cannot say "a number or a string" (int-or-string takes no
+/// fractions), so the CRD lets the value through and the validator checks it.
+fn number_or_name(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"description": "a number or a name", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+fn free_form_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}})
+}
+
+fn free_form_object_opt(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
 
 fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -14,9 +14,9 @@ use crate::api::{self, ApiState};
 use crate::cli::Format;
 use crate::config::Config;
 use crate::controller::{Admission, Controller, Progress, TrialApi};
-use crate::executor::LocalExecutor;
+use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::leaderboard;
-use crate::spec::{self, Collector, Experiment, ExperimentPhase};
+use crate::spec::{self, Collector, ExecutorKind, Experiment, ExperimentPhase};
 use crate::store::Store;
 use crate::token::TrialSecret;
 
@@ -45,7 +45,7 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyho
     let name = experiment.metadata.name.clone().unwrap_or_default();
     let gpus = super::gpus(config)?;
     let wanted = experiment.spec.trial.resources.gpu as usize;
-    if wanted > gpus.len() {
+    if experiment.spec.executor == ExecutorKind::Local && wanted > gpus.len() {
         bail!(
             "spec.trial.resources.gpu: each trial asks for {wanted} GPU(s) but {} are available ({}); \
              lower it or name the devices with --gpus",
@@ -57,8 +57,16 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyho
     let spec_dir = spec_dir.map(std::path::absolute).transpose().context("failed to resolve the spec's folder")?;
     let store = super::open_store(&config.data_dir())?;
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
-    let mut controller = Controller::new(store.clone(), Arc::new(LocalExecutor::new(gpus.clone())), data_dir.clone());
-    if experiment.spec.metrics.collector == Collector::Push {
+    let kube = match experiment.spec.executor {
+        ExecutorKind::Kubernetes => {
+            let (client, namespace) = super::cluster::client().await.context("executor kubernetes needs a cluster")?;
+            Some(KubeExecutor::new(client, namespace))
+        }
+        _ => None,
+    };
+    let executor = Dispatch { local: LocalExecutor::new(gpus.clone()), kube };
+    let mut controller = Controller::new(store.clone(), Arc::new(executor), data_dir.clone());
+    if experiment.spec.collector() == Collector::Push {
         controller = controller.with_api(push_endpoint(&store, &data_dir, gpus.len()).await?);
     }
     match controller.admit(experiment, spec_dir, fresh)? {

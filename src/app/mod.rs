@@ -1,6 +1,7 @@
 //! The composition root: each command builds what it needs (store, executor, controller, API,
 //! client) here, and nowhere else.
 
+mod cluster;
 mod local;
 mod remote;
 mod serve;
@@ -26,6 +27,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { file, fresh, top } => local::run(config, &file, fresh, top).await,
         Command::Validate { file } => local::validate(&file),
         Command::Serve(serve) => serve::serve(config, &serve).await,
+        Command::Crd => cluster::crd(),
+        Command::Render { file, namespace } => cluster::render(&file, &namespace),
         Command::Leaderboard { name, top, format, watch: false } if config.data_dir.is_some() => {
             local::show_leaderboard(&config.data_dir(), &name, top, format)
         }

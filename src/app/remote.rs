@@ -73,7 +73,9 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
                 None => writeln!(out, "experiment {name} is being deleted (its trials are stopping)")?,
             }
         }
-        Command::Run { .. } | Command::Validate { .. } | Command::Serve(_) => unreachable!("handled locally"),
+        Command::Run { .. } | Command::Validate { .. } | Command::Serve(_) | Command::Crd | Command::Render { .. } => {
+            unreachable!("handled locally")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,8 +16,9 @@ use tracing::info;
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, ServeConfig};
+use crate::controller::crd::watch_crds;
 use crate::controller::{Controller, TrialApi, supervise};
-use crate::executor::LocalExecutor;
+use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::token::TrialSecret;
 
 pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitCode> {
@@ -37,11 +38,31 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         .with_context(|| format!("failed to listen on {}", serve.listen))?;
     let address = listener.local_addr().context("failed to read the listening address")?;
     let state = Arc::new(ApiState::new(store.clone(), config.token.clone(), secret.clone(), gpus.len()));
-    let controller = Controller::new(store, Arc::new(LocalExecutor::new(gpus)), data_dir.clone())
-        .with_api(TrialApi { base_url: base_url(address), secret });
+    let cluster = match super::cluster::client().await {
+        Ok(found) => Some(found),
+        Err(e) if serve.watch_crds => return Err(e.context("--watch-crds needs a cluster")),
+        Err(e) => {
+            info!("no Kubernetes cluster: {e:#}; experiments with executor kubernetes cannot start");
+            None
+        }
+    };
+    let kube = cluster.as_ref().map(|(client, default)| {
+        KubeExecutor::new(client.clone(), serve.namespace.clone().unwrap_or_else(|| default.clone()))
+    });
+    let executor = Dispatch { local: LocalExecutor::new(gpus), kube };
+    let advertised = serve.advertise_url.clone().unwrap_or_else(|| base_url(address));
+    let controller = Controller::new(store.clone(), Arc::new(executor), data_dir.clone())
+        .with_api(TrialApi { base_url: advertised, secret });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let supervisor = tokio::spawn(supervise(Arc::new(controller), shutdown_rx.clone()));
+    let crds = match (&cluster, serve.watch_crds) {
+        (Some((client, default)), true) => {
+            let namespace = (!serve.all_namespaces).then(|| serve.namespace.clone().unwrap_or_else(|| default.clone()));
+            Some(tokio::spawn(watch_crds(client.clone(), store, namespace, shutdown_rx.clone())))
+        }
+        _ => None,
+    };
     state.ready.store(true, Ordering::Release);
     eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
 
@@ -55,6 +76,9 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     let _ = shutdown_tx.send(true);
     server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
     supervisor.await.context("the controller task failed")?.context("the controller failed")?;
+    if let Some(crds) = crds {
+        crds.await.context("the custom resource watcher failed")?;
+    }
     eprintln!("tuna stopped");
     Ok(ExitCode::SUCCESS)
 }

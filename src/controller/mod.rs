@@ -10,6 +10,7 @@
 //! ```
 
 mod admit;
+pub mod crd;
 mod external;
 mod plan;
 mod status;
@@ -29,7 +30,7 @@ use tracing::{info, instrument};
 pub use admit::Admission;
 pub use plan::{Counts, Limits, Step, next_step};
 pub use supervisor::supervise;
-pub use trial_run::{Verdict, judge};
+pub use trial_run::{Site, Verdict, judge, launch_for};
 
 use crate::executor::Executor;
 use crate::metrics::MetricParser;
@@ -272,6 +273,7 @@ impl<E: Executor> Controller<E> {
             working_dir,
             experiment_dir: self.experiment_dir(&name),
             api: self.api.clone(),
+            origin: record.origin.clone(),
         };
         let run = Run { name, ctx: Arc::new(ctx), search, trials, active: HashSet::new(), exhausted: false };
         status::refresh(status, &run.ctx.spec, &run.trials, &run.active);

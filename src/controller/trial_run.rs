@@ -1,7 +1,7 @@
 //! Running one trial to its end: build its launch, stream its metrics into the store, judge the
 //! outcome, and re-run it when it was lost for a reason outside it and retries remain.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -9,9 +9,10 @@ use tokio::sync::mpsc;
 use tracing::{info, instrument};
 
 use super::{Error, Result, TrialApi, reason::CONTROLLER_SHUTDOWN};
+use crate::executor::kube::Owner;
 use crate::executor::{Executor, Exit, Finished, Launch, StopSignal, TrialEvent};
 use crate::metrics::{MetricParser, Tally};
-use crate::spec::{Collector, ExperimentSpec, parse_duration};
+use crate::spec::{Collector, ExecutorKind, ExperimentSpec, parse_duration};
 use crate::store::Store;
 use crate::trial::{Observation, Trial, TrialPhase, parameters_json, reason, substitute};
 
@@ -27,13 +28,22 @@ pub struct TrialContext<E> {
     pub experiment_dir: PathBuf,
     /// Where trials push metrics, when a server runs them.
     pub api: Option<Arc<TrialApi>>,
+    /// The custom resource the experiment came from (its namespace owns the trials' Jobs).
+    pub origin: Option<crate::store::KubeOrigin>,
 }
 
 /// Runs `trial` (already stored as pending) until it has a final phase, or was stopped.
 #[instrument(skip_all, fields(trial = %trial.name))]
 pub async fn run_trial<E: Executor>(ctx: Arc<TrialContext<E>>, mut trial: Trial, stop: StopSignal) -> Result<Trial> {
     loop {
-        let launch = launch_for(&ctx, &trial);
+        let site = Site {
+            spec: &ctx.spec,
+            experiment_dir: &ctx.experiment_dir,
+            working_dir: &ctx.working_dir,
+            api: ctx.api.as_deref(),
+            origin: ctx.origin.as_ref(),
+        };
+        let launch = launch_for(&site, &trial);
         trial.dir = Some(launch.trial_dir.display().to_string());
         trial.attempts += 1;
         let finished = watch_run(&ctx, &mut trial, launch, stop.clone()).await?;
@@ -101,7 +111,7 @@ async fn watch_run<E: Executor>(
     while let Ok(event) = rx.try_recv() {
         record(ctx, trial, event)?;
     }
-    if ctx.spec.metrics.collector == Collector::File {
+    if ctx.spec.collector() == Collector::File {
         let file = output_dir.join(ctx.spec.metrics.file.as_deref().unwrap_or_default());
         let text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
         observe_lines(ctx, trial, text.lines())?;
@@ -113,15 +123,22 @@ fn record<E>(ctx: &TrialContext<E>, trial: &mut Trial, event: TrialEvent) -> Res
     match event {
         TrialEvent::Started { pid, gpus } => {
             trial.move_to(TrialPhase::Running);
+            trial.reason = None;
+            trial.message = None;
             trial.started_at.get_or_insert(Timestamp::now());
             trial.pid = Some(pid);
             trial.gpus = gpus;
             ctx.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
         }
-        TrialEvent::Line { text, .. } if ctx.spec.metrics.collector == Collector::Stdout => {
+        TrialEvent::Line { text, .. } if ctx.spec.collector() == Collector::Stdout => {
             observe_lines(ctx, trial, std::iter::once(text.as_str()))
         }
         TrialEvent::Line { .. } => Ok(()),
+        TrialEvent::Waiting { reason, message } => {
+            trial.reason = Some(reason);
+            trial.message = Some(message);
+            ctx.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
+        }
     }
 }
 
@@ -138,16 +155,33 @@ fn observe_lines<'a, E>(ctx: &TrialContext<E>, trial: &Trial, lines: impl Iterat
         .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
 }
 
-fn launch_for<E>(ctx: &TrialContext<E>, trial: &Trial) -> Launch {
-    let trial_dir = ctx.experiment_dir.join("trials").join(&trial.name);
-    let output_dir = trial_dir.join("output");
+/// Where and how an experiment's trials run: what a launch is built from.
+pub struct Site<'a> {
+    pub spec: &'a ExperimentSpec,
+    /// The experiment's folder under the data dir (trial logs and, locally, outputs).
+    pub experiment_dir: &'a Path,
+    pub working_dir: &'a Path,
+    pub api: Option<&'a TrialApi>,
+    pub origin: Option<&'a crate::store::KubeOrigin>,
+}
+
+/// Where a Kubernetes trial writes its model, inside its container.
+const KUBE_OUTPUT_ROOT: &str = "/tmp/tuna-output";
+
+/// The launch of one trial: command, environment and placement, placeholders substituted.
+pub fn launch_for(site: &Site<'_>, trial: &Trial) -> Launch {
+    let trial_dir = site.experiment_dir.join("trials").join(&trial.name);
+    let output_dir = match site.spec.executor {
+        ExecutorKind::Kubernetes => Path::new(KUBE_OUTPUT_ROOT).join(&trial.name),
+        _ => trial_dir.join("output"),
+    };
     let lookup = |name: &str| match name {
         "trial" => Some(trial.name.clone()),
         "experiment" => Some(trial.experiment.clone()),
         "outputDir" => Some(output_dir.display().to_string()),
         param => trial.parameters.get(param).map(ToString::to_string),
     };
-    let template = &ctx.spec.trial;
+    let template = &site.spec.trial;
     let mut env: Vec<(String, String)> =
         template.env.iter().map(|(k, v)| (k.clone(), substitute(v, &lookup))).collect();
     env.push(("TUNA_EXPERIMENT".into(), trial.experiment.clone()));
@@ -157,7 +191,7 @@ fn launch_for<E>(ctx: &TrialContext<E>, trial: &Trial) -> Launch {
     for (name, value) in &trial.parameters {
         env.push((format!("TUNA_PARAM_{}", name.to_uppercase()), value.to_string()));
     }
-    if let Some(api) = &ctx.api {
+    if let Some(api) = site.api {
         env.push(("TUNA_API".into(), api.base_url.clone()));
         env.push(("TUNA_TRIAL_TOKEN".into(), api.secret.token(&trial.experiment, &trial.name)));
     }
@@ -166,10 +200,26 @@ fn launch_for<E>(ctx: &TrialContext<E>, trial: &Trial) -> Launch {
         trial: trial.name.clone(),
         command: template.command.iter().map(|c| substitute(c, &lookup)).collect(),
         env,
-        working_dir: ctx.working_dir.clone(),
+        working_dir: site.working_dir.to_path_buf(),
         trial_dir,
         timeout: template.timeout.as_deref().and_then(parse_duration),
         gpus: template.resources.gpu,
+        executor: site.spec.executor,
+        template: template.clone(),
+        pod_template: template.pod_template.as_ref().map(|t| substitute_json(t, &lookup)),
+        namespace: site.origin.map(|o| o.namespace.clone()),
+        owner: site.origin.map(|o| Owner { name: o.name.clone(), uid: o.uid.clone() }),
+    }
+}
+
+/// Substitutes placeholders in every string of a JSON value (a pod template's command, args, env).
+fn substitute_json(value: &serde_json::Value, lookup: &dyn Fn(&str) -> Option<String>) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(substitute(s, lookup)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| substitute_json(v, lookup)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute_json(v, lookup))).collect()),
+        other => other.clone(),
     }
 }
 

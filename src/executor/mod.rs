@@ -7,6 +7,7 @@
 //! An executor never decides a trial's outcome; it reports what happened to the process and the
 //! controller reads the metrics and judges.
 
+pub mod kube;
 pub mod local;
 
 use std::future::Future;
@@ -15,7 +16,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+pub use self::kube::KubeExecutor;
 pub use local::LocalExecutor;
+
+use crate::spec::{ExecutorKind, TrialTemplate};
 
 /// Everything needed to start one trial, with placeholders already substituted.
 #[derive(Clone, Debug)]
@@ -30,6 +34,15 @@ pub struct Launch {
     pub timeout: Option<Duration>,
     /// GPUs the trial needs to itself.
     pub gpus: u32,
+    /// Where the trial runs.
+    pub executor: ExecutorKind,
+    /// The spec's trial template (image, resources, node selection… for Kubernetes).
+    pub template: TrialTemplate,
+    /// The pod template with placeholders already substituted, when the spec gives one.
+    pub pod_template: Option<serde_json::Value>,
+    /// Kubernetes: the namespace and owner of a trial that came from a custom resource.
+    pub namespace: Option<String>,
+    pub owner: Option<self::kube::Owner>,
 }
 
 impl Launch {
@@ -51,6 +64,8 @@ pub enum TrialEvent {
     Started { pid: u32, gpus: Vec<u32> },
     /// One line of output.
     Line { stream: Stream, text: String },
+    /// Not started yet, and why (e.g. `Unschedulable`: no node has a free `nvidia.com/gpu`).
+    Waiting { reason: String, message: String },
 }
 
 /// How the trial's process ended.
@@ -92,4 +107,34 @@ pub trait Executor: Send + Sync + 'static {
 
     /// How many GPUs trials can be given; `None` when the executor does not count them.
     fn gpu_capacity(&self) -> Option<usize>;
+}
+
+/// The executor a server uses: each trial goes where its experiment's spec says.
+pub struct Dispatch {
+    pub local: LocalExecutor,
+    /// `None` when no cluster is configured: Kubernetes trials then fail to start, saying so.
+    pub kube: Option<KubeExecutor>,
+}
+
+impl Executor for Dispatch {
+    async fn run(&self, launch: Launch, events: mpsc::UnboundedSender<TrialEvent>, stop: StopSignal) -> Finished {
+        match (launch.executor, &self.kube) {
+            (ExecutorKind::Kubernetes, Some(kube)) => kube.run(launch, events, stop).await,
+            (ExecutorKind::Kubernetes, None) => Finished {
+                exit: Exit::StartFailed(
+                    "executor kubernetes needs a cluster: run in a pod, or with a kubeconfig (KUBECONFIG or ~/.kube/config)".into(),
+                ),
+                stderr_tail: Vec::new(),
+            },
+            _ => self.local.run(launch, events, stop).await,
+        }
+    }
+
+    fn reap(&self, pid: u32) {
+        self.local.reap(pid);
+    }
+
+    fn gpu_capacity(&self) -> Option<usize> {
+        self.local.gpu_capacity()
+    }
 }

@@ -203,12 +203,16 @@ fn check_budget(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
 
 fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     let trial = &spec.trial;
-    let needs_command = spec.executor == super::ExecutorKind::Local;
+    let needs_command = spec.executor == super::ExecutorKind::Local
+        || (spec.executor == super::ExecutorKind::Kubernetes && trial.pod_template.is_none());
     if needs_command && (trial.command.is_empty() || trial.command[0].trim().is_empty()) {
         problems.push(Problem::new(
             "spec.trial.command",
-            "is required for the local executor; give the program and its arguments",
+            format!("is required for the {} executor; give the program and its arguments", executor_name(spec)),
         ));
+    }
+    if spec.executor == super::ExecutorKind::Kubernetes {
+        check_kubernetes(trial, problems);
     }
     let mut known: Vec<&str> = Vec::new();
     for name in spec.parameters.iter().map(|p| p.name.as_str()).chain(BUILTIN_PLACEHOLDERS.iter().copied()) {
@@ -244,9 +248,60 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     }
 }
 
+fn executor_name(spec: &ExperimentSpec) -> &'static str {
+    match spec.executor {
+        super::ExecutorKind::Local => "local",
+        super::ExecutorKind::External => "external",
+        super::ExecutorKind::Kubernetes => "kubernetes",
+    }
+}
+
+/// The pod a trial runs in: an image, or a pod template with a primary container.
+fn check_kubernetes(trial: &super::TrialTemplate, problems: &mut Vec<Problem>) {
+    match &trial.pod_template {
+        None if trial.image.as_deref().is_none_or(|i| i.trim().is_empty()) => problems.push(Problem::new(
+            "spec.trial.image",
+            "is required for the kubernetes executor (or give a whole spec.trial.podTemplate)",
+        )),
+        None => {}
+        Some(template) => {
+            let containers = template.pointer("/spec/containers").and_then(|c| c.as_array());
+            let names: Vec<&str> =
+                containers.into_iter().flatten().filter_map(|c| c.get("name").and_then(|n| n.as_str())).collect();
+            if names.is_empty() {
+                problems.push(Problem::new(
+                    "spec.trial.podTemplate.spec.containers",
+                    "must list at least one named container",
+                ));
+            } else if let Some(primary) = trial.primary_container.as_deref().filter(|p| !names.contains(p)) {
+                problems.push(Problem::new(
+                    "spec.trial.primaryContainer",
+                    format!("{primary:?} is not a container of podTemplate (containers: {})", names.join(", ")),
+                ));
+            }
+        }
+    }
+    for (field, value) in [("cpu", &trial.resources.cpu), ("memory", &trial.resources.memory)] {
+        if let Some(v) = value.as_deref().filter(|v| !is_quantity(v)) {
+            problems.push(Problem::new(
+                format!("spec.trial.resources.{field}"),
+                format!("{v:?} is not a Kubernetes quantity; write it like 500m, 2, 512Mi or 1Gi"),
+            ));
+        }
+    }
+}
+
+/// A Kubernetes resource quantity: a decimal number and an optional suffix.
+fn is_quantity(text: &str) -> bool {
+    const SUFFIXES: &[&str] = &["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    let digits = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    !number.is_empty() && number.parse::<f64>().is_ok() && SUFFIXES.contains(&suffix)
+}
+
 fn check_metrics(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     let metrics = &spec.metrics;
-    if metrics.collector == Collector::File {
+    if spec.collector() == Collector::File {
         match metrics.file.as_deref() {
             None | Some("") => problems.push(Problem::new(
                 "spec.metrics.file",

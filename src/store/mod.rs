@@ -75,6 +75,17 @@ pub struct ExperimentRecord {
     /// The search ran out of new points (recorded by whoever asked it).
     #[serde(default)]
     pub exhausted: bool,
+    /// The custom resource this experiment came from, when it came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<KubeOrigin>,
+}
+
+/// A namespaced `Experiment` custom resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeOrigin {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
 }
 
 /// Whether a write waits for the disk.
@@ -97,7 +108,7 @@ pub enum Desired {
 
 impl ExperimentRecord {
     pub fn new(experiment: Experiment, spec_dir: Option<PathBuf>) -> Self {
-        Self { experiment, spec_dir, desired: Desired::Run, exhausted: false }
+        Self { experiment, spec_dir, desired: Desired::Run, exhausted: false, origin: None }
     }
 
     pub fn name(&self) -> &str {

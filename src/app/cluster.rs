@@ -1,0 +1,75 @@
+//! Kubernetes at the edges: `tuna crd`, `tuna render`, and the client the server uses.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use jiff::Timestamp;
+use kube::CustomResourceExt;
+
+use crate::controller::{Site, TrialApi, launch_for};
+use crate::executor::kube::render_job;
+use crate::search;
+use crate::spec::Experiment;
+use crate::token::TrialSecret;
+use crate::trial::Trial;
+
+/// What the rendered Job shows instead of a real trial token (issued when the trial starts).
+const TOKEN_PLACEHOLDER: &str = "<issued when the trial starts>";
+
+/// The CRD as YAML, exactly what `deploy/crd.yaml` holds.
+pub fn crd_yaml() -> anyhow::Result<String> {
+    serde_saphyr::to_string(&Experiment::crd()).context("failed to write the CRD as YAML")
+}
+
+pub fn crd() -> anyhow::Result<ExitCode> {
+    std::io::stdout().lock().write_all(crd_yaml()?.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Job for the first suggested trial of an experiment, as YAML.
+pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
+    let experiment = super::load_spec(file)?;
+    let spec = &experiment.spec;
+    let name = experiment.metadata.name.clone().unwrap_or_default();
+    let mut search = search::build(spec, spec.algorithm.seed.unwrap_or(0)).context("failed to set up the search")?;
+    let first = search
+        .suggest(&[], 1)
+        .context("failed to get a suggestion")?
+        .into_iter()
+        .next()
+        .context("the search space is empty")?;
+    let trial = Trial::new(&name, 0, first, Timestamp::now());
+    let api =
+        TrialApi { base_url: "http://tuna.tuna-system.svc:8080".into(), secret: TrialSecret::from_bytes([0; 32]) };
+    let site = Site {
+        spec,
+        experiment_dir: &PathBuf::from("/data/experiments").join(&name),
+        working_dir: Path::new("."),
+        api: Some(&api),
+        origin: None,
+    };
+    let mut launch = launch_for(&site, &trial);
+    for (key, value) in &mut launch.env {
+        if key == "TUNA_TRIAL_TOKEN" {
+            *value = TOKEN_PLACEHOLDER.into();
+        }
+    }
+    let job = render_job(&launch, namespace).map_err(anyhow::Error::msg)?;
+    serde_saphyr::to_string(&job).context("failed to write the Job as YAML")
+}
+
+pub fn render(file: &Path, namespace: &str) -> anyhow::Result<ExitCode> {
+    std::io::stdout().lock().write_all(render_yaml(file, namespace)?.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A client from the pod's service account or the kubeconfig, with its default namespace.
+pub async fn client() -> anyhow::Result<(kube::Client, String)> {
+    let config =
+        kube::Config::infer().await.context("no Kubernetes configuration (not in a pod, and no usable kubeconfig)")?;
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).context("failed to build a Kubernetes client")?;
+    Ok((client, namespace))
+}

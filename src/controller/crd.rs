@@ -1,0 +1,320 @@
+//! `Experiment` custom resources: each CR becomes an experiment in the store (run by the
+//! supervisor like any other, its trials as Jobs), and the store's status flows back to the CR's
+//! status subresource, with Kubernetes Events for trial starts, failures and the end.
+//!
+//! ```text
+//! CR apply ──▶ validate ──▶ store (create; or copy maxTrials/parallelTrials/maxFailedTrials)
+//!          ◀── patch_status ◀── store status            (requeued every few seconds while running)
+//! CR delete ──▶ desired = Delete ──▶ supervisor stops the Jobs ──▶ record gone ──▶ finalizer off
+//! ```
+//! The store keys experiments by name, so two CRs with one name in two namespaces conflict; the
+//! second gets a `NameConflict` condition.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::executor::kube::job::EXPERIMENT_LABEL;
+use crate::spec::{self, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
+use crate::store::{Desired, Durability, ExperimentRecord, KubeOrigin, Store};
+
+/// The finalizer that lets tuna stop an experiment's Jobs before its CR goes away.
+pub const FINALIZER: &str = "tuna.dev/cleanup";
+/// The field manager of tuna's status writes.
+const MANAGER: &str = "tuna-controller";
+/// How often a running experiment's status is copied to its CR.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read or write the store for experiment {name}")]
+    Store {
+        name: String,
+        #[source]
+        source: crate::store::Error,
+    },
+    #[error("failed to write the status of experiment {name}")]
+    PatchStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("experiment {name} is still stopping its trials")]
+    StillDeleting { name: String },
+    #[error("the Experiment finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// What the reconciler shares.
+struct Context {
+    client: Client,
+    store: Store,
+    recorder: Recorder,
+    /// The trial counts last reported as Events, per experiment.
+    seen: Mutex<HashMap<String, (TrialCounts, ExperimentPhase)>>,
+}
+
+/// Reconciles Experiment CRs in `namespace` (all namespaces when `None`) until `shutdown`.
+pub async fn watch_crds(client: Client, store: Store, namespace: Option<String>, mut shutdown: watch::Receiver<bool>) {
+    let (experiments, jobs): (Api<Experiment>, Api<Job>) = match &namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), Reporter::from(MANAGER)),
+        client,
+        store,
+        seen: Mutex::default(),
+    });
+    info!(namespace = namespace.as_deref().unwrap_or("*"), "watching Experiment custom resources");
+    Controller::new(experiments, watcher::Config::default())
+        .owns(jobs, watcher::Config::default().labels(EXPERIMENT_LABEL))
+        .graceful_shutdown_on(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = experiment.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, experiment, |event| async {
+        match event {
+            Finalizer::Apply(cr) => apply(&cr, &ctx, &api).await,
+            Finalizer::Cleanup(cr) => cleanup(&cr, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn error_policy(_: Arc<Experiment>, error: &Error, _: Arc<Context>) -> Action {
+    match error {
+        Error::Finalizer(e)
+            if matches!(**e, kube::runtime::finalizer::Error::CleanupFailed(Error::StillDeleting { .. })) =>
+        {
+            Action::requeue(Duration::from_secs(1))
+        }
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<Action, Error> {
+    let name = cr.name_any();
+    let store_error = |source| Error::Store { name: name.clone(), source };
+    let origin = KubeOrigin {
+        namespace: cr.namespace().unwrap_or_default(),
+        name: name.clone(),
+        uid: cr.uid().unwrap_or_default(),
+    };
+    // The status is tuna's own writing; only the rest is the user's.
+    let mut document = serde_json::to_value(cr).unwrap_or_default();
+    document.as_object_mut().map(|o| o.remove("status"));
+    let valid = match spec::from_value(document) {
+        Ok(valid) => valid,
+        Err(e) => {
+            let message = e.problems().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            let status = ExperimentStatus {
+                phase: ExperimentPhase::Failed,
+                reason: Some("InvalidSpec".into()),
+                message: Some(message),
+                ..Default::default()
+            };
+            write_status(
+                api,
+                &name,
+                &status,
+                &[condition("Failed", "InvalidSpec", status.message.as_deref().unwrap_or(""))],
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let stored = match ctx.store.experiment(&name).map_err(store_error)? {
+        None => create(ctx, valid.clone(), origin).map_err(store_error)?,
+        Some(record) if record.origin.as_ref().map(|o| &o.uid) != Some(&origin.uid) => {
+            let message = format!(
+                "an experiment named {name} already exists in tuna (from another namespace or the API); rename this one"
+            );
+            let status = ExperimentStatus {
+                phase: ExperimentPhase::Failed,
+                reason: Some("NameConflict".into()),
+                message: Some(message.clone()),
+                ..Default::default()
+            };
+            write_status(api, &name, &status, &[condition("Failed", "NameConflict", &message)]).await?;
+            return Ok(Action::await_change());
+        }
+        Some(record) => follow_edits(ctx, &record, &valid).map_err(store_error)?,
+    };
+    let status = stored.experiment.status.clone().unwrap_or_default();
+    let mut conditions = conditions_for(&status);
+    if let Some(ignored) = ignored_edits(&stored.experiment, &valid) {
+        conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
+    }
+    write_status(api, &name, &status, &conditions).await?;
+    publish_events(ctx, cr, &status).await;
+    Ok(if status.phase.is_finished() { Action::await_change() } else { Action::requeue(STATUS_EVERY) })
+}
+
+fn create(
+    ctx: &Context,
+    mut experiment: Experiment,
+    origin: KubeOrigin,
+) -> Result<ExperimentRecord, crate::store::Error> {
+    let seed = experiment.spec.algorithm.seed.unwrap_or_else(rand::random);
+    experiment.status = Some(ExperimentStatus { seed, ..Default::default() });
+    experiment.metadata = kube::api::ObjectMeta { name: experiment.metadata.name.clone(), ..Default::default() };
+    let mut record = ExperimentRecord::new(experiment, None);
+    record.origin = Some(origin);
+    ctx.store.create_experiment(&record)?;
+    Ok(record)
+}
+
+/// Copies the three fields that may change after creation; a raised budget resumes a finished
+/// experiment.
+fn follow_edits(
+    ctx: &Context,
+    record: &ExperimentRecord,
+    cr: &Experiment,
+) -> Result<ExperimentRecord, crate::store::Error> {
+    let (old, new) = (&record.experiment.spec, &cr.spec);
+    if (old.max_trials, old.parallel_trials, old.max_failed_trials)
+        == (new.max_trials, new.parallel_trials, new.max_failed_trials)
+    {
+        return Ok(record.clone());
+    }
+    let (max, parallel, failed) = (new.max_trials, new.parallel_trials, new.max_failed_trials);
+    let updated = ctx.store.update_experiment(record.name(), Durability::Flushed, |r| {
+        let raised = max > r.experiment.spec.max_trials || failed > r.experiment.spec.max_failed_trials;
+        r.experiment.spec.max_trials = max;
+        r.experiment.spec.parallel_trials = parallel;
+        r.experiment.spec.max_failed_trials = failed;
+        let status = r.experiment.status.get_or_insert_with(Default::default);
+        if raised && status.phase.is_finished() {
+            status.phase = ExperimentPhase::Pending;
+            status.completion_time = None;
+        }
+    })?;
+    Ok(updated.unwrap_or_else(|| record.clone()))
+}
+
+/// The edits other than the three that may change, named, if any.
+fn ignored_edits(stored: &Experiment, cr: &Experiment) -> Option<String> {
+    let mut a = serde_json::to_value(&stored.spec).unwrap_or_default();
+    let mut b = serde_json::to_value(&cr.spec).unwrap_or_default();
+    for field in ["maxTrials", "parallelTrials", "maxFailedTrials"] {
+        a.as_object_mut().map(|o| o.remove(field));
+        b.as_object_mut().map(|o| o.remove(field));
+    }
+    let (a, b) = (a.as_object().cloned().unwrap_or_default(), b.as_object().cloned().unwrap_or_default());
+    let changed: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("spec.{k}"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    (!changed.is_empty()).then(|| {
+        format!(
+            "only maxTrials, parallelTrials and maxFailedTrials may change after creation; ignored: {}",
+            changed.join(", ")
+        )
+    })
+}
+
+async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
+    let name = cr.name_any();
+    let store_error = |source| Error::Store { name: name.clone(), source };
+    let Some(record) = ctx.store.experiment(&name).map_err(store_error)? else { return Ok(Action::await_change()) };
+    if record.origin.as_ref().map(|o| &o.uid) != cr.uid().as_ref() {
+        return Ok(Action::await_change()); // not ours (a name conflict): leave it alone
+    }
+    ctx.store.update_experiment(&name, Durability::Flushed, |r| r.desired = Desired::Delete).map_err(store_error)?;
+    Err(Error::StillDeleting { name })
+}
+
+async fn write_status(
+    api: &Api<Experiment>,
+    name: &str,
+    status: &ExperimentStatus,
+    conditions: &[serde_json::Value],
+) -> Result<(), Error> {
+    let mut status = status.clone();
+    status.conditions = conditions.to_vec();
+    let body = serde_json::to_value(&status).unwrap_or_default();
+    let patch = json!({"apiVersion": spec::API_VERSION, "kind": "Experiment", "status": body});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(|source| Error::PatchStatus { name: name.into(), source })
+}
+
+fn condition(type_: &str, reason: &str, message: &str) -> serde_json::Value {
+    json!({"type": type_, "status": "True", "reason": reason, "message": message, "lastTransitionTime": jiff::Timestamp::now().to_string()})
+}
+
+/// Conditions a `kubectl describe` reader expects: Created, Running, then Succeeded or Failed.
+fn conditions_for(status: &ExperimentStatus) -> Vec<serde_json::Value> {
+    let reason = status.reason.as_deref().unwrap_or("");
+    let message = status.message.as_deref().unwrap_or("");
+    let mut conditions = vec![condition("Created", "ExperimentCreated", "the experiment is in tuna's store")];
+    match status.phase {
+        ExperimentPhase::Pending => {}
+        ExperimentPhase::Running => conditions.push(condition("Running", "TrialsRunning", message)),
+        ExperimentPhase::Succeeded => conditions.push(condition("Succeeded", reason, message)),
+        ExperimentPhase::Failed => conditions.push(condition("Failed", reason, message)),
+        ExperimentPhase::Stopped => conditions.push(condition("Stopped", reason, message)),
+    }
+    conditions
+}
+
+/// Publishes an Event per change in trial counts since the last look, and one at the end.
+async fn publish_events(ctx: &Context, cr: &Experiment, status: &ExperimentStatus) {
+    let name = cr.name_any();
+    let before = {
+        let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(name.clone(), (status.trials.clone(), status.phase))
+    };
+    let (old, old_phase) = before.unwrap_or_default();
+    let c = &status.trials;
+    let started = (c.running + c.succeeded + c.failed).saturating_sub(old.running + old.succeeded + old.failed);
+    let mut events = Vec::new();
+    if started > 0 {
+        events.push((EventType::Normal, "TrialsStarted", format!("{started} trial(s) started")));
+    }
+    if c.failed > old.failed {
+        events.push((EventType::Warning, "TrialsFailed", format!("{} trial(s) failed", c.failed - old.failed)));
+    }
+    if status.phase.is_finished() && old_phase != status.phase {
+        let kind = if status.phase == ExperimentPhase::Succeeded { EventType::Normal } else { EventType::Warning };
+        events.push((kind, "ExperimentEnded", status.message.clone().unwrap_or_default()));
+    }
+    let reference = cr.object_ref(&());
+    for (type_, reason, note) in events {
+        let event =
+            Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(experiment = %name, error = %e, "failed to publish an Event");
+        }
+    }
+}

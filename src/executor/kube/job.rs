@@ -1,0 +1,169 @@
+//! The `batch/v1` Job a trial runs as: pure, so `tuna render` and the tests see exactly what the
+//! executor creates.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::executor::Launch;
+
+/// Labels on every Job and pod tuna creates, for selection and re-attachment.
+pub const EXPERIMENT_LABEL: &str = "tuna.dev/experiment";
+pub const TRIAL_LABEL: &str = "tuna.dev/trial";
+/// How long a finished Job stays for inspection when the spec does not say.
+pub const DEFAULT_TTL_SECONDS: i32 = 3600;
+/// Kubernetes object names and label values hold at most 63 characters.
+const MAX_NAME: usize = 63;
+
+/// Renders the Job for one trial launch in `namespace`.
+pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
+    let t = &launch.template;
+    let mut pod = match &launch.pod_template {
+        Some(value) => serde_json::from_value::<PodTemplateSpec>(value.clone())
+            .map_err(|e| format!("spec.trial.podTemplate is not a pod template: {e}"))?,
+        None => PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers: vec![Container { name: "trial".into(), image: t.image.clone(), ..Default::default() }],
+                ..Default::default()
+            }),
+        },
+    };
+    let labels = labels(launch);
+    let meta = pod.metadata.get_or_insert_with(Default::default);
+    meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    spec.restart_policy = Some("Never".into());
+    if !t.node_selector.is_empty() {
+        spec.node_selector.get_or_insert_with(Default::default).extend(t.node_selector.clone());
+    }
+    if !t.tolerations.is_empty() {
+        let tolerations: Vec<Toleration> = t
+            .tolerations
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("spec.trial.tolerations is not a list of Kubernetes tolerations: {e}"))?;
+        spec.tolerations.get_or_insert_with(Default::default).extend(tolerations);
+    }
+    if let Some(sa) = &t.service_account_name {
+        spec.service_account_name = Some(sa.clone());
+    }
+    let primary = primary_container(spec, t.primary_container.as_deref())?;
+    if !launch.command.is_empty() {
+        primary.command = Some(launch.command.clone());
+        primary.args = None;
+    }
+    let env = primary.env.get_or_insert_with(Default::default);
+    env.extend(launch.env.iter().map(|(name, value)| EnvVar {
+        name: name.clone(),
+        value: Some(value.clone()),
+        value_from: None,
+    }));
+    set_resources(primary, launch);
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(&launch.experiment, &launch.trial)),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels),
+            owner_references: launch.owner.as_ref().map(|o| vec![owner_reference(o)]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            template: pod,
+            backoff_limit: Some(t.retries as i32),
+            active_deadline_seconds: launch.timeout.map(|d| d.as_secs().max(1) as i64),
+            ttl_seconds_after_finished: Some(t.ttl_seconds_after_finished.unwrap_or(DEFAULT_TTL_SECONDS)),
+            completions: Some(1),
+            parallelism: Some(1),
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+fn labels(launch: &Launch) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (EXPERIMENT_LABEL.to_string(), label_value(&launch.experiment)),
+        (TRIAL_LABEL.to_string(), label_value(&launch.trial)),
+    ])
+}
+
+fn primary_container<'a>(spec: &'a mut PodSpec, name: Option<&str>) -> Result<&'a mut Container, String> {
+    let index = match name {
+        Some(n) => spec
+            .containers
+            .iter()
+            .position(|c| c.name == n)
+            .ok_or_else(|| format!("spec.trial.primaryContainer {n:?} is not in the pod template"))?,
+        None => 0,
+    };
+    spec.containers.get_mut(index).ok_or_else(|| "spec.trial.podTemplate has no container".to_string())
+}
+
+fn set_resources(container: &mut Container, launch: &Launch) {
+    let r = &launch.template.resources;
+    let mut amounts = BTreeMap::new();
+    if launch.gpus > 0 {
+        amounts.insert("nvidia.com/gpu".to_string(), Quantity(launch.gpus.to_string()));
+    }
+    if let Some(cpu) = &r.cpu {
+        amounts.insert("cpu".into(), Quantity(cpu.clone()));
+    }
+    if let Some(memory) = &r.memory {
+        amounts.insert("memory".into(), Quantity(memory.clone()));
+    }
+    if amounts.is_empty() {
+        return;
+    }
+    let resources = container.resources.get_or_insert_with(ResourceRequirements::default);
+    // Requests equal limits: the trial gets what it asked for, and GPUs must be given as limits.
+    resources.limits.get_or_insert_with(Default::default).extend(amounts.clone());
+    amounts.remove("nvidia.com/gpu");
+    if !amounts.is_empty() {
+        resources.requests.get_or_insert_with(Default::default).extend(amounts);
+    }
+}
+
+/// Who owns a trial's Job: the `Experiment` custom resource it came from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    pub name: String,
+    pub uid: String,
+}
+
+fn owner_reference(owner: &Owner) -> OwnerReference {
+    OwnerReference {
+        api_version: crate::spec::API_VERSION.into(),
+        kind: "Experiment".into(),
+        name: owner.name.clone(),
+        uid: owner.uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The trial's Job name: the trial name when it fits in 63 characters, otherwise a shortened
+/// experiment name, a hash of the whole and the trial number, so names stay unique.
+pub fn job_name(experiment: &str, trial: &str) -> String {
+    if trial.len() <= MAX_NAME {
+        return trial.to_string();
+    }
+    let number = trial.rsplit('-').next().unwrap_or_default();
+    let hash = format!("{:08x}", fnv1a(trial.as_bytes()) as u32);
+    let keep = MAX_NAME - number.len() - hash.len() - 2;
+    let prefix: String = experiment.chars().take(keep).collect();
+    format!("{}-{hash}-{number}", prefix.trim_end_matches('-'))
+}
+
+/// A label value: at most 63 characters (long names are shortened like job names).
+fn label_value(value: &str) -> String {
+    if value.len() <= MAX_NAME { value.to_string() } else { job_name(value, value) }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}

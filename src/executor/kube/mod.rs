@@ -1,0 +1,202 @@
+//! Trials as Kubernetes `batch/v1` Jobs: one Job per trial, labelled with its experiment and trial,
+//! found again by name after a controller restart (re-attached, never duplicated), followed until
+//! its conditions say how it ended, and deleted (background propagation) when stopped.
+//!
+//! ```text
+//! render_job ─▶ create (or find) ─▶ poll Job + pod ─▶ Waiting (unschedulable…) / Started / Line…
+//!                                                   └▶ Complete | Failed (DeadlineExceeded → TimedOut)
+//! ```
+
+pub mod job;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+use tracing::{instrument, warn};
+
+pub use job::{Owner, job_name, render_job};
+
+use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
+
+/// How often a running trial's Job and pod are looked at.
+const POLL: Duration = Duration::from_millis(500);
+/// How many log lines a failure message quotes.
+const TAIL_LINES: usize = 8;
+
+pub struct KubeExecutor {
+    client: Client,
+    /// Where Jobs go when the experiment does not come from a namespaced custom resource.
+    namespace: String,
+}
+
+impl KubeExecutor {
+    pub fn new(client: Client, namespace: String) -> Self {
+        Self { client, namespace }
+    }
+}
+
+impl Executor for KubeExecutor {
+    #[instrument(skip_all, fields(experiment = %launch.experiment, trial = %launch.trial))]
+    async fn run(&self, launch: Launch, events: mpsc::UnboundedSender<TrialEvent>, mut stop: StopSignal) -> Finished {
+        let namespace = launch.namespace.clone().unwrap_or_else(|| self.namespace.clone());
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let name = job_name(&launch.experiment, &launch.trial);
+        if let Err(message) = ensure_job(&jobs, &launch, &namespace).await {
+            return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() };
+        }
+        let mut watch = JobWatch { started: false, waiting: None, logs: None };
+        let exit = loop {
+            let stopped = tokio::select! {
+                _ = stop.wait_for(Option::is_some) => true,
+                _ = tokio::time::sleep(POLL) => false,
+            };
+            if stopped {
+                let background =
+                    DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+                if let Err(e) = jobs.delete(&name, &background).await {
+                    warn!(error = %e, "failed to delete the trial's Job");
+                }
+                break Exit::Stopped;
+            }
+            match watch.step(&jobs, &pods, &name, &events).await {
+                Ok(Some(exit)) => break exit,
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "failed to read the trial's Job; retrying"),
+            }
+        };
+        let tail = match watch.logs.take() {
+            Some(task) => {
+                tokio::time::timeout(Duration::from_secs(2), task).await.ok().and_then(Result::ok).unwrap_or_default()
+            }
+            None => VecDeque::new(),
+        };
+        Finished { exit, stderr_tail: tail.into() }
+    }
+
+    /// Jobs outlive the controller and are re-attached by name; nothing to clean up.
+    fn reap(&self, _pid: u32) {}
+
+    /// The cluster's scheduler counts GPUs; a trial waits (with the reason shown) until one fits.
+    fn gpu_capacity(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Creates the trial's Job, or finds the one a previous controller created.
+async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<(), String> {
+    let job = render_job(launch, namespace)?;
+    let name = job.metadata.name.clone().unwrap_or_default();
+    match jobs.create(&PostParams::default(), &job).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()), // re-attach
+        Err(e) => Err(format!("failed to create Job {name} in namespace {namespace}: {e}")),
+    }
+}
+
+/// What has been seen of one trial's Job so far.
+struct JobWatch {
+    started: bool,
+    waiting: Option<String>,
+    logs: Option<tokio::task::JoinHandle<VecDeque<String>>>,
+}
+
+impl JobWatch {
+    /// One look at the Job and its pod: reports progress, returns the exit once the Job ended.
+    async fn step(
+        &mut self,
+        jobs: &Api<Job>,
+        pods: &Api<Pod>,
+        name: &str,
+        events: &mpsc::UnboundedSender<TrialEvent>,
+    ) -> Result<Option<Exit>, kube::Error> {
+        let Some(job) = jobs.get_opt(name).await? else {
+            return Ok(Some(Exit::StartFailed(format!("Job {name} disappeared (deleted outside tuna?)"))));
+        };
+        let pod_list = pods.list(&ListParams::default().labels(&format!("job-name={name}"))).await?;
+        let pod = pod_list.items.iter().max_by_key(|p| p.metadata.creation_timestamp.clone());
+        if let Some(pod) = pod {
+            self.observe_pod(pods, pod, events);
+        }
+        Ok(job_exit(&job, pod))
+    }
+
+    fn observe_pod(&mut self, pods: &Api<Pod>, pod: &Pod, events: &mpsc::UnboundedSender<TrialEvent>) {
+        let status = pod.status.clone().unwrap_or_default();
+        let phase = status.phase.as_deref().unwrap_or("Pending");
+        if phase == "Pending" {
+            let unscheduled =
+                status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
+            if let Some(c) = unscheduled {
+                let note = format!(
+                    "{}: {}",
+                    c.reason.as_deref().unwrap_or("Unschedulable"),
+                    c.message.as_deref().unwrap_or("")
+                );
+                if self.waiting.as_deref() != Some(note.as_str()) {
+                    let _ = events.send(TrialEvent::Waiting {
+                        reason: c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
+                        message: c.message.clone().unwrap_or_default(),
+                    });
+                    self.waiting = Some(note);
+                }
+            }
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            let _ = events.send(TrialEvent::Started { pid: 0, gpus: Vec::new() });
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            self.logs = Some(tokio::spawn(follow_log(pods.clone(), pod_name, events.clone())));
+        }
+    }
+}
+
+/// How the Job ended, if it has.
+fn job_exit(job: &Job, pod: Option<&Pod>) -> Option<Exit> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    let ended = conditions.iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")?;
+    if ended.type_ == "Complete" {
+        return Some(Exit::Code(0));
+    }
+    if ended.reason.as_deref() == Some("DeadlineExceeded") {
+        return Some(Exit::TimedOut);
+    }
+    let code = pod
+        .and_then(|p| {
+            p.status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .state
+                .as_ref()?
+                .terminated
+                .as_ref()
+                .map(|t| t.exit_code)
+        })
+        .unwrap_or(1);
+    Some(Exit::Code(if code == 0 { 1 } else { code }))
+}
+
+/// Streams the pod's log as trial output lines until the container ends; returns the last lines.
+async fn follow_log(pods: Api<Pod>, pod: String, events: mpsc::UnboundedSender<TrialEvent>) -> VecDeque<String> {
+    let mut tail = VecDeque::with_capacity(TAIL_LINES);
+    let params = LogParams { follow: true, ..Default::default() };
+    let Ok(stream) = pods.log_stream(&pod, &params).await else { return tail };
+    let mut lines = stream.lines();
+    while let Ok(Some(line)) = lines.try_next().await {
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.clone());
+        let _ = events.send(TrialEvent::Line { stream: Stream::Stdout, text: line });
+    }
+    tail
+}

@@ -1,0 +1,113 @@
+//! Every manifest tuna generates or ships, checked against the official Kubernetes schemas with
+//! `kubernetes-validate --strict` (installed by `.ci/run`), and every example Experiment checked
+//! against the generated CRD schema. Without the validator these tests say so and pass, except
+//! under CI (`CI` set), where its absence is a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The oldest Kubernetes version tuna supports (k8s-openapi feature v1_33).
+const KUBERNETES_VERSION: &str = "1.33.0";
+
+fn tuna(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tuna")).args(args).output().unwrap();
+    assert!(out.status.success(), "tuna {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The validator's folder of tools: `TUNA_K8S_VENV`, or `.venv-k8s` (where .ci/run installs it).
+fn validator_bin() -> Option<PathBuf> {
+    let venv =
+        std::env::var_os("TUNA_K8S_VENV").map(PathBuf::from).unwrap_or_else(|| Path::new(ROOT).join(".venv-k8s"));
+    let bin = venv.join("bin");
+    if bin.join("kubernetes-validate").is_file() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "kubernetes-validate is not installed in {}; .ci/run installs it",
+        venv.display()
+    );
+    eprintln!("SKIPPED: kubernetes-validate is not installed in {} (bash .ci/run installs it)", venv.display());
+    None
+}
+
+#[test]
+fn the_committed_crd_is_what_the_types_generate() {
+    let committed = std::fs::read_to_string(Path::new(ROOT).join("deploy/crd.yaml")).unwrap();
+    assert!(committed == tuna(&["crd"]), "deploy/crd.yaml is stale: run `cargo run -- crd > deploy/crd.yaml`");
+}
+
+#[test]
+fn deploy_and_rendered_jobs_pass_the_official_schemas_strictly() {
+    let Some(bin) = validator_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("deploy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml"))
+        .collect();
+    for example in kubernetes_examples() {
+        let job = dir.path().join(format!("{}-job.yaml", example.file_stem().unwrap().to_string_lossy()));
+        std::fs::write(&job, tuna(&["render", example.to_str().unwrap()])).unwrap();
+        files.push(job);
+    }
+    assert!(files.len() >= 8, "deploy/ and at least one rendered Job: {files:?}");
+    let out = Command::new(bin.join("kubernetes-validate"))
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .args(&files)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubernetes-validate failed:\n{report}");
+    assert_eq!(report.matches(" passed for resource ").count(), files.len() + 2, "every object was checked:\n{report}");
+}
+
+#[test]
+fn a_broken_job_fails_the_validator_so_the_check_above_can_fail() {
+    let Some(bin) = validator_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let example = &kubernetes_examples()[0];
+    let broken = tuna(&["render", example.to_str().unwrap()]).replace("backoffLimit: 1", "backoffLimit: one");
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, broken).unwrap();
+    let out = Command::new(bin.join("kubernetes-validate"))
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn every_example_experiment_fits_the_generated_crd_schema() {
+    let Some(bin) = validator_bin() else { return };
+    let mut examples = kubernetes_examples();
+    examples.extend(yaml_files(&Path::new(ROOT).join("experiments")));
+    let out = Command::new(bin.join("python3"))
+        .arg(Path::new(ROOT).join("tests/validate_examples.py"))
+        .arg(Path::new(ROOT).join("deploy/crd.yaml"))
+        .args(&examples)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report.matches("valid against").count(), examples.len(), "{report}");
+}
+
+fn kubernetes_examples() -> Vec<PathBuf> {
+    yaml_files(&Path::new(ROOT).join("experiments/kubernetes"))
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
