@@ -48,10 +48,26 @@ pub fn assignment_key(assignment: &Assignment) -> String {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Domain {
-    Double { min: f64, max: f64, log: bool, step: Option<f64> },
-    Int { min: i64, max: i64, step: i64, log: bool },
-    Categorical { values: Vec<String> },
-    Discrete { values: Vec<f64> },
+    Double {
+        min: f64,
+        max: f64,
+        log: bool,
+        step: Option<f64>,
+    },
+    Int {
+        min: i64,
+        max: i64,
+        step: i64,
+        log: bool,
+    },
+    Categorical {
+        values: Vec<String>,
+    },
+    /// Ordered numbers; `floats` keeps whole values as floats (levels of a double axis).
+    Discrete {
+        values: Vec<f64>,
+        floats: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -78,6 +94,25 @@ impl Space {
 
     pub fn is_empty(&self) -> bool {
         self.dims.is_empty()
+    }
+
+    /// The same space with every double that has no step split into `levels` evenly spaced values
+    /// (evenly in log space on log scales), so that it enumerates as a grid.
+    pub fn with_levels(&self, levels: usize) -> Space {
+        let n = levels.max(2);
+        let dims = self
+            .dims
+            .iter()
+            .map(|d| match d.domain {
+                Domain::Double { min, max, log, step: None } => {
+                    let values =
+                        (0..n).map(|i| significant(continuous(min, max, log, i as f64 / (n - 1) as f64))).collect();
+                    Dim { name: d.name.clone(), domain: Domain::Discrete { values, floats: true } }
+                }
+                _ => d.clone(),
+            })
+            .collect();
+        Space { dims }
     }
 
     /// A uniform draw (log-uniform on log scales).
@@ -136,7 +171,7 @@ fn dim(p: &ParameterSpec) -> Dim {
             let mut values: Vec<f64> =
                 p.values.iter().filter_map(|v| if let Scalar::Number(n) = v { Some(*n) } else { None }).collect();
             values.sort_by(f64::total_cmp);
-            Domain::Discrete { values }
+            Domain::Discrete { values, floats: false }
         }
     };
     Dim { name: p.name.clone(), domain }
@@ -162,7 +197,7 @@ impl Domain {
             Domain::Double { step: None, .. } => None,
             Domain::Int { min, max, step, .. } => Some(((max - min) / step) as usize + 1),
             Domain::Categorical { values } => Some(values.len()),
-            Domain::Discrete { values } => Some(values.len()),
+            Domain::Discrete { values, .. } => Some(values.len()),
         }
     }
 
@@ -174,7 +209,8 @@ impl Domain {
             }
             Domain::Int { min, step, .. } => ParamValue::Int(min + i as i64 * step),
             Domain::Categorical { values } => ParamValue::Text(values[i.min(values.len() - 1)].clone()),
-            Domain::Discrete { values } => number(values[i.min(values.len() - 1)]),
+            Domain::Discrete { values, floats: false } => number(values[i.min(values.len() - 1)]),
+            Domain::Discrete { values, floats: true } => ParamValue::Float(values[i.min(values.len() - 1)]),
         }
     }
 
@@ -195,7 +231,7 @@ impl Domain {
                 self.level((((x - *min as f64) / *step as f64).round().max(0.0) as usize).min(n - 1))
             }
             Domain::Categorical { values } => self.level(bin(u, values.len())),
-            Domain::Discrete { values } => self.level(bin(u, values.len())),
+            Domain::Discrete { values, .. } => self.level(bin(u, values.len())),
         }
     }
 
@@ -220,7 +256,7 @@ impl Domain {
                 let i = values.iter().position(|v| *v == value.to_string())?;
                 (i as f64 + 0.5) / values.len() as f64
             }
-            Domain::Discrete { values } => {
+            Domain::Discrete { values, .. } => {
                 let v = as_f64()?;
                 let i = values.iter().position(|x| (x - v).abs() <= 1e-12 * x.abs().max(1.0))?;
                 (i as f64 + 0.5) / values.len() as f64
@@ -236,6 +272,15 @@ fn continuous(lo: f64, hi: f64, log: bool, u: f64) -> f64 {
 
 fn inverse(lo: f64, hi: f64, log: bool, x: f64) -> f64 {
     if log { (x.ln() - lo.ln()) / (hi.ln() - lo.ln()) } else { (x - lo) / (hi - lo) }
+}
+
+/// Rounded to 10 significant digits, so grid values read as written (0.1, not 0.1000000000000001).
+fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(9 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
 }
 
 fn bin(u: f64, n: usize) -> usize {

@@ -104,7 +104,19 @@ fn grid_size_multiplies_the_levels_and_steps_forgive_rounding() {
 #[test]
 fn discrete_values_are_ordered_and_whole_numbers_stay_ints() {
     let space = quickstart();
-    let Domain::Discrete { values } = &space.dims[3].domain else { panic!("batch is discrete") };
+    let Domain::Discrete { values, .. } = &space.dims[3].domain else { panic!("batch is discrete") };
     assert_eq!(values, &[16.0, 32.0, 64.0]);
     assert_eq!(space.dims[3].domain.level(0).to_string(), "16");
+}
+
+#[test]
+fn with_levels_turns_unstepped_doubles_into_even_float_levels() {
+    let mut lr = range("lr", ParameterType::Double, 1e-4, 1.0);
+    lr.scale = Scale::Log;
+    let space = Space::new(&[range("x", ParameterType::Double, -5.0, 10.0), lr]).with_levels(5);
+    assert_eq!(space.grid_size(), Some(25));
+    let level = |d: usize| (0..5).map(|i| space.dims[d].domain.level(i)).collect::<Vec<_>>();
+    let floats = |v: &[f64]| v.iter().map(|x| ParamValue::Float(*x)).collect::<Vec<_>>();
+    assert_eq!(level(0), floats(&[-5.0, -1.25, 2.5, 6.25, 10.0]));
+    assert_eq!(level(1), floats(&[1e-4, 1e-3, 1e-2, 0.1, 1.0]), "evenly in log space, read as written");
 }

@@ -163,7 +163,7 @@ impl Default for Algorithm {
 }
 
 /// The algorithms this build knows, with the settings each accepts.
-pub const ALGORITHMS: &[(&str, &[&str])] = &[("random", &[]), ("grid", &[])];
+pub const ALGORITHMS: &[(&str, &[&str])] = &[("random", &[]), ("grid", &["levels"])];
 
 /// One hyperparameter and its feasible space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -175,13 +175,13 @@ pub struct ParameterSpec {
     #[serde(rename = "type")]
     pub kind: ParameterType,
     /// The lower bound (double, int).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_int")]
     pub min: Option<f64>,
     /// The upper bound, inclusive (double, int).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_int")]
     pub max: Option<f64>,
     /// The spacing of allowed values from `min`; makes a double a grid axis (int default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_int")]
     pub step: Option<f64>,
     /// `linear` or `log` (sampled uniformly in log space; needs min > 0).
     #[serde(default, skip_serializing_if = "Scale::is_linear")]
@@ -410,6 +410,15 @@ impl ExperimentSpec {
             ExecutorKind::Kubernetes => Collector::Push,
             ExecutorKind::Local | ExecutorKind::External => Collector::Stdout,
         })
+    }
+}
+
+/// Writes whole numbers without a fraction (`1`, not `1.0`), as users write int bounds.
+fn whole_as_int<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => s.serialize_i64(*v as i64),
+        Some(v) => s.serialize_f64(*v),
+        None => s.serialize_none(),
     }
 }
 

@@ -73,7 +73,12 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let status = record.experiment.status.clone().unwrap_or_default();
     let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
     let open = !matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped);
-    let wanted = request.count.min((spec.max_trials as usize).saturating_sub(trials.len()));
+    // Never more than maxTrials in all, nor more than parallelTrials open at once.
+    let open_now = trials.iter().filter(|t| !t.phase.is_finished()).count();
+    let wanted = request
+        .count
+        .min((spec.max_trials as usize).saturating_sub(trials.len()))
+        .min((spec.parallel_trials as usize).saturating_sub(open_now));
     if !open || wanted == 0 {
         return Ok(Json(json!({ "trials": [] })));
     }

@@ -37,7 +37,7 @@ fn external(name: &str, max_trials: u32) -> String {
     json!({
         "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": name},
         "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                 "maxTrials": max_trials, "executor": "external",
+                 "maxTrials": max_trials, "parallelTrials": 2, "executor": "external",
                  "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
     })
     .to_string()
@@ -70,20 +70,25 @@ async fn an_invalid_document_gets_422_with_every_problem_at_its_field() {
 }
 
 #[tokio::test]
-async fn ask_never_hands_out_more_than_max_trials_and_tell_records_the_objective() {
+async fn ask_stays_within_parallel_trials_and_max_trials_and_tell_records_the_objective() {
     let api = api(None);
     api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
-    let (status, body) = api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 2}"#, None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["trials"].as_array().unwrap().len(), 2);
-    let (_, body) = api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 5}"#, None).await;
-    assert_eq!(body["trials"].as_array().unwrap().len(), 1, "3 in all");
-    let (_, body) = api.call("POST", "/api/v1/experiments/e/suggestions", "{}", None).await;
-    assert_eq!(body["trials"], json!([]));
+    let ask = |count: u32| {
+        let api = &api;
+        async move {
+            let (status, body) =
+                api.call("POST", "/api/v1/experiments/e/suggestions", &format!(r#"{{"count": {count}}}"#), None).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["trials"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(ask(5).await, 2, "parallelTrials: 2 open at most");
+    assert_eq!(ask(5).await, 0, "both still open");
     let (status, body) =
         api.call("POST", "/api/v1/experiments/e/trials/e-0001/complete", r#"{"metrics": {"value": 0.25}}"#, None).await;
     assert_eq!((status, body["phase"].as_str()), (StatusCode::OK, Some("Succeeded")));
     assert_eq!(body["objective"], 0.25);
+    assert_eq!(ask(5).await, 1, "3 in all");
     let (status, _) =
         api.call("POST", "/api/v1/experiments/e/trials/e-0001/complete", r#"{"metrics": {"value": 1}}"#, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "a finished trial takes no second result");
@@ -91,6 +96,8 @@ async fn ask_never_hands_out_more_than_max_trials_and_tell_records_the_objective
         .call("POST", "/api/v1/experiments/e/trials/e-0002/complete", r#"{"state": "failed", "reason": "OOM"}"#, None)
         .await;
     assert_eq!((status, body["phase"].as_str()), (StatusCode::OK, Some("Failed")));
+    api.call("POST", "/api/v1/experiments/e/trials/e-0000/complete", r#"{"metrics": {"value": 2}}"#, None).await;
+    assert_eq!(ask(5).await, 0, "the budget is spent");
     let (status, _) = api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 0}"#, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

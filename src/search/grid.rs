@@ -2,7 +2,22 @@
 //! fastest), each point once.
 
 use super::{Past, Result, Search, seen_keys};
-use crate::space::{Assignment, Space, assignment_key};
+use crate::space::{Assignment, Domain, Space, assignment_key};
+
+/// The most points tuna puts on one double without a step.
+const MAX_LEVELS: usize = 10_000;
+
+/// Levels for each double without a step so that the whole grid holds at least `max_trials`
+/// points: the budget, not an arbitrary resolution, decides how fine the grid is.
+pub fn levels_for(space: &Space, max_trials: u32) -> usize {
+    let open = space.dims.iter().filter(|d| matches!(d.domain, Domain::Double { step: None, .. })).count();
+    let fixed: f64 = space.dims.iter().filter_map(|d| d.domain.levels()).map(|n| n as f64).product();
+    if open == 0 {
+        return 2;
+    }
+    let wanted = (f64::from(max_trials) / fixed).max(1.0).powf(1.0 / open as f64).ceil() as usize;
+    wanted.clamp(2, MAX_LEVELS)
+}
 
 pub struct Grid {
     space: Space,
@@ -77,5 +92,32 @@ mod tests {
             history.iter().map(|p| format!("{}{}", p.parameters["a"], p.parameters["b"])).collect();
         assert_eq!(points, ["1x", "1y", "2x", "2y", "3x", "3y"]);
         assert_eq!(grid.exhausted_reason(), "GridExhausted");
+    }
+
+    #[test]
+    fn levels_for_unstepped_doubles_cover_the_budget() {
+        let space = Space::new(&[
+            ParameterSpec {
+                name: "x".into(),
+                kind: ParameterType::Double,
+                min: Some(0.0),
+                max: Some(1.0),
+                step: None,
+                scale: Scale::Linear,
+                values: vec![],
+            },
+            ParameterSpec {
+                name: "y".into(),
+                kind: ParameterType::Double,
+                min: Some(0.0),
+                max: Some(1.0),
+                step: None,
+                scale: Scale::Linear,
+                values: vec![],
+            },
+        ]);
+        let levels = levels_for(&space, 50);
+        assert_eq!(levels, 8, "8 x 8 = 64 >= 50 > 7 x 7");
+        assert_eq!(space.with_levels(levels).grid_size(), Some(64));
     }
 }

@@ -59,7 +59,12 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
     let space = Space::new(&spec.parameters);
     match spec.algorithm.name.as_str() {
         "random" => Ok(Box::new(Random::new(space, seed))),
-        "grid" => Ok(Box::new(Grid::new(space))),
+        "grid" => {
+            let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
+            Ok(Box::new(Grid::new(
+                space.with_levels(levels.unwrap_or_else(|| grid::levels_for(&space, spec.max_trials))),
+            )))
+        }
         other => Err(Error::UnknownAlgorithm(other.to_string())),
     }
 }

@@ -96,10 +96,11 @@ fn algorithm_problems_list_the_known_choices() {
         "name: random, settings: {foo: 1}",
         "spec.algorithm.settings.foo: is not a setting of random",
     );
+    assert!(problems("name: random, seed: 7", "name: grid").is_empty(), "doubles without a step get levels");
     assert_problem(
         "name: random, seed: 7",
-        "name: grid",
-        "spec.parameters[0].step: is required for grid search on double \"lr\"",
+        "name: grid, settings: {levels: 1}",
+        "spec.algorithm.settings.levels: (1) must be a whole number from 2 to 10000",
     );
 }
 

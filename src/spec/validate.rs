@@ -81,14 +81,12 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("is not a setting of {} (known settings: {known})", algorithm.name),
         ));
     }
-    if algorithm.name == "grid" {
-        for (i, p) in spec.parameters.iter().enumerate() {
-            if p.kind == ParameterType::Double && p.step.is_none() {
-                problems.push(Problem::new(
-                    format!("spec.parameters[{i}].step"),
-                    format!("is required for grid search on double {:?}; add a step such as 0.1", p.name),
-                ));
-            }
+    if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == "grid") {
+        if levels.as_u64().is_none_or(|n| !(2..=10_000).contains(&n)) {
+            problems.push(Problem::new(
+                "spec.algorithm.settings.levels",
+                format!("({levels}) must be a whole number from 2 to 10000: the points on each double without a step"),
+            ));
         }
     }
 }
