@@ -29,6 +29,9 @@ pub enum Command {
         /// How many leaderboard rows to print at the end.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Afterwards, promote the best trial and serve it (spec.promotion.serve) until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
     /// Check an experiment document and report every problem in it.
     Validate { file: PathBuf },
@@ -86,6 +89,21 @@ pub enum Command {
     },
     /// Stop an experiment's trials and remove its records.
     Delete { name: String },
+    /// Promote a trial's model (the best when --trial is not given) to serving.
+    Promote {
+        name: String,
+        #[arg(long)]
+        trial: Option<String>,
+    },
+    /// Serve an earlier model version again (the one before the current by default).
+    Rollback {
+        name: String,
+        /// The version, e.g. v1.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Show an experiment's promotion history and what is served.
+    Promotions { name: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

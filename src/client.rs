@@ -129,6 +129,22 @@ impl Client {
         self.json(Method::DELETE, &format!("/api/v1/experiments/{name}"), None).await
     }
 
+    /// Promotes `trial` (the best when `None`); waits until it is served.
+    pub async fn promote(&self, name: &str, trial: Option<&str>) -> Result<Value> {
+        let body = trial.map(|t| json!({ "trial": t })).unwrap_or_else(|| json!({}));
+        self.json(Method::POST, &format!("/api/v1/experiments/{name}/promote"), Some(body)).await
+    }
+
+    /// Serves an earlier version again (`None`: the one before the current).
+    pub async fn rollback(&self, name: &str, to: Option<&str>) -> Result<Value> {
+        let body = to.map(|v| json!({ "to": v })).unwrap_or_else(|| json!({}));
+        self.json(Method::POST, &format!("/api/v1/experiments/{name}/rollback"), Some(body)).await
+    }
+
+    pub async fn promotions(&self, name: &str) -> Result<Value> {
+        self.json(Method::GET, &format!("/api/v1/experiments/{name}/promotions"), None).await
+    }
+
     /// Ask: up to `count` new trials of an external experiment.
     pub async fn suggest(&self, name: &str, count: usize) -> Result<Value> {
         self.json(Method::POST, &format!("/api/v1/experiments/{name}/suggestions"), Some(json!({ "count": count })))

@@ -26,6 +26,8 @@ pub mod token;
 pub mod api;
 /// The experiment loop, and the supervisor that runs every stored experiment.
 pub mod controller;
+/// Promotion of a trial's model to serving: versions, the gate, rollback.
+pub mod promote;
 
 /// The typed HTTP client of the API.
 pub mod client;

@@ -68,6 +68,90 @@ pub struct ExperimentSpec {
     /// How the trial's metrics are collected.
     #[serde(default)]
     pub metrics: MetricsSpec,
+    /// Promoting the best trial's model to serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionSpec>,
+}
+
+/// How (and whether) a trial's model is promoted to serving.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionSpec {
+    /// `auto`: the best trial when the experiment succeeds; `manual`: only on request.
+    #[serde(default)]
+    pub policy: PromotionPolicy,
+    /// Promote only a trial whose objective passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+    /// How the promoted model is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<ServeSpec>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PromotionPolicy {
+    Auto,
+    #[default]
+    Manual,
+}
+
+/// Bounds a promoted trial's objective must meet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Gate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// The serving program: a local command, or (kubernetes) an image.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServeSpec {
+    /// Local: the server program; `${modelDir}` and `${port}` are substituted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// The port clients use (local: tuna's switching proxy listens here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Kubernetes: the serving container image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Kubernetes: how many serving pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Where a serving process answers 200 once it is ready (default `/healthz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_path: Option<String>,
+    /// Kubernetes: a whole pod template for the serving pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object_opt")]
+    pub pod_template: Option<serde_json::Value>,
+    /// Kubernetes: a HorizontalPodAutoscaler between these replica counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscale {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// Average CPU utilization to aim for, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu_utilization: Option<i32>,
+}
+
+impl Gate {
+    /// Why `objective` fails the gate, if it does.
+    pub fn refuses(&self, objective: f64) -> Option<String> {
+        match (self.min, self.max) {
+            (Some(min), _) if objective < min => Some(format!("objective {objective} is below the gate's min {min}")),
+            (_, Some(max)) if objective > max => Some(format!("objective {objective} is above the gate's max {max}")),
+            _ => None,
+        }
+    }
 }
 
 fn default_max_trials() -> u32 {
@@ -359,6 +443,9 @@ pub struct ExperimentStatus {
     pub start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
+    /// The model version being served, when one was promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<Serving>,
     /// Kubernetes conditions (custom resources only): Created, Running, Succeeded or Failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "free_form_list")]
@@ -391,6 +478,17 @@ pub struct TrialCounts {
     pub failed: u32,
     pub stopped: u32,
     pub interrupted: u32,
+}
+
+/// What is being served.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Serving {
+    /// `v1`, `v2`, …
+    pub version: String,
+    pub trial: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The best trial so far.

@@ -3,79 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tuna::client::Client;
+use support::server::Server;
 
 const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
-
-/// A running `tuna serve` on a free loopback port; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    data: PathBuf,
-}
-
-impl Server {
-    fn start(data: &Path, workdir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--gpus", "none", "--data-dir"])
-            .arg(data)
-            .current_dir(workdir)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("the server says where it listens").unwrap();
-            if let Some(rest) = line.strip_prefix("tuna serving on ") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop)); // keep the pipe drained
-        Self { child, url, data: data.to_path_buf() }
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tuna")).args(args).env("TUNA_SERVER", &self.url).output().unwrap()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&self.url, None)
-    }
-
-    /// Polls until the experiment reaches a final phase.
-    fn wait_finished(&self, name: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.cli(&["get", name, "--json"]);
-            let experiment: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            let phase = experiment["status"]["phase"].as_str().unwrap_or_default().to_string();
-            if phase == "Succeeded" || phase == "Failed" {
-                return experiment;
-            }
-            assert!(Instant::now() < deadline, "{name} did not finish: {experiment}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -91,12 +91,12 @@ async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<Value>> {
 }
 
 async fn show(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
-    Ok(Json(state.experiment(&name)?.experiment))
+    Ok(Json(state.experiment(&name)?.view()))
 }
 
 async fn stop(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
     let record = desire(&state, &name, |r| r.desired = Desired::Stop)?;
-    Ok(Json(record.experiment))
+    Ok(Json(record.view()))
 }
 
 /// What `resume` may change.
@@ -144,7 +144,7 @@ async fn resume(
         r.exhausted = false;
     })?;
     state.forget_search(&name);
-    Ok(Json(record.experiment))
+    Ok(Json(record.view()))
 }
 
 async fn delete(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {

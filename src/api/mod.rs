@@ -13,6 +13,7 @@ mod error;
 mod experiments;
 mod health;
 pub mod openapi;
+mod promote;
 mod trials;
 
 use std::collections::HashMap;
@@ -59,6 +60,9 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/experiments/{name}/suggestions", "Ask: new trials for an external experiment"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/complete", "Tell: a trial's final metrics or failure"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/metrics", "Push metrics (the trial's own token)"),
+    ("post", "/api/v1/experiments/{name}/promote", "Promote a trial (the best when none is named) to serving"),
+    ("post", "/api/v1/experiments/{name}/rollback", "Serve an earlier version again"),
+    ("get", "/api/v1/experiments/{name}/promotions", "The promotion history and what is served"),
 ];
 
 /// An external experiment's search, created on its first ask; the lock makes asks take turns.
@@ -151,6 +155,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(experiments::routes())
         .merge(trials::routes())
         .merge(asktell::routes())
+        .merge(promote::routes())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authorize));
     Router::new()
         .merge(api)

@@ -16,8 +16,9 @@ use crate::config::Config;
 use crate::controller::{Admission, Controller, Progress, TrialApi};
 use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::leaderboard;
+use crate::promote::Promoter;
 use crate::spec::{self, Collector, ExecutorKind, Experiment, ExperimentPhase};
-use crate::store::Store;
+use crate::store::{Durability, PromotionRequest, Store};
 use crate::token::TrialSecret;
 
 /// Reads and validates an experiment document.
@@ -40,7 +41,7 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: bool) -> anyhow::Result<ExitCode> {
     let experiment = load_spec(file)?;
     let name = experiment.metadata.name.clone().unwrap_or_default();
     let gpus = super::gpus(config)?;
@@ -88,11 +89,42 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize) -> anyho
     let record = controller.run(&name, shutdown_rx, &mut |p| printer.show(p)).await?;
     print_summary(&store, &name, top)?;
     let phase = record.experiment.status.map(|s| s.phase).unwrap_or_default();
+    if serve && phase == ExperimentPhase::Succeeded {
+        serve_best(&store, &data_dir, &name).await?;
+    }
     Ok(match phase {
         ExperimentPhase::Succeeded => ExitCode::SUCCESS,
         ExperimentPhase::Stopped => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Promotes the best trial, serves it, and keeps serving until Ctrl-C.
+async fn serve_best(store: &Store, data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let promoter = tokio::spawn(Arc::new(Promoter::new(store.clone(), data_dir)).run(stop_rx));
+    let record = store.experiment(name)?.with_context(|| format!("experiment {name} is not in the store"))?;
+    let id = record.promotion_outcome.as_ref().map_or(0, |o| o.id) + 1;
+    let request = PromotionRequest { id, trial: None, rollback_to: None, by: "cli".into() };
+    store.update_experiment(name, Durability::Flushed, |r| r.promotion_request = Some(request.clone()))?;
+    let outcome = loop {
+        let record = store.experiment(name)?.with_context(|| format!("experiment {name} vanished"))?;
+        if let Some(outcome) = record.promotion_outcome.filter(|o| o.id == id) {
+            break outcome;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    eprintln!("{}", outcome.message);
+    if outcome.ok {
+        eprintln!("serving until Ctrl-C");
+        super::wait_for_interrupt().await;
+    }
+    let _ = stop_tx.send(true);
+    promoter.await.context("the promoter failed")?;
+    if !outcome.ok {
+        bail!("promotion refused: {}", outcome.message);
+    }
+    Ok(())
 }
 
 /// For `collector: push`, a loopback API that lives as long as this run, so trials can push.

@@ -24,7 +24,7 @@ use crate::store::Store;
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = &cli.config;
     match cli.command {
-        Command::Run { file, fresh, top } => local::run(config, &file, fresh, top).await,
+        Command::Run { file, fresh, top, serve } => local::run(config, &file, fresh, top, serve).await,
         Command::Validate { file } => local::validate(&file),
         Command::Serve(serve) => serve::serve(config, &serve).await,
         Command::Crd => cluster::crd(),

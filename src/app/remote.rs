@@ -73,6 +73,15 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
                 None => writeln!(out, "experiment {name} is being deleted (its trials are stopping)")?,
             }
         }
+        Command::Promote { name, trial } => {
+            let answer = client.promote(&name, trial.as_deref()).await?;
+            writeln!(out, "{}", answer["message"].as_str().unwrap_or_default())?;
+        }
+        Command::Rollback { name, to } => {
+            let answer = client.rollback(&name, to.as_deref()).await?;
+            writeln!(out, "{}", answer["message"].as_str().unwrap_or_default())?;
+        }
+        Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
         Command::Run { .. } | Command::Validate { .. } | Command::Serve(_) | Command::Crd | Command::Render { .. } => {
             unreachable!("handled locally")
         }
@@ -107,6 +116,29 @@ fn describe(experiment: &Experiment) -> String {
             "  best: {} {} = {} {}\n",
             best.name, experiment.spec.objective.metric, best.objective, best.parameters
         ));
+    }
+    text
+}
+
+fn promotions_table(answer: &Value) -> String {
+    let current = answer["serving"]["version"].as_str().unwrap_or("");
+    let mut text =
+        format!("{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n", "VERSION", "ACTION", "TRIAL", "OBJECTIVE", "BY", "TIME");
+    for p in answer["promotions"].as_array().into_iter().flatten() {
+        let version = format!("v{}", p["version"]);
+        let mark = if version == current { " *" } else { "" };
+        text.push_str(&format!(
+            "{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n",
+            version + mark,
+            p["action"].as_str().unwrap_or(""),
+            p["trial"].as_str().unwrap_or(""),
+            p["objective"].as_f64().map_or("-".into(), |v| v.to_string()),
+            p["by"].as_str().unwrap_or(""),
+            p["time"].as_str().unwrap_or("")
+        ));
+    }
+    if let Some(url) = answer["serving"]["url"].as_str() {
+        text.push_str(&format!("serving {current} at {url}\n"));
     }
     text
 }

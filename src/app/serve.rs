@@ -19,6 +19,7 @@ use crate::config::{Config, ServeConfig};
 use crate::controller::crd::watch_crds;
 use crate::controller::{Controller, TrialApi, supervise};
 use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
+use crate::promote::Promoter;
 use crate::token::TrialSecret;
 
 pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitCode> {
@@ -56,6 +57,7 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let supervisor = tokio::spawn(supervise(Arc::new(controller), shutdown_rx.clone()));
+    let promoter = tokio::spawn(Arc::new(Promoter::new(store.clone(), &data_dir)).run(shutdown_rx.clone()));
     let crds = match (&cluster, serve.watch_crds) {
         (Some((client, default)), true) => {
             let namespace = (!serve.all_namespaces).then(|| serve.namespace.clone().unwrap_or_else(|| default.clone()));
@@ -76,6 +78,7 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     let _ = shutdown_tx.send(true);
     server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
     supervisor.await.context("the controller task failed")?.context("the controller failed")?;
+    promoter.await.context("the promoter failed")?;
     if let Some(crds) = crds {
         crds.await.context("the custom resource watcher failed")?;
     }

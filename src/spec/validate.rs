@@ -23,6 +23,7 @@ pub fn check(experiment: &Experiment) -> Vec<Problem> {
     check_budget(spec, &mut problems);
     check_trial(spec, &mut problems);
     check_metrics(spec, &mut problems);
+    check_promotion(spec, &mut problems);
     problems
 }
 
@@ -81,13 +82,13 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("is not a setting of {} (known settings: {known})", algorithm.name),
         ));
     }
-    if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == "grid") {
-        if levels.as_u64().is_none_or(|n| !(2..=10_000).contains(&n)) {
-            problems.push(Problem::new(
-                "spec.algorithm.settings.levels",
-                format!("({levels}) must be a whole number from 2 to 10000: the points on each double without a step"),
-            ));
-        }
+    if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == "grid")
+        && levels.as_u64().is_none_or(|n| !(2..=10_000).contains(&n))
+    {
+        problems.push(Problem::new(
+            "spec.algorithm.settings.levels",
+            format!("({levels}) must be a whole number from 2 to 10000: the points on each double without a step"),
+        ));
     }
 }
 
@@ -295,6 +296,50 @@ fn is_quantity(text: &str) -> bool {
     let digits = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(digits);
     !number.is_empty() && number.parse::<f64>().is_ok() && SUFFIXES.contains(&suffix)
+}
+
+fn check_promotion(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let Some(promotion) = &spec.promotion else { return };
+    if let Some(super::Gate { min: Some(min), max: Some(max) }) = &promotion.gate
+        && min > max
+    {
+        problems.push(Problem::new("spec.promotion.gate.min", format!("({min}) must not exceed max ({max})")));
+    }
+    let Some(serve) = &promotion.serve else { return };
+    for (i, part) in serve.command.iter().enumerate() {
+        for placeholder in placeholders(part) {
+            match placeholder {
+                Placeholders::Name("modelDir" | "port" | "version") => {}
+                Placeholders::Name(name) => problems.push(Problem::new(
+                    format!("spec.promotion.serve.command[{i}]"),
+                    format!("${{{name}}} is not known here; use ${{modelDir}}, ${{port}} or ${{version}}"),
+                )),
+                Placeholders::Unclosed => problems.push(Problem::new(
+                    format!("spec.promotion.serve.command[{i}]"),
+                    "has an unclosed '${'; close it with '}'",
+                )),
+            }
+        }
+    }
+    let kubernetes = spec.executor == super::ExecutorKind::Kubernetes;
+    if !kubernetes && serve.command.is_empty() {
+        problems.push(Problem::new(
+            "spec.promotion.serve.command",
+            "is required to serve locally; give the server program",
+        ));
+    }
+    if kubernetes && serve.image.is_none() && serve.pod_template.is_none() {
+        problems.push(Problem::new(
+            "spec.promotion.serve.image",
+            "is required to serve on Kubernetes (or give serve.podTemplate)",
+        ));
+    }
+    if let Some(a) = serve.autoscale.as_ref().filter(|a| a.min_replicas < 1 || a.min_replicas > a.max_replicas) {
+        problems.push(Problem::new(
+            "spec.promotion.serve.autoscale",
+            format!("minReplicas ({}) must be at least 1 and at most maxReplicas ({})", a.min_replicas, a.max_replicas),
+        ));
+    }
 }
 
 fn check_metrics(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {

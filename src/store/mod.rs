@@ -78,6 +78,57 @@ pub struct ExperimentRecord {
     /// The custom resource this experiment came from, when it came from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<KubeOrigin>,
+    /// The model version being served (written by the promoter only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<crate::spec::Serving>,
+    /// The last promotion or rollback a user asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_request: Option<PromotionRequest>,
+    /// What became of it (same `id`), or of the automatic promotion (`id` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_outcome: Option<PromotionOutcome>,
+}
+
+/// A user's request to promote a trial (the best when none is named) or roll back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionRequest {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<String>,
+    /// Roll back to this version (`Some(0)`: the one before the current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<u32>,
+    pub by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionOutcome {
+    pub id: u64,
+    pub ok: bool,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// One entry of an experiment's promotion history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    /// The model version this entry made current.
+    pub version: u32,
+    /// `promote` (a new version) or `rollback` (an earlier one made current again).
+    pub action: String,
+    pub trial: String,
+    pub parameters: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<f64>,
+    /// Where the model is: a folder under the data dir, or the URI the trial reported.
+    pub model: String,
+    pub time: jiff::Timestamp,
+    /// Who asked: `auto`, or the API caller.
+    pub by: String,
 }
 
 /// A namespaced `Experiment` custom resource.
@@ -108,11 +159,29 @@ pub enum Desired {
 
 impl ExperimentRecord {
     pub fn new(experiment: Experiment, spec_dir: Option<PathBuf>) -> Self {
-        Self { experiment, spec_dir, desired: Desired::Run, exhausted: false, origin: None }
+        Self {
+            experiment,
+            spec_dir,
+            desired: Desired::Run,
+            exhausted: false,
+            origin: None,
+            serving: None,
+            promotion_request: None,
+            promotion_outcome: None,
+        }
     }
 
     pub fn name(&self) -> &str {
         self.experiment.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The experiment as users see it: its status with what is being served.
+    pub fn view(&self) -> Experiment {
+        let mut experiment = self.experiment.clone();
+        if self.serving.is_some() {
+            experiment.status.get_or_insert_with(Default::default).serving = self.serving.clone();
+        }
+        experiment
     }
 }
 
@@ -123,6 +192,7 @@ pub struct Store {
     experiments: sled::Tree,
     trials: sled::Tree,
     observations: sled::Tree,
+    promotions: sled::Tree,
 }
 
 impl Store {
@@ -133,6 +203,7 @@ impl Store {
         let tree = |name: &str| db.open_tree(name).map_err(|source| Error::Open { path: path.clone(), source });
         let (experiments, trials, observations, meta) =
             (tree("experiments")?, tree("trials")?, tree("observations")?, tree("meta")?);
+        let promotions = tree("promotions")?;
         let read = |source| Error::Read { what: "the schema version".into(), source };
         match meta.get("schema").map_err(read)? {
             None => {
@@ -142,7 +213,7 @@ impl Store {
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
         }
-        let store = Self { db, experiments, trials, observations };
+        let store = Self { db, experiments, trials, observations, promotions };
         store.flush("the schema version")?;
         Ok(store)
     }
@@ -238,7 +309,7 @@ impl Store {
     pub fn delete_experiment(&self, name: &str) -> Result<()> {
         let what = format!("experiment {name}");
         let prefix = codec::experiment_prefix(name);
-        for tree in [&self.trials, &self.observations] {
+        for tree in [&self.trials, &self.observations, &self.promotions] {
             for key in tree.scan_prefix(&prefix).keys() {
                 let key = key.map_err(|source| Error::Read { what: what.clone(), source })?;
                 tree.remove(key).map_err(|source| Error::Write { what: what.clone(), source })?;
@@ -287,6 +358,28 @@ impl Store {
                 .map_err(|source| Error::Write { what: what.clone(), source })?;
         }
         Ok(())
+    }
+
+    /// Appends an entry to an experiment's promotion history and flushes it.
+    pub fn add_promotion(&self, experiment: &str, promotion: &Promotion) -> Result<()> {
+        let what = format!("a promotion of {experiment}");
+        let seq = self.db.generate_id().map_err(|source| Error::Write { what: what.clone(), source })?;
+        let mut key = codec::experiment_prefix(experiment);
+        key.extend_from_slice(&seq.to_be_bytes());
+        self.promotions
+            .insert(key, codec::encode(promotion, &what)?)
+            .map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.flush(&what)
+    }
+
+    /// An experiment's promotion history, oldest first.
+    pub fn promotions(&self, experiment: &str) -> Result<Vec<Promotion>> {
+        let what = || format!("the promotions of {experiment}");
+        self.promotions
+            .scan_prefix(codec::experiment_prefix(experiment))
+            .values()
+            .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, what))
+            .collect()
     }
 
     /// Flushes observations added so far (a client's push is acknowledged only once it is on disk).

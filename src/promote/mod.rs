@@ -1,0 +1,195 @@
+//! Promotion to serving: a trial's model becomes version `vN` of its experiment's model, kept
+//! under the data dir and served; rollback makes an earlier version current again.
+//!
+//! ```text
+//! request (API, in the store) or auto (experiment succeeded) ─▶ gate ─▶ copy output to
+//! models/<exp>/vN (complete before it is used) ─▶ serve vN (switch) ─▶ history + current version
+//! ```
+//! The promoter follows the store like the controller does: the API records a request, the
+//! promoter carries it out and records the outcome the API waits for.
+
+pub mod serving;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use serving::ServingManager;
+
+use crate::spec::{ExperimentPhase, PromotionPolicy, Serving};
+use crate::store::{Durability, ExperimentRecord, Promotion, PromotionOutcome, Store};
+use crate::trial::{TrialPhase, parameters_json};
+
+/// How often the store is looked at when no change wakes the promoter.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+/// The outcome id of the automatic promotion (user requests count from 1).
+pub const AUTO: u64 = 0;
+
+/// Carries out promotions for every experiment in a store.
+pub struct Promoter {
+    store: Store,
+    models: PathBuf,
+    serving: ServingManager,
+}
+
+impl Promoter {
+    pub fn new(store: Store, data_dir: &Path) -> Self {
+        Self { store, models: data_dir.join("models"), serving: ServingManager::default() }
+    }
+
+    /// Serves what was being served before a restart, then follows requests until `shutdown`.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.store.watch_experiments();
+        for record in self.store.experiments().unwrap_or_default() {
+            if let Some(serving) = &record.serving
+                && let Err(e) = self.serve(&record, &serving.version).await
+            {
+                warn!(experiment = record.name(), error = %e, "failed to restore serving");
+            }
+        }
+        loop {
+            for record in self.store.experiments().unwrap_or_default() {
+                self.reconcile(&record).await;
+            }
+            tokio::select! {
+                _ = &mut changes => {}
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+        self.serving.stop_all().await;
+    }
+
+    async fn reconcile(&self, record: &ExperimentRecord) {
+        let done = record.promotion_outcome.as_ref().map(|o| o.id);
+        let request = record.promotion_request.clone().filter(|r| Some(r.id) != done && r.id > done.unwrap_or(AUTO));
+        let (id, result) = match request {
+            Some(r) => match r.rollback_to {
+                Some(to) => (r.id, self.rollback(record, to, &r.by).await),
+                None => (r.id, self.promote(record, r.trial.as_deref(), &r.by).await),
+            },
+            None if wants_auto(record) => (AUTO, self.promote(record, None, "auto").await),
+            None => return,
+        };
+        let outcome = match result {
+            Ok((version, message)) => PromotionOutcome { id, ok: true, message, version: Some(version) },
+            Err(message) => PromotionOutcome { id, ok: false, message, version: None },
+        };
+        info!(experiment = record.name(), ok = outcome.ok, message = %outcome.message, "promotion");
+        let _ = self
+            .store
+            .update_experiment(record.name(), Durability::Flushed, |r| r.promotion_outcome = Some(outcome.clone()));
+    }
+
+    /// Promotes `trial` (the best when `None`) as a new version.
+    async fn promote(&self, record: &ExperimentRecord, trial: Option<&str>, by: &str) -> Result<(u32, String), String> {
+        let name = record.name();
+        let trials = self.store.trials(name).map_err(|e| e.to_string())?;
+        let best = record.experiment.status.as_ref().and_then(|s| s.best_trial.as_ref()).map(|b| b.name.clone());
+        let wanted = trial.map(str::to_string).or(best).ok_or("no trial has succeeded yet; nothing to promote")?;
+        let chosen =
+            trials.iter().find(|t| t.name == wanted).ok_or(format!("experiment {name} has no trial {wanted}"))?;
+        let objective = match (chosen.phase, chosen.objective) {
+            (TrialPhase::Succeeded, Some(v)) => v,
+            _ => {
+                return Err(format!(
+                    "trial {wanted} has not succeeded ({:?}); only a succeeded trial can be promoted",
+                    chosen.phase
+                ));
+            }
+        };
+        let promotion = record.experiment.spec.promotion.clone().unwrap_or_default();
+        if let Some(why) = promotion.gate.as_ref().and_then(|g| g.refuses(objective)) {
+            return Err(format!("the gate refuses trial {wanted}: {why}"));
+        }
+        let history = self.store.promotions(name).map_err(|e| e.to_string())?;
+        let version = history.iter().map(|p| p.version).max().unwrap_or(0) + 1;
+        let source =
+            PathBuf::from(chosen.dir.clone().ok_or(format!("trial {wanted} has no output folder"))?).join("output");
+        let model = self.models.join(name).join(format!("v{version}"));
+        copy_complete(&source, &model).map_err(|e| format!("failed to copy the model of {wanted}: {e}"))?;
+        let entry = Promotion {
+            version,
+            action: "promote".into(),
+            trial: wanted.clone(),
+            parameters: parameters_json(&chosen.parameters),
+            objective: Some(objective),
+            model: model.display().to_string(),
+            time: Timestamp::now(),
+            by: by.into(),
+        };
+        self.make_current(record, entry).await
+    }
+
+    /// Makes version `to` current again (`0`: the one before the current).
+    async fn rollback(&self, record: &ExperimentRecord, to: u32, by: &str) -> Result<(u32, String), String> {
+        let name = record.name();
+        let history = self.store.promotions(name).map_err(|e| e.to_string())?;
+        let current = record.serving.as_ref().and_then(|s| s.version.trim_start_matches('v').parse::<u32>().ok());
+        let target = if to == 0 { current.and_then(|c| c.checked_sub(1)).filter(|v| *v > 0) } else { Some(to) };
+        let target = target.ok_or("there is no earlier version to roll back to")?;
+        let original = history
+            .iter()
+            .find(|p| p.version == target && p.action == "promote")
+            .ok_or(format!("experiment {name} has no version v{target}"))?;
+        let entry = Promotion { action: "rollback".into(), time: Timestamp::now(), by: by.into(), ..original.clone() };
+        self.make_current(record, entry).await
+    }
+
+    /// Serves the entry's version (when the spec says how), then records it as current.
+    async fn make_current(&self, record: &ExperimentRecord, entry: Promotion) -> Result<(u32, String), String> {
+        let name = record.name();
+        let version = format!("v{}", entry.version);
+        let url = self.serve(record, &version).await?;
+        self.store.add_promotion(name, &entry).map_err(|e| e.to_string())?;
+        let serving = Serving { version: version.clone(), trial: entry.trial.clone(), url: url.clone() };
+        self.store
+            .update_experiment(name, Durability::Flushed, |r| r.serving = Some(serving.clone()))
+            .map_err(|e| e.to_string())?;
+        let place = url.map(|u| format!(", served at {u}")).unwrap_or_default();
+        Ok((entry.version, format!("{version} is trial {} ({}){place}", entry.trial, entry.action)))
+    }
+
+    /// Starts serving `version` when the spec has a local serving command; returns its URL.
+    async fn serve(&self, record: &ExperimentRecord, version: &str) -> Result<Option<String>, String> {
+        let serve = record.experiment.spec.promotion.as_ref().and_then(|p| p.serve.clone());
+        let Some(serve) = serve.filter(|s| !s.command.is_empty()) else { return Ok(None) };
+        let model = self.models.join(record.name()).join(version);
+        let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let workdir = spec_dir.join(record.experiment.spec.trial.working_dir.as_deref().unwrap_or("."));
+        self.serving.switch(record.name(), version, &model, &workdir, &serve).await.map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// An auto experiment that succeeded and has not been auto-promoted (or refused) yet.
+fn wants_auto(record: &ExperimentRecord) -> bool {
+    let auto = record.experiment.spec.promotion.as_ref().is_some_and(|p| p.policy == PromotionPolicy::Auto);
+    let succeeded = record.experiment.status.as_ref().is_some_and(|s| s.phase == ExperimentPhase::Succeeded);
+    auto && succeeded && record.serving.is_none() && record.promotion_outcome.is_none()
+}
+
+/// Copies a folder to `to` through a temporary name, so `to` exists only once complete.
+fn copy_complete(from: &Path, to: &Path) -> std::io::Result<()> {
+    let partial = to.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    copy_dir(from, &partial)?;
+    std::fs::rename(&partial, to)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Test support shared by the end-to-end suites.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each suite uses a part; a failed step is a failed test
+
+pub mod server;
