@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -47,6 +47,12 @@ pub enum Error {
     },
     #[error("failed to write the status of experiment {name}")]
     PatchStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to delete the Jobs of experiment {name}")]
+    DeleteJobs {
         name: String,
         #[source]
         source: kube::Error,
@@ -165,7 +171,10 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         }
         Some(record) => follow_edits(ctx, &record, &valid).map_err(store_error)?,
     };
-    let status = stored.experiment.status.clone().unwrap_or_default();
+    let mut status = stored.view().status.unwrap_or_default();
+    if status.phase == ExperimentPhase::Running {
+        status.message = waiting(ctx, &name).or(status.message);
+    }
     let mut conditions = conditions_for(&status);
     if let Some(ignored) = ignored_edits(&stored.experiment, &valid) {
         conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
@@ -242,6 +251,18 @@ fn ignored_edits(stored: &Experiment, cr: &Experiment) -> Option<String> {
     })
 }
 
+/// Why the first trial that cannot start waits (e.g. no node has a free GPU), if one does.
+fn waiting(ctx: &Context, name: &str) -> Option<String> {
+    let trials = ctx.store.trials(name).ok()?;
+    let t = trials.iter().find(|t| t.phase == crate::trial::TrialPhase::Pending && t.reason.is_some())?;
+    Some(format!(
+        "trial {} is waiting: {}: {}",
+        t.name,
+        t.reason.as_deref().unwrap_or(""),
+        t.message.as_deref().unwrap_or("")
+    ))
+}
+
 async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
     let name = cr.name_any();
     let store_error = |source| Error::Store { name: name.clone(), source };
@@ -250,6 +271,12 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change()); // not ours (a name conflict): leave it alone
     }
     ctx.store.update_experiment(&name, Durability::Flushed, |r| r.desired = Desired::Delete).map_err(store_error)?;
+    // Finished trials' Jobs stay for inspection until their TTL; the experiment's end takes them.
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &record.origin.map(|o| o.namespace).unwrap_or_default());
+    let selector = format!("{EXPERIMENT_LABEL}={name}");
+    jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::DeleteJobs { name: name.clone(), source })?;
     Err(Error::StillDeleting { name })
 }
 

@@ -134,6 +134,10 @@ fn record<E>(ctx: &TrialContext<E>, trial: &mut Trial, event: TrialEvent) -> Res
             observe_lines(ctx, trial, std::iter::once(text.as_str()))
         }
         TrialEvent::Line { .. } => Ok(()),
+        TrialEvent::Reattached => {
+            trial.attempts = trial.attempts.saturating_sub(1).max(1);
+            Ok(())
+        }
         TrialEvent::Waiting { reason, message } => {
             trial.reason = Some(reason);
             trial.message = Some(message);

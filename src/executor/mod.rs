@@ -66,6 +66,9 @@ pub enum TrialEvent {
     Line { stream: Stream, text: String },
     /// Not started yet, and why (e.g. `Unschedulable`: no node has a free `nvidia.com/gpu`).
     Waiting { reason: String, message: String },
+    /// The trial was already running (started by a controller that has since restarted), and this
+    /// run follows it: the same attempt, not a new one.
+    Reattached,
 }
 
 /// How the trial's process ended.

@@ -2,4 +2,5 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each suite uses a part; a failed step is a failed test
 
+pub mod fake_kube;
 pub mod server;

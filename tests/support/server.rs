@@ -17,9 +17,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, workdir: &Path) -> Self {
+        Self::start_with(data, workdir, &[], &[])
+    }
+
+    /// A server with extra flags and environment (e.g. `--watch-crds` with a `KUBECONFIG`).
+    pub fn start_with(data: &Path, workdir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
             .args(["serve", "--listen", "127.0.0.1:0", "--gpus", "none", "--data-dir"])
             .arg(data)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .current_dir(workdir)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

@@ -48,8 +48,10 @@ impl Executor for KubeExecutor {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let name = job_name(&launch.experiment, &launch.trial);
-        if let Err(message) = ensure_job(&jobs, &launch, &namespace).await {
-            return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() };
+        match ensure_job(&jobs, &launch, &namespace).await {
+            Ok(Created::New) => {}
+            Ok(Created::Existing) => drop(events.send(TrialEvent::Reattached)),
+            Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         }
         let mut watch = JobWatch { started: false, waiting: None, logs: None };
         let exit = loop {
@@ -89,13 +91,19 @@ impl Executor for KubeExecutor {
     }
 }
 
+enum Created {
+    New,
+    /// A previous controller created it: follow it instead of starting the trial again.
+    Existing,
+}
+
 /// Creates the trial's Job, or finds the one a previous controller created.
-async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<(), String> {
+async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<Created, String> {
     let job = render_job(launch, namespace)?;
     let name = job.metadata.name.clone().unwrap_or_default();
     match jobs.create(&PostParams::default(), &job).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()), // re-attach
+        Ok(_) => Ok(Created::New),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Existing),
         Err(e) => Err(format!("failed to create Job {name} in namespace {namespace}: {e}")),
     }
 }

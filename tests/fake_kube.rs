@@ -1,5 +1,3 @@
-// Self-test of the fake: NOT compiled from here. To run it, copy it to tests/fake_kube.rs (and add
-// `pub mod fake_kube;` to tests/support/mod.rs); it was developed in /work/scratch-kube.
 //! Tests of the fake Kubernetes API server + kubelet through a real `kube::Client`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,0 +1,170 @@
+//! End to end on Kubernetes without a cluster: `tuna serve --watch-crds` (the real binary, with an
+//! ordinary kubeconfig) against the in-process fake API server, whose fake kubelet really runs each
+//! Job's container command. The last test needs a real cluster and is ignored by default.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+use support::fake_kube::FakeKube;
+use support::server::Server;
+use tuna::spec::Experiment;
+
+const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+
+/// A kubeconfig pointing at the fake, in `dir`.
+fn kubeconfig(dir: &Path, url: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
+         users: [{{name: fake, user: {{}}}}]\n\
+         contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn experiment(name: &str, command: &str, extra: &str) -> Experiment {
+    tuna::spec::parse(&format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{metric: score, goal: maximize}}\n  algorithm: {{name: random, seed: 2}}\n  \
+         parameters: [{{name: x, type: int, min: 1, max: 1000}}]\n  maxTrials: 4\n  parallelTrials: 2\n  \
+         executor: kubernetes\n  trial:\n    image: busybox:1.36\n    command: {command}\n{extra}"
+    ))
+    .unwrap()
+}
+
+/// Polls the CR until `done` holds for its status (60 s at most).
+async fn wait_status(api: &Api<Experiment>, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = api.get(name).await.ok().and_then(|e| serde_json::to_value(e.status).ok()).unwrap_or_default();
+        if done(&status) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name}: never {what}; status {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn jobs_of(fake: &FakeKube, experiment: &str) -> Vec<Value> {
+    fake.objects("jobs").into_iter().filter(|j| j["metadata"]["labels"]["tuna.dev/experiment"] == experiment).collect()
+}
+
+fn start(fake: &FakeKube, dir: &Path) -> Server {
+    let config = kubeconfig(dir, &fake.url());
+    Server::start_with(&dir.join("data"), dir, &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let stdout = experiment("by-log", r#"[sh, -c, "echo epoch=1 score=${x}"]"#, "  metrics: {collector: stdout}\n");
+    let push = format!(
+        r#"[python3, -c, "import sys; sys.path.insert(0, '{EXPERIMENTS}'); import tuna_push; tuna_push.report(step=1, score=${{x}})"]"#
+    );
+    let pushed = experiment("by-push", &push, "");
+    api.create(&PostParams::default(), &stdout).await.unwrap();
+    api.create(&PostParams::default(), &pushed).await.unwrap();
+
+    for name in ["by-log", "by-push"] {
+        let status = wait_status(&api, name, "succeeded", |s| s["phase"] == "Succeeded").await;
+        assert_eq!(status["trials"]["succeeded"], 4, "{name}: {status}");
+        assert_eq!(status["reason"], "MaxTrialsReached");
+        let best = status["bestTrial"]["objective"].as_f64().unwrap();
+        let x = status["bestTrial"]["parameters"]["x"].as_f64().unwrap();
+        assert_eq!(best, x, "{name}: the metric arrived (score = x)");
+        assert!(status["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Succeeded"));
+        let cr = api.get(name).await.unwrap();
+        let jobs = jobs_of(&fake, name);
+        assert_eq!(jobs.len(), 4, "{name}: one Job per trial");
+        for job in &jobs {
+            assert_eq!(job["metadata"]["ownerReferences"][0]["uid"].as_str(), cr.uid().as_deref(), "owned by the CR");
+        }
+    }
+    let events = fake.objects("events");
+    assert!(events.iter().any(|e| e["reason"] == "TrialsStarted"), "Events are recorded");
+    assert!(events.iter().any(|e| e["reason"] == "ExperimentEnded"));
+
+    api.delete("by-log", &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while api.get_opt("by-log").await.unwrap().is_some() || !jobs_of(&fake, "by-log").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the CR and its Jobs were not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(jobs_of(&fake, "by-push").len(), 4, "the other experiment's Jobs stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_controller_restart_reattaches_to_its_jobs_and_duplicates_nothing() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let slow = experiment("restarted", r#"[sh, -c, "sleep 1; echo score=${x}"]"#, "  metrics: {collector: stdout}\n");
+    api.create(&PostParams::default(), &slow).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while jobs_of(&fake, "restarted").len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no Jobs were created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill9();
+    let _server = start(&fake, dir.path());
+    let status = wait_status(&api, "restarted", "succeeded", |s| s["phase"] == "Succeeded").await;
+    assert_eq!(status["trials"]["succeeded"], 4, "{status}");
+    let jobs = jobs_of(&fake, "restarted");
+    let mut names: Vec<&str> = jobs.iter().map(|j| j["metadata"]["name"].as_str().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!((jobs.len(), names.len()), (4, 4), "one Job per trial, none twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unschedulable_trial_says_why_until_a_gpu_frees() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let gpu = experiment(
+        "gpu",
+        r#"[sh, -c, "echo score=${x}"]"#,
+        "    resources: {gpu: 1}\n  metrics: {collector: stdout}\n",
+    );
+    api.create(&PostParams::default(), &gpu).await.unwrap();
+    let status = wait_status(&api, "gpu", "reported the unschedulable trial", |s| {
+        s["message"].as_str().is_some_and(|m| m.contains("Unschedulable") && m.contains("nvidia.com/gpu"))
+    })
+    .await;
+    assert_eq!(status["phase"], "Running");
+    fake.set_gpu_capacity(1);
+    let status = wait_status(&api, "gpu", "succeeded", |s| s["phase"] == "Succeeded").await;
+    assert_eq!(status["trials"]["succeeded"], 4);
+}
+
+/// The same path on a real cluster: install deploy/ (or run `tuna serve --watch-crds` with a
+/// kubeconfig), then `cargo test --test kube -- --ignored`. Uses the busybox image.
+#[tokio::test]
+#[ignore = "needs a Kubernetes cluster"]
+async fn on_a_real_cluster_an_experiment_resource_runs_to_success() {
+    let client = kube::Client::try_default().await.expect("a kubeconfig or in-cluster config");
+    let api: Api<Experiment> = Api::default_namespaced(client);
+    let name = "tuna-e2e";
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    let cr = experiment(name, r#"[sh, -c, "echo epoch=1 score=${x}"]"#, "  metrics: {collector: stdout}\n");
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let status =
+        wait_status(&api, name, "succeeded", |s| s["phase"] == "Succeeded" || tokio::time::Instant::now() > deadline)
+            .await;
+    assert_eq!(status["trials"]["succeeded"], 4, "{status}");
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+}
