@@ -2,7 +2,8 @@
 
 A trial started by `tuna serve` gets TUNA_API (the server's URL), TUNA_EXPERIMENT, TUNA_TRIAL and
 TUNA_TRIAL_TOKEN (good for this trial only). `report(step=3, loss=0.2, accuracy=0.9)` posts one
-set of values; it returns the server's `shouldStop` answer. Outside tuna (no TUNA_API) it does
+set of values; `report(artifact="s3://bucket/model")` says where the trial saved its model (what a
+promotion serves on Kubernetes). It returns the server's `shouldStop` answer. Outside tuna (no TUNA_API) it does
 nothing and returns False, so a training script can call it unconditionally.
 """
 
@@ -11,7 +12,7 @@ import os
 import urllib.request
 
 
-def report(step=None, **metrics):
+def report(step=None, artifact=None, **metrics):
     api = os.environ.get("TUNA_API")
     if not api:
         return False
@@ -20,6 +21,8 @@ def report(step=None, **metrics):
     body = {"metrics": {k: float(v) for k, v in metrics.items()}}
     if step is not None:
         body["step"] = int(step)
+    if artifact is not None:
+        body["artifact"] = str(artifact)
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),

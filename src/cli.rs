@@ -39,7 +39,8 @@ pub enum Command {
     Serve(ServeConfig),
     /// Print the `Experiment` CustomResourceDefinition (what deploy/crd.yaml holds).
     Crd,
-    /// Print the Job the kubernetes executor would create for the first trial of FILE.
+    /// Print the Job the kubernetes executor would create for the first trial of FILE (and, when
+    /// the spec serves on Kubernetes, the Deployment, Service and autoscaler a promotion applies).
     Render {
         file: PathBuf,
         /// The namespace the Job is rendered in.

@@ -168,3 +168,64 @@ async fn on_a_real_cluster_an_experiment_resource_runs_to_success() {
     assert_eq!(status["trials"]["succeeded"], 4, "{status}");
     api.delete(name, &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schemas() {
+    use support::fake_kube::ResourceType;
+    let fake = FakeKube::start().await;
+    fake.register(ResourceType::new("apps", "v1", "deployments", "Deployment", true, true));
+    fake.register(ResourceType::new("", "v1", "services", "Service", true, true));
+    fake.register(ResourceType::new(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        true,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let push = format!(
+        r#"[python3, -c, "import sys; sys.path.insert(0, '{EXPERIMENTS}'); import tuna_push; tuna_push.report(score=${{x}}); tuna_push.report(artifact='s3://models/${{trial}}')"]"#
+    );
+    let served = experiment(
+        "served",
+        &push,
+        "  promotion:\n    policy: auto\n    gate: {min: 1}\n    serve: {image: 'registry.example.com/serve:1', port: 8080, replicas: 2, \
+         autoscale: {minReplicas: 2, maxReplicas: 4}}\n",
+    );
+    api.create(&PostParams::default(), &served).await.unwrap();
+    let status = wait_status(&api, "served", "served", |s| s["serving"]["version"] == "v1").await;
+    let best = status["bestTrial"]["name"].as_str().unwrap();
+    let deployment = fake.get("deployments", "default", "served").expect("a Deployment named after the experiment");
+    assert_eq!(deployment["metadata"]["labels"]["tuna.dev/model-version"], "v1");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    let uri = env.as_array().unwrap().iter().find(|e| e["name"] == "TUNA_MODEL_URI").unwrap()["value"].clone();
+    assert_eq!(uri, format!("s3://models/{best}"), "the best trial's reported artifact");
+    assert!(fake.get("services", "default", "served").is_some());
+    assert!(fake.get("horizontalpodautoscalers", "default", "served").is_some());
+    assert_eq!(status["serving"]["url"], "http://served.default.svc:8080");
+
+    let Some(bin) = support::validate::validator_bin() else { return };
+    let mut files = Vec::new();
+    for (plural, kind, api_version) in [
+        ("deployments", "Deployment", "apps/v1"),
+        ("services", "Service", "v1"),
+        ("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling/v2"),
+    ] {
+        let mut object = fake.get(plural, "default", "served").unwrap();
+        // What the server added is not part of a manifest.
+        object.as_object_mut().unwrap().remove("status");
+        for field in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"] {
+            object["metadata"].as_object_mut().unwrap().remove(field);
+        }
+        object["kind"] = kind.into();
+        object["apiVersion"] = api_version.into();
+        let file = dir.path().join(format!("{plural}.json"));
+        std::fs::write(&file, object.to_string()).unwrap();
+        files.push(file);
+    }
+    let (ok, report) = support::validate::validate(&bin, &files);
+    assert!(ok, "the applied serving objects fail the official schemas:\n{report}");
+}

@@ -114,6 +114,8 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
 struct TellRequest {
     #[serde(default)]
     metrics: BTreeMap<String, f64>,
+    /// Where the trial's model is (`s3://…`, a path on a shared volume).
+    artifact: Option<String>,
     /// `succeeded` (default) or `failed`.
     state: Option<String>,
     reason: Option<String>,
@@ -136,6 +138,7 @@ async fn tell(
     let mut trial = open_trial(&state, &name, &trial_name)?;
     let attempt = trial.attempts.max(1);
     record_metrics(&state, &trial, attempt, &request.metrics, None)?;
+    record_artifact(&state, &trial, request.artifact.as_deref())?;
     let observations = state
         .store
         .observations(&name, trial.index)
@@ -167,8 +170,11 @@ async fn tell(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PushRequest {
+    #[serde(default)]
     metrics: BTreeMap<String, f64>,
     step: Option<i64>,
+    /// Where the trial's model is (`s3://…`, a path on a shared volume).
+    artifact: Option<String>,
 }
 
 async fn push(
@@ -188,6 +194,7 @@ async fn push(
     // A trial pushes only once started; if the start is not recorded yet, this is its next attempt.
     let attempt = if trial.phase == TrialPhase::Pending { trial.attempts + 1 } else { trial.attempts };
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
+    record_artifact(&state, &trial, request.artifact.as_deref())?;
     Ok(Json(json!({ "shouldStop": false })))
 }
 
@@ -223,6 +230,17 @@ fn record_metrics(
         .add_observations(&trial.experiment, trial.index, &observations)
         .and_then(|()| state.store.flush_observations())
         .map_err(ApiError::internal(format!("store metrics of {}", trial.name)))
+}
+
+fn record_artifact(state: &ApiState, trial: &Trial, uri: Option<&str>) -> Result<()> {
+    let Some(uri) = uri else { return Ok(()) };
+    if uri.trim().is_empty() || uri.len() > 2048 {
+        return Err(ApiError::bad_request("artifact", "must be a URI of at most 2048 characters"));
+    }
+    state
+        .store
+        .set_artifact(&trial.experiment, trial.index, uri)
+        .map_err(ApiError::internal(format!("store the artifact of {}", trial.name)))
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T> {

@@ -10,10 +10,13 @@ use kube::CustomResourceExt;
 
 use crate::controller::{Site, TrialApi, launch_for};
 use crate::executor::kube::render_job;
-use crate::search;
 use crate::spec::Experiment;
 use crate::token::TrialSecret;
 use crate::trial::Trial;
+use crate::{promote, search};
+
+/// What the rendered serving Deployment shows instead of the promoted trial's model URI.
+const MODEL_PLACEHOLDER: &str = "<the artifact URI of the promoted trial>";
 
 /// What the rendered Job shows instead of a real trial token (issued when the trial starts).
 const TOKEN_PLACEHOLDER: &str = "<issued when the trial starts>";
@@ -57,7 +60,15 @@ pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
         }
     }
     let job = render_job(&launch, namespace).map_err(anyhow::Error::msg)?;
-    serde_saphyr::to_string(&job).context("failed to write the Job as YAML")
+    let mut yaml = serde_saphyr::to_string(&job).context("failed to write the Job as YAML")?;
+    let serve = spec.promotion.as_ref().and_then(|p| p.serve.as_ref());
+    if let Some(serve) = serve.filter(|_| promote::cluster::serves_on_kubernetes(spec)) {
+        let manifests =
+            promote::cluster::render(&name, namespace, "v1", MODEL_PLACEHOLDER, serve).map_err(anyhow::Error::msg)?;
+        yaml.push_str("---\n");
+        yaml.push_str(&promote::cluster::to_yaml(&manifests).map_err(anyhow::Error::msg)?);
+    }
+    Ok(yaml)
 }
 
 pub fn render(file: &Path, namespace: &str) -> anyhow::Result<ExitCode> {

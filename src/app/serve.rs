@@ -57,7 +57,11 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let supervisor = tokio::spawn(supervise(Arc::new(controller), shutdown_rx.clone()));
-    let promoter = tokio::spawn(Arc::new(Promoter::new(store.clone(), &data_dir)).run(shutdown_rx.clone()));
+    let mut promoter = Promoter::new(store.clone(), &data_dir);
+    if let Some((client, default)) = &cluster {
+        promoter = promoter.with_cluster(client.clone(), serve.namespace.clone().unwrap_or_else(|| default.clone()));
+    }
+    let promoter = tokio::spawn(Arc::new(promoter).run(shutdown_rx.clone()));
     let crds = match (&cluster, serve.watch_crds) {
         (Some((client, default)), true) => {
             let namespace = (!serve.all_namespaces).then(|| serve.namespace.clone().unwrap_or_else(|| default.clone()));

@@ -8,6 +8,7 @@
 //! The promoter follows the store like the controller does: the API records a request, the
 //! promoter carries it out and records the outcome the API waits for.
 
+pub mod cluster;
 pub mod serving;
 
 use std::path::{Path, PathBuf};
@@ -34,11 +35,19 @@ pub struct Promoter {
     store: Store,
     models: PathBuf,
     serving: ServingManager,
+    /// The cluster and default namespace, for experiments served on Kubernetes.
+    cluster: Option<(kube::Client, String)>,
 }
 
 impl Promoter {
     pub fn new(store: Store, data_dir: &Path) -> Self {
-        Self { store, models: data_dir.join("models"), serving: ServingManager::default() }
+        Self { store, models: data_dir.join("models"), serving: ServingManager::default(), cluster: None }
+    }
+
+    /// Serves Kubernetes experiments' models on this cluster.
+    pub fn with_cluster(mut self, client: kube::Client, namespace: String) -> Self {
+        self.cluster = Some((client, namespace));
+        self
     }
 
     /// Serves what was being served before a restart, then follows requests until `shutdown`.
@@ -46,7 +55,8 @@ impl Promoter {
         let mut changes = self.store.watch_experiments();
         for record in self.store.experiments().unwrap_or_default() {
             if let Some(serving) = &record.serving
-                && let Err(e) = self.serve(&record, &serving.version).await
+                && let Some(model) = self.current_model(&record, &serving.version)
+                && let Err(e) = self.serve(&record, &serving.version, &model).await
             {
                 warn!(experiment = record.name(), error = %e, "failed to restore serving");
             }
@@ -108,17 +118,23 @@ impl Promoter {
         }
         let history = self.store.promotions(name).map_err(|e| e.to_string())?;
         let version = history.iter().map(|p| p.version).max().unwrap_or(0) + 1;
-        let source =
-            PathBuf::from(chosen.dir.clone().ok_or(format!("trial {wanted} has no output folder"))?).join("output");
-        let model = self.models.join(name).join(format!("v{version}"));
-        copy_complete(&source, &model).map_err(|e| format!("failed to copy the model of {wanted}: {e}"))?;
+        let model = if cluster::serves_on_kubernetes(&record.experiment.spec) {
+            let uri = self.store.artifact(name, chosen.index).map_err(|e| e.to_string())?;
+            uri.ok_or(format!("trial {wanted} reported no artifact; push {{\"artifact\": URI}} with its metrics"))?
+        } else {
+            let output = chosen.dir.clone().ok_or(format!("trial {wanted} has no output folder"))?;
+            let model = self.models.join(name).join(format!("v{version}"));
+            copy_complete(&PathBuf::from(output).join("output"), &model)
+                .map_err(|e| format!("failed to copy the model of {wanted}: {e}"))?;
+            model.display().to_string()
+        };
         let entry = Promotion {
             version,
             action: "promote".into(),
             trial: wanted.clone(),
             parameters: parameters_json(&chosen.parameters),
             objective: Some(objective),
-            model: model.display().to_string(),
+            model,
             time: Timestamp::now(),
             by: by.into(),
         };
@@ -144,7 +160,7 @@ impl Promoter {
     async fn make_current(&self, record: &ExperimentRecord, entry: Promotion) -> Result<(u32, String), String> {
         let name = record.name();
         let version = format!("v{}", entry.version);
-        let url = self.serve(record, &version).await?;
+        let url = self.serve(record, &version, &entry.model).await?;
         self.store.add_promotion(name, &entry).map_err(|e| e.to_string())?;
         let serving = Serving { version: version.clone(), trial: entry.trial.clone(), url: url.clone() };
         self.store
@@ -154,9 +170,29 @@ impl Promoter {
         Ok((entry.version, format!("{version} is trial {} ({}){place}", entry.trial, entry.action)))
     }
 
-    /// Starts serving `version` when the spec has a local serving command; returns its URL.
-    async fn serve(&self, record: &ExperimentRecord, version: &str) -> Result<Option<String>, String> {
+    /// The model of a served version, from the history.
+    fn current_model(&self, record: &ExperimentRecord, version: &str) -> Option<String> {
+        let history = self.store.promotions(record.name()).ok()?;
+        history.into_iter().rev().find(|p| format!("v{}", p.version) == version).map(|p| p.model)
+    }
+
+    /// Serves `version` (whose model is at `model`) as the spec says; returns where.
+    async fn serve(&self, record: &ExperimentRecord, version: &str, model: &str) -> Result<Option<String>, String> {
         let serve = record.experiment.spec.promotion.as_ref().and_then(|p| p.serve.clone());
+        if cluster::serves_on_kubernetes(&record.experiment.spec) {
+            let serve = serve.unwrap_or_default();
+            let (client, default) = self
+                .cluster
+                .as_ref()
+                .ok_or("serving on Kubernetes needs a cluster (tuna serve with a kubeconfig or in a pod)")?;
+            let namespace = record.origin.as_ref().map_or(default.as_str(), |o| o.namespace.as_str());
+            let manifests = cluster::render(record.name(), namespace, version, model, &serve)?;
+            let (url, rollout) = cluster::apply(client, &manifests)
+                .await
+                .map_err(|e| format!("failed to apply the serving Deployment: {e}"))?;
+            info!(experiment = record.name(), version, %rollout, "serving applied");
+            return Ok(Some(url));
+        }
         let Some(serve) = serve.filter(|s| !s.command.is_empty()) else { return Ok(None) };
         let model = self.models.join(record.name()).join(version);
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));

@@ -193,6 +193,7 @@ pub struct Store {
     trials: sled::Tree,
     observations: sled::Tree,
     promotions: sled::Tree,
+    artifacts: sled::Tree,
 }
 
 impl Store {
@@ -204,6 +205,7 @@ impl Store {
         let (experiments, trials, observations, meta) =
             (tree("experiments")?, tree("trials")?, tree("observations")?, tree("meta")?);
         let promotions = tree("promotions")?;
+        let artifacts = tree("artifacts")?;
         let read = |source| Error::Read { what: "the schema version".into(), source };
         match meta.get("schema").map_err(read)? {
             None => {
@@ -213,7 +215,7 @@ impl Store {
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
         }
-        let store = Self { db, experiments, trials, observations, promotions };
+        let store = Self { db, experiments, trials, observations, promotions, artifacts };
         store.flush("the schema version")?;
         Ok(store)
     }
@@ -309,7 +311,7 @@ impl Store {
     pub fn delete_experiment(&self, name: &str) -> Result<()> {
         let what = format!("experiment {name}");
         let prefix = codec::experiment_prefix(name);
-        for tree in [&self.trials, &self.observations, &self.promotions] {
+        for tree in [&self.trials, &self.observations, &self.promotions, &self.artifacts] {
             for key in tree.scan_prefix(&prefix).keys() {
                 let key = key.map_err(|source| Error::Read { what: what.clone(), source })?;
                 tree.remove(key).map_err(|source| Error::Write { what: what.clone(), source })?;
@@ -358,6 +360,23 @@ impl Store {
                 .map_err(|source| Error::Write { what: what.clone(), source })?;
         }
         Ok(())
+    }
+
+    /// Records where a trial's model is (a URI it reported), flushed.
+    pub fn set_artifact(&self, experiment: &str, index: u32, uri: &str) -> Result<()> {
+        let what = format!("the artifact of trial {index} of {experiment}");
+        self.artifacts
+            .insert(codec::trial_key(experiment, index), uri.as_bytes())
+            .map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.flush(&what)
+    }
+
+    /// The model URI a trial reported, if it did.
+    pub fn artifact(&self, experiment: &str, index: u32) -> Result<Option<String>> {
+        let what = format!("the artifact of trial {index} of {experiment}");
+        let bytes =
+            self.artifacts.get(codec::trial_key(experiment, index)).map_err(|source| Error::Read { what, source })?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// Appends an entry to an experiment's promotion history and flushes it.

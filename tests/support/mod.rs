@@ -4,3 +4,4 @@
 
 pub mod fake_kube;
 pub mod server;
+pub mod validate;

@@ -1,0 +1,214 @@
+//! Serving on Kubernetes: a Deployment and a Service named after the experiment (and a
+//! HorizontalPodAutoscaler when `serve.autoscale` is given), applied with server-side apply. The
+//! model's URI reaches the pods as `TUNA_MODEL_URI`; the version is a label and an annotation, so a
+//! promotion or a rollback is an ordinary rolling update.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+
+use crate::executor::kube::job::EXPERIMENT_LABEL;
+use crate::spec::{ExecutorKind, ExperimentSpec, ServeSpec};
+
+/// The label (and annotation) that carries the served model version.
+pub const VERSION_LABEL: &str = "tuna.dev/model-version";
+/// The field manager of tuna's server-side applies.
+const MANAGER: &str = "tuna";
+/// The serving port when the spec names none.
+const DEFAULT_PORT: u16 = 8080;
+/// The CPU utilization an autoscaler aims for when the spec names none.
+const DEFAULT_CPU_TARGET: i32 = 80;
+
+/// What one promotion applies.
+pub struct Manifests {
+    pub deployment: Deployment,
+    pub service: Service,
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
+}
+
+/// Whether an experiment's model is served on Kubernetes rather than by a local process.
+pub fn serves_on_kubernetes(spec: &ExperimentSpec) -> bool {
+    let serve = spec.promotion.as_ref().and_then(|p| p.serve.as_ref());
+    spec.executor == ExecutorKind::Kubernetes && serve.is_some_and(|s| s.image.is_some() || s.pod_template.is_some())
+}
+
+/// The manifests serving `version` (`v3`) of `experiment`'s model from `model_uri`.
+pub fn render(
+    experiment: &str,
+    namespace: &str,
+    version: &str,
+    model_uri: &str,
+    serve: &ServeSpec,
+) -> Result<Manifests, String> {
+    let port = serve.port.unwrap_or(DEFAULT_PORT);
+    let selector = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), experiment.to_string())]);
+    let mut labels = selector.clone();
+    labels.insert("app.kubernetes.io/name".into(), experiment.into());
+    labels.insert(VERSION_LABEL.into(), version.into());
+    let annotations = BTreeMap::from([
+        (VERSION_LABEL.to_string(), version.to_string()),
+        ("tuna.dev/model-uri".to_string(), model_uri.to_string()),
+    ]);
+    let meta = |labels: &BTreeMap<String, String>| ObjectMeta {
+        name: Some(experiment.into()),
+        namespace: Some(namespace.into()),
+        labels: Some(labels.clone()),
+        annotations: Some(annotations.clone()),
+        ..Default::default()
+    };
+    let mut pod = pod_template(serve, port)?;
+    let pod_meta = pod.metadata.get_or_insert_with(Default::default);
+    pod_meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
+    pod_meta.annotations.get_or_insert_with(Default::default).extend(annotations.clone());
+    if let Some(container) = pod.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        container.env.get_or_insert_with(Default::default).extend([
+            EnvVar { name: "TUNA_MODEL_URI".into(), value: Some(model_uri.into()), value_from: None },
+            EnvVar { name: "TUNA_MODEL_VERSION".into(), value: Some(version.into()), value_from: None },
+        ]);
+    }
+    let deployment = Deployment {
+        metadata: meta(&labels),
+        spec: Some(DeploymentSpec {
+            replicas: if serve.autoscale.is_some() { None } else { Some(serve.replicas.unwrap_or(1)) },
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
+            template: pod,
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let service = Service {
+        metadata: meta(&labels),
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: i32::from(port),
+                target_port: Some(IntOrString::Int(i32::from(port))),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let autoscaler = serve.autoscale.as_ref().map(|a| HorizontalPodAutoscaler {
+        metadata: meta(&labels),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: experiment.into(),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(a.target_cpu_utilization.unwrap_or(DEFAULT_CPU_TARGET)),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    });
+    Ok(Manifests { deployment, service, autoscaler })
+}
+
+fn pod_template(serve: &ServeSpec, port: u16) -> Result<PodTemplateSpec, String> {
+    if let Some(template) = &serve.pod_template {
+        return serde_json::from_value(template.clone())
+            .map_err(|e| format!("spec.promotion.serve.podTemplate is not a pod template: {e}"));
+    }
+    let probe = Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(serve.readiness_path.clone().unwrap_or_else(|| "/healthz".into())),
+            port: IntOrString::Int(i32::from(port)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(PodTemplateSpec {
+        metadata: None,
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "server".into(),
+                image: serve.image.clone(),
+                command: (!serve.command.is_empty()).then(|| serve.command.clone()),
+                ports: Some(vec![ContainerPort {
+                    container_port: i32::from(port),
+                    name: Some("http".into()),
+                    ..Default::default()
+                }]),
+                readiness_probe: Some(probe),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    })
+}
+
+/// Applies the manifests; returns the Service URL and the Deployment's rollout state.
+pub async fn apply(client: &Client, manifests: &Manifests) -> Result<(String, String), kube::Error> {
+    let namespace = manifests.deployment.metadata.namespace.clone().unwrap_or_default();
+    let name = manifests.deployment.metadata.name.clone().unwrap_or_default();
+    let params = PatchParams::apply(MANAGER).force();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let applied = deployments
+        .patch(&name, &params, &Patch::Apply(&with_kind(&manifests.deployment, "apps/v1", "Deployment")))
+        .await?;
+    Api::<Service>::namespaced(client.clone(), &namespace)
+        .patch(&name, &params, &Patch::Apply(&with_kind(&manifests.service, "v1", "Service")))
+        .await?;
+    if let Some(hpa) = &manifests.autoscaler {
+        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace)
+            .patch(&name, &params, &Patch::Apply(&with_kind(hpa, "autoscaling/v2", "HorizontalPodAutoscaler")))
+            .await?;
+    }
+    let status = applied.status.unwrap_or_default();
+    let wanted = applied.spec.and_then(|s| s.replicas).unwrap_or(1);
+    let rollout = format!(
+        "rollout: {}/{wanted} replicas updated, {} available",
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0)
+    );
+    let port =
+        manifests.service.spec.as_ref().and_then(|s| s.ports.as_ref()).and_then(|p| p.first()).map_or(80, |p| p.port);
+    Ok((format!("http://{name}.{namespace}.svc:{port}"), rollout))
+}
+
+/// A typed object as the JSON an apply sends (apply bodies must carry apiVersion and kind).
+fn with_kind<T: serde::Serialize>(object: &T, api_version: &str, kind: &str) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    value["apiVersion"] = api_version.into();
+    value["kind"] = kind.into();
+    value
+}
+
+/// The manifests as one multi-document YAML (for `tuna render`).
+pub fn to_yaml(manifests: &Manifests) -> Result<String, String> {
+    let mut docs =
+        vec![with_kind(&manifests.deployment, "apps/v1", "Deployment"), with_kind(&manifests.service, "v1", "Service")];
+    if let Some(hpa) = &manifests.autoscaler {
+        docs.push(with_kind(hpa, "autoscaling/v2", "HorizontalPodAutoscaler"));
+    }
+    docs.iter()
+        .map(|d| serde_saphyr::to_string(d).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|d| d.join("---\n"))
+}
