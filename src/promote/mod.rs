@@ -53,6 +53,7 @@ impl Promoter {
     /// Serves what was being served before a restart, then follows requests until `shutdown`.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut changes = self.store.watch_experiments();
+        serving::reap_leftovers(&self.models);
         for record in self.store.experiments().unwrap_or_default() {
             if let Some(serving) = &record.serving
                 && let Some(model) = self.current_model(&record, &serving.version)

@@ -8,7 +8,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -160,7 +160,7 @@ async fn start_backend(version: &str, model_dir: &Path, workdir: &Path, serve: &
     };
     let command: Vec<String> = serve.command.iter().map(|c| substitute(c, &lookup)).collect();
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(keep_running(command, workdir.to_path_buf(), stopped));
+    tokio::spawn(keep_running(command, workdir.to_path_buf(), pid_file(model_dir), stopped));
     let path = serve.readiness_path.clone().unwrap_or_else(|| "/healthz".into());
     if !ready(port, &path).await {
         let _ = stop.send(true);
@@ -170,17 +170,20 @@ async fn start_backend(version: &str, model_dir: &Path, workdir: &Path, serve: &
 }
 
 /// Runs the server until stopped, restarting it with backoff whenever it exits on its own.
-async fn keep_running(command: Vec<String>, dir: std::path::PathBuf, mut stop: watch::Receiver<bool>) {
+async fn keep_running(command: Vec<String>, dir: std::path::PathBuf, pids: PathBuf, mut stop: watch::Receiver<bool>) {
     let mut backoff = BACKOFF.0;
     loop {
         let Some((program, args)) = command.split_first() else { return };
-        let mut child = match Command::new(program).args(args).current_dir(&dir).kill_on_drop(true).spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                warn!(error = %e, "failed to start the serving process");
-                return;
-            }
-        };
+        let mut child =
+            match Command::new(program).args(args).current_dir(&dir).kill_on_drop(true).process_group(0).spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    warn!(error = %e, "failed to start the serving process");
+                    return;
+                }
+            };
+        let pid = child.id();
+        remember(&pids, pid, true);
         let stopped = tokio::select! {
             status = child.wait() => {
                 warn!(?status, "the serving process exited; restarting in {backoff:?}");
@@ -188,6 +191,7 @@ async fn keep_running(command: Vec<String>, dir: std::path::PathBuf, mut stop: w
             }
             _ = stop.wait_for(|s| *s) => true,
         };
+        remember(&pids, pid, false);
         if stopped {
             let _ = child.kill().await;
             return;
@@ -211,6 +215,38 @@ async fn ready(port: u16, path: &str) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Where the process ids of a model's running servers are kept, so that a tuna that was killed
+/// before it could stop them ends them when it starts again (`reap_leftovers`).
+fn pid_file(model_dir: &Path) -> PathBuf {
+    model_dir.with_extension("pids")
+}
+
+/// Adds or removes a server's process id in its pid file.
+fn remember(file: &Path, pid: Option<u32>, running: bool) {
+    let Some(pid) = pid else { return };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut pids: Vec<String> = text.lines().filter(|l| *l != pid.to_string()).map(String::from).collect();
+    if running {
+        pids.push(pid.to_string());
+    }
+    let _ = if pids.is_empty() { std::fs::remove_file(file) } else { std::fs::write(file, pids.join("\n")) };
+}
+
+/// Ends the servers a previous tuna left running under `models` (each in its own process group).
+pub fn reap_leftovers(models: &Path) {
+    let Ok(experiments) = std::fs::read_dir(models) else { return };
+    for file in experiments.flatten().filter_map(|e| std::fs::read_dir(e.path()).ok()).flatten().flatten() {
+        let path = file.path();
+        if path.extension().is_some_and(|e| e == "pids") {
+            for pid in std::fs::read_to_string(&path).unwrap_or_default().lines().filter_map(|l| l.parse::<i32>().ok())
+            {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {
