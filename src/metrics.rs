@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 
 use crate::spec::{DEFAULT_METRIC_FORMAT, Strategy};
+use crate::trial::Observation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,6 +102,15 @@ struct Summary {
 }
 
 impl Tally {
+    /// Everything one attempt of a trial reported (output lines and pushes alike).
+    pub fn of_attempt(observations: &[Observation], attempt: u32) -> Self {
+        let mut tally = Tally::default();
+        for o in observations.iter().filter(|o| o.attempt == attempt) {
+            tally.add(&o.metric, o.value);
+        }
+        tally
+    }
+
     pub fn add(&mut self, name: &str, value: f64) {
         self.metrics
             .entry(name.to_string())

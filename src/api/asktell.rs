@@ -143,10 +143,7 @@ async fn tell(
         .store
         .observations(&name, trial.index)
         .map_err(ApiError::internal(format!("read observations of {trial_name}")))?;
-    let mut tally = Tally::default();
-    for o in observations.iter().filter(|o| o.attempt == attempt) {
-        tally.add(&o.metric, o.value);
-    }
+    let tally = Tally::of_attempt(&observations, attempt);
     trial.metrics = tally.latest();
     trial.objective = tally.value(&spec.objective.metric, spec.objective.strategy());
     let (phase, why, message) = match request.state.as_deref() {

@@ -84,11 +84,7 @@ fn reported<E>(ctx: &TrialContext<E>, trial: &Trial) -> Result<Tally> {
         .store
         .observations(&trial.experiment, trial.index)
         .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
-    let mut tally = Tally::default();
-    for o in observations.iter().filter(|o| o.attempt == trial.attempts) {
-        tally.add(&o.metric, o.value);
-    }
-    Ok(tally)
+    Ok(Tally::of_attempt(&observations, trial.attempts))
 }
 
 /// Runs one attempt, recording the start and every reported value as they come.

@@ -96,26 +96,12 @@ mod tests {
 
     #[test]
     fn levels_for_unstepped_doubles_cover_the_budget() {
-        let space = Space::new(&[
-            ParameterSpec {
-                name: "x".into(),
-                kind: ParameterType::Double,
-                min: Some(0.0),
-                max: Some(1.0),
-                step: None,
-                scale: Scale::Linear,
-                values: vec![],
-            },
-            ParameterSpec {
-                name: "y".into(),
-                kind: ParameterType::Double,
-                min: Some(0.0),
-                max: Some(1.0),
-                step: None,
-                scale: Scale::Linear,
-                values: vec![],
-            },
-        ]);
+        let double = |name: &str| {
+            let mut p = param(name, ParameterType::Double);
+            (p.min, p.max) = (Some(0.0), Some(1.0));
+            p
+        };
+        let space = Space::new(&[double("x"), double("y")]);
         let levels = levels_for(&space, 50);
         assert_eq!(levels, 8, "8 x 8 = 64 >= 50 > 7 x 7");
         assert_eq!(space.with_levels(levels).grid_size(), Some(64));
