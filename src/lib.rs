@@ -15,7 +15,7 @@ pub mod executor;
 pub mod leaderboard;
 /// Reading metrics from trial output; objective strategies.
 pub mod metrics;
-/// Search algorithms: random and grid.
+/// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
 pub mod search;
 /// The sled store.
 pub mod store;

@@ -229,7 +229,7 @@ pub enum Strategy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Algorithm {
-    /// `random` or `grid`.
+    /// `random`, `grid` or `bayesian`.
     pub name: String,
     /// The same seed gives the same suggestions; a random one is chosen and recorded when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,7 +247,8 @@ impl Default for Algorithm {
 }
 
 /// The algorithms this build knows, with the settings each accepts.
-pub const ALGORITHMS: &[(&str, &[&str])] = &[("random", &[]), ("grid", &["levels"])];
+pub const ALGORITHMS: &[(&str, &[&str])] =
+    &[("random", &[]), ("grid", &["levels"]), ("bayesian", &["initialPoints", "candidates", "restarts", "xi"])];
 
 /// One hyperparameter and its feasible space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -26,7 +26,8 @@ pub fn routes() -> Router<Arc<ApiState>> {
 }
 
 async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(StatusCode, Json<Experiment>)> {
-    let mut experiment = spec::parse(&body).map_err(|e| ApiError::Invalid(e.problems()))?;
+    let mut experiment =
+        spec::parse(&body).and_then(crate::search::validated).map_err(|e| ApiError::Invalid(e.problems()))?;
     let mut problems = Vec::new();
     if let Some(dir) =
         experiment.spec.trial.working_dir.as_deref().filter(|d| d.starts_with('/') || d.split('/').any(|c| c == ".."))

@@ -24,7 +24,9 @@ use crate::token::TrialSecret;
 /// Reads and validates an experiment document.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-    spec::parse(&text).with_context(|| format!("{} is not a valid experiment", file.display()))
+    spec::parse(&text)
+        .and_then(crate::search::validated)
+        .with_context(|| format!("{} is not a valid experiment", file.display()))
 }
 
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@
 //! depends only on the seed, `k` and the history, so a resumed experiment suggests what the
 //! interrupted one would have.
 
+pub mod bayes;
 mod grid;
 mod random;
 
@@ -20,6 +21,8 @@ pub use random::Random;
 pub enum Error {
     #[error("unknown search algorithm {0:?}")]
     UnknownAlgorithm(String),
+    #[error(transparent)]
+    Settings(#[from] bayes::SettingsError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -59,6 +62,7 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
     let space = Space::new(&spec.parameters);
     match spec.algorithm.name.as_str() {
         "random" => Ok(Box::new(Random::new(space, seed))),
+        "bayesian" => Ok(Box::new(bayes::Bayesian::new(space, seed, &spec.algorithm.settings)?)),
         "grid" => {
             let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
             Ok(Box::new(Grid::new(
@@ -67,6 +71,24 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
         }
         other => Err(Error::UnknownAlgorithm(other.to_string())),
     }
+}
+
+/// Problems with the values of an algorithm's settings (unknown keys are the spec's to report).
+pub fn check_settings(spec: &ExperimentSpec) -> Vec<crate::spec::Problem> {
+    if spec.algorithm.name != "bayesian" {
+        return Vec::new();
+    }
+    bayes::check_settings(&spec.algorithm.settings)
+        .into_iter()
+        .filter(|e| !matches!(e, bayes::SettingsError::Unknown(_)))
+        .map(|e| crate::spec::Problem::new(e.field(), e.message()))
+        .collect()
+}
+
+/// The experiment when its settings' values are valid too (`spec::parse` checks the rest).
+pub fn validated(experiment: crate::spec::Experiment) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
+    let problems = check_settings(&experiment.spec);
+    if problems.is_empty() { Ok(experiment) } else { Err(crate::spec::SpecError::Invalid(problems)) }
 }
 
 /// The canonical keys of every assignment in the history.

@@ -1,0 +1,277 @@
+//! Bayesian optimization (`algorithm.name: bayesian`): a Gaussian process models the objective on
+//! the unit cube and each suggestion maximizes log expected improvement under it (Optuna's
+//! GPSampler recipe).
+//!
+//! ```text
+//! history ─▶ data: values, failures (as the worst value), pending, all on [0,1]^d
+//!   trial < initialPoints ─▶ scrambled Halton design point
+//!   else ─▶ standardize, and warp ─▶ fit Matérn 5/2 ARD to each (MAP, L-BFGS) ─▶ GP on the
+//!           values as they are or warped, whichever explains them better
+//!        ─▶ pending points as fantasies (Kriging believer: the posterior mean as their value)
+//!        ─▶ per suggestion: quasi-random candidates + local searches maximize log-EI
+//!        ─▶ a fresh point (else random search's) ─▶ fantasy for the next one of the batch
+//! ```
+//! Determinism: the `k`-th suggestion depends only on the seed, `k` and the history. Up to
+//! `COLD_LIMIT` finished trials every fit starts afresh. Past it, the fitted hyperparameters are
+//! kept as a warm start, but only at checkpoints that are a function of the history (the first `m`
+//! finished trials, `m` on a fixed schedule), so a fresh instance given the same history fits
+//! (once) the same anchor and suggests the same points.
+//!
+//! Scale: the exact GP costs O(n³) to fit and O(n²) per acquisition value. Up to [`MODEL_LIMIT`]
+//! finished trials the model is exact and global. Past it, the model is local: the
+//! `MODEL_LIMIT` points nearest the incumbent, with the search kept inside their bounding box (a
+//! trust region around the incumbent, as in TuRBO); the hyperparameters are fitted on the
+//! nearest [`FIT_LIMIT`] of those. With both, a suggestion at 1,000 trials in 6 dimensions takes
+//! ~30 ms (a resumed experiment's first one, which fits its anchor, ~80 ms; `benches/search.rs`).
+
+mod acquisition;
+mod data;
+mod design;
+mod encoding;
+mod fit;
+mod gp;
+mod kernel;
+mod lbfgs;
+mod optimize;
+mod settings;
+mod transform;
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use self::acquisition::LogEi;
+pub use self::data::MODEL_LIMIT;
+use self::data::{Observations, Training};
+use self::design::Halton;
+use self::encoding::Encoding;
+use self::fit::{FitData, fit};
+use self::gp::Gp;
+use self::kernel::Hyper;
+use self::optimize::{Acquisition, Plan, maximize};
+pub use self::settings::{SETTINGS, Settings, SettingsError, check as check_settings};
+use super::{Outcome, Past, Random, Result, Search, seen_keys};
+use crate::space::{Assignment, Space, assignment_key};
+
+/// The hyperparameters are fitted on at most this many points (nearest the incumbent): the fit
+/// factors its matrix at every L-BFGS step, so it is the costliest part past ~100 trials.
+pub const FIT_LIMIT: usize = 100;
+/// Up to this many finished trials every fit starts afresh; past it, from the last anchor.
+const COLD_LIMIT: usize = 64;
+/// L-BFGS iterations for a fit from the default start, and for one from an anchor.
+const COLD_ITERS: u64 = 100;
+const WARM_ITERS: u64 = 10;
+/// Points closer than this on every unit axis count as the same point.
+const DUPLICATE_DISTANCE: f64 = 1e-9;
+/// Salts that keep the design, candidate and fallback random streams apart.
+const DESIGN_STREAM: u64 = 0x5EED_DE51;
+const CANDIDATE_STREAM: u64 = 0xCA4D_1DA7;
+
+/// Bayesian optimization over a space.
+#[derive(Clone, Debug)]
+pub struct Bayesian {
+    space: Space,
+    encoding: Encoding,
+    seed: u64,
+    settings: Settings,
+    /// Hyperparameters fitted at the latest checkpoint, the warm start of the fits after it.
+    anchor: Option<Anchor>,
+}
+
+#[derive(Clone, Debug)]
+struct Anchor {
+    size: usize,
+    fingerprint: u64,
+    hyper: Hyper,
+    warp: bool,
+}
+
+/// The model of one `suggest` call, grown by a fantasy after each point it picks.
+struct Model {
+    gp: Gp,
+    ei: LogEi,
+    incumbent: Vec<f64>,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+}
+
+impl Model {
+    /// Kriging believer: a pending point is taken to have the posterior mean as its value, which
+    /// keeps the mean and shrinks the variance around it (and may become the best value).
+    fn believe(&mut self, x: &[f64]) {
+        let (mean, _) = self.gp.predict(x);
+        if self.gp.add(x, mean) {
+            self.ei.best = self.ei.best.min(mean);
+        }
+    }
+}
+
+/// What a batch must stay clear of: the history and the points already picked.
+struct Taken {
+    keys: HashSet<String>,
+    units: Vec<Vec<f64>>,
+    picked: Vec<Assignment>,
+}
+
+impl Bayesian {
+    /// Bayesian search over `space`; `settings` are the spec's `algorithm.settings`.
+    pub fn new(space: Space, seed: u64, settings: &BTreeMap<String, serde_json::Value>) -> Result<Self, SettingsError> {
+        let settings = Settings::parse(settings)?;
+        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, anchor: None })
+    }
+
+    /// A random stream for one trial number and purpose (SplitMix-style mixing, as random search).
+    fn stream(&self, trial: usize, salt: u64) -> StdRng {
+        let mut z = (self.seed ^ salt).wrapping_add((trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        StdRng::seed_from_u64(z ^ (z >> 31))
+    }
+
+    /// Point `trial` of the experiment's scrambled Halton sequence, snapped to the levels.
+    fn design_point(&self, trial: usize) -> Vec<f64> {
+        let halton = Halton::new(self.encoding.dims(), &mut self.stream(0, DESIGN_STREAM));
+        let mut x = halton.point(trial as u64);
+        self.encoding.snap(&mut x);
+        x
+    }
+
+    fn model(&mut self, obs: &Observations) -> Option<Model> {
+        let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
+        if dims == 0 {
+            return None;
+        }
+        let training = Training::new(&obs.finished, dims, &categorical, MODEL_LIMIT)?;
+        let (hyper, warp) = self.hyperparameters(obs, &training);
+        let targets = training.targets(warp);
+        let gp = Gp::new(training.x.clone(), targets.y.clone(), dims, &hyper, &categorical)?;
+        let incumbent = training.x[training.best * dims..(training.best + 1) * dims].to_vec();
+        let ei = LogEi { best: targets.y[training.best], xi: self.settings.xi };
+        let mut model = Model { gp, ei, incumbent, lower: training.lower, upper: training.upper };
+        for p in &obs.pending {
+            model.believe(p);
+        }
+        Some(model)
+    }
+
+    /// The MAP hyperparameters and whether the values are warped: from the default start while
+    /// the history is short, else from the anchor fitted at the latest checkpoint (fitting that
+    /// anchor first when it is not cached).
+    fn hyperparameters(&mut self, obs: &Observations, training: &Training) -> (Hyper, bool) {
+        let dims = self.encoding.dims();
+        let n = obs.finished.len();
+        if n <= COLD_LIMIT {
+            return self.fit_evident(training, &Hyper::initial(dims), None, COLD_ITERS);
+        }
+        let size = checkpoint(n);
+        let categorical = self.encoding.categorical();
+        let Some(prefix) = Training::new(&obs.finished[..size], dims, &categorical, MODEL_LIMIT) else {
+            return self.fit_evident(training, &Hyper::initial(dims), None, COLD_ITERS);
+        };
+        let fingerprint = fingerprint(&prefix, dims);
+        let (start, warp) = match &self.anchor {
+            Some(a) if a.size == size && a.fingerprint == fingerprint => (a.hyper.clone(), a.warp),
+            _ => {
+                let (hyper, warp) = self.fit_evident(&prefix, &Hyper::initial(dims), None, COLD_ITERS);
+                self.anchor = Some(Anchor { size, fingerprint, hyper: hyper.clone(), warp });
+                (hyper, warp)
+            }
+        };
+        self.fit_evident(training, &start, Some(warp), WARM_ITERS)
+    }
+
+    /// Fits the hyperparameters to the plain and to the warped values (or to the given one) and
+    /// keeps the presentation whose fit explains the raw values best: the log posterior plus the
+    /// log slopes of the transform (the change of variables back to the raw values).
+    fn fit_evident(&self, training: &Training, start: &Hyper, warp: Option<bool>, iters: u64) -> (Hyper, bool) {
+        let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
+        let options = warp.map_or(vec![false, true], |w| vec![w]);
+        let mut best: Option<(f64, Hyper, bool)> = None;
+        for warp in options {
+            let (x, y, log_slope) = training.head(FIT_LIMIT, dims, warp);
+            let (loss, hyper) =
+                fit(&FitData { x, y, dims, categorical: &categorical }, std::slice::from_ref(start), iters);
+            let evidence = -loss + log_slope.iter().sum::<f64>();
+            if best.as_ref().is_none_or(|(e, _, _)| evidence > *e) {
+                best = Some((evidence, hyper, warp));
+            }
+        }
+        best.map_or((start.clone(), false), |(_, h, w)| (h, w))
+    }
+
+    /// The best fresh point the model proposes for `trial`, if any.
+    fn propose(&self, model: &Model, trial: usize, taken: &Taken) -> Option<(Vec<f64>, Assignment)> {
+        let plan = Plan {
+            encoding: &self.encoding,
+            lower: &model.lower,
+            upper: &model.upper,
+            candidates: self.settings.candidates,
+            restarts: self.settings.restarts,
+        };
+        let acq = Acquisition { gp: &model.gp, ei: model.ei };
+        let mut rng = self.stream(trial, CANDIDATE_STREAM);
+        maximize(&acq, &plan, &model.incumbent, &mut rng).into_iter().find_map(|(_, x)| self.fresh(x, taken))
+    }
+
+    /// The point and its assignment, unless it repeats one already taken.
+    fn fresh(&self, x: Vec<f64>, taken: &Taken) -> Option<(Vec<f64>, Assignment)> {
+        let near = |u: &Vec<f64>| u.iter().zip(&x).all(|(a, b)| (a - b).abs() < DUPLICATE_DISTANCE);
+        if taken.units.iter().any(near) {
+            return None;
+        }
+        let assignment = self.space.from_unit(&x);
+        (!taken.keys.contains(&assignment_key(&assignment))).then_some((x, assignment))
+    }
+
+    /// Random search's pick for the next trial, clear of the history and the batch so far.
+    fn fallback(&self, history: &[Past], taken: &Taken) -> Option<(Vec<f64>, Assignment)> {
+        let mut extended = history.to_vec();
+        extended.extend(taken.picked.iter().map(|p| Past { parameters: p.clone(), outcome: Outcome::Pending }));
+        let mut random = Random::new(self.space.clone(), self.seed);
+        let assignment = random.suggest(&extended, 1).ok()?.pop()?;
+        Some((self.space.to_unit(&assignment)?, assignment))
+    }
+}
+
+impl Search for Bayesian {
+    fn suggest(&mut self, history: &[Past], count: usize) -> Result<Vec<Assignment>> {
+        let obs = Observations::new(&self.space, history);
+        let mut taken = Taken { keys: seen_keys(history), units: obs.seen.clone(), picked: Vec::new() };
+        let modelled = history.len() + count > self.settings.initial_points && obs.valued() >= 2;
+        let mut model = if modelled { self.model(&obs) } else { None };
+        for i in 0..count {
+            let trial = history.len() + i;
+            let proposal = match &model {
+                Some(m) if trial >= self.settings.initial_points => self.propose(m, trial, &taken),
+                _ => self.fresh(self.design_point(trial), &taken),
+            };
+            let Some((x, assignment)) = proposal.or_else(|| self.fallback(history, &taken)) else { break };
+            if let Some(m) = model.as_mut() {
+                m.believe(&x);
+            }
+            taken.keys.insert(assignment_key(&assignment));
+            taken.units.push(x);
+            taken.picked.push(assignment);
+        }
+        Ok(taken.picked)
+    }
+}
+
+/// The anchor size for `n` finished trials: `n` rounded down to 1/16 of its power of two
+/// (every 8 trials near 100, every 64 near 1,000), so anchors are refitted ~16 times per doubling.
+fn checkpoint(n: usize) -> usize {
+    let step = (n.next_power_of_two() / 16).max(1);
+    n / step * step
+}
+
+fn fingerprint(training: &Training, dims: usize) -> u64 {
+    let (x, y, _) = training.head(FIT_LIMIT, dims, false);
+    let mut h = DefaultHasher::new();
+    x.iter().chain(y).for_each(|v| v.to_bits().hash(&mut h));
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! Maximizing the acquisition over the search box, as Optuna does: score a quasi-random candidate
+//! set (plus, as BoTorch does, a quarter as many perturbations of the incumbent), then search
+//! locally from the incumbent, the best candidate and a roulette pick of the others. A local search alternates L-BFGS (argmin) on the continuous axes, with the box kept by
+//! clamping plus a quadratic penalty outside it, and a sweep over every level of each discrete or
+//! categorical axis; it stops when a round no longer improves.
+
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+use super::acquisition::LogEi;
+use super::design::Halton;
+use super::encoding::Encoding;
+use super::gp::Gp;
+use super::lbfgs::{Limits, minimize};
+
+/// Local-search rounds (continuous step, then level sweeps) at most.
+const ROUNDS: usize = 3;
+/// One continuous step: at most 40 L-BFGS iterations and 80 evaluations of log-EI, ending when
+/// an iteration raises it by less than 1e-9.
+const STEP: Limits = Limits { iterations: 40, evaluations: 80, gradient_tolerance: 1e-8, cost_tolerance: 1e-9 };
+/// A round must raise the log acquisition by this much to continue.
+const ROUND_TOLERANCE: f64 = 1e-6;
+/// The slope of the penalty that pulls an L-BFGS iterate back into the box.
+const BOX_PENALTY: f64 = 1e4;
+
+/// Log-EI under a GP posterior.
+pub struct Acquisition<'a> {
+    pub gp: &'a Gp,
+    pub ei: LogEi,
+}
+
+impl Acquisition<'_> {
+    pub fn value(&self, x: &[f64]) -> f64 {
+        let (mean, var) = self.gp.predict(x);
+        let v = self.ei.value(mean, var.sqrt());
+        if v.is_nan() { f64::NEG_INFINITY } else { v }
+    }
+
+    fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        let mut d_var = vec![0.0; x.len()];
+        let (mean, var) = self.gp.predict_with_gradient(x, grad, &mut d_var);
+        let sd = var.sqrt();
+        let (value, by_mean, by_sd) = self.ei.value_and_slopes(mean, sd);
+        for (g, dv) in grad.iter_mut().zip(&d_var) {
+            *g = by_mean * *g + by_sd * dv / (2.0 * sd);
+        }
+        value
+    }
+}
+
+/// Where to look and how hard.
+pub struct Plan<'a> {
+    pub encoding: &'a Encoding,
+    pub lower: &'a [f64],
+    pub upper: &'a [f64],
+    pub candidates: usize,
+    pub restarts: usize,
+}
+
+/// Scored points, best first: every local optimum found, then the candidates.
+pub fn maximize(acq: &Acquisition<'_>, plan: &Plan<'_>, incumbent: &[f64], rng: &mut StdRng) -> Vec<(f64, Vec<f64>)> {
+    let mut scored = candidates(acq, plan, rng);
+    scored.extend(around(acq, plan, incumbent, rng));
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut starts = vec![incumbent.to_vec()];
+    starts.extend(roulette(&scored, plan.restarts.saturating_sub(1), rng).into_iter().map(|i| scored[i].1.clone()));
+    let mut found: Vec<(f64, Vec<f64>)> = starts.into_iter().map(|s| local_search(acq, plan, s)).collect();
+    found.append(&mut scored);
+    found.sort_by(|a, b| b.0.total_cmp(&a.0));
+    found
+}
+
+fn candidates(acq: &Acquisition<'_>, plan: &Plan<'_>, rng: &mut StdRng) -> Vec<(f64, Vec<f64>)> {
+    let categorical = plan.encoding.categorical();
+    let halton = Halton::new(plan.encoding.dims(), rng);
+    (0..plan.candidates as u64)
+        .map(|i| {
+            let mut x = halton.point(i);
+            for (a, u) in x.iter_mut().enumerate().filter(|(a, _)| !categorical[*a]) {
+                *u = plan.lower[a] + *u * (plan.upper[a] - plan.lower[a]);
+            }
+            plan.encoding.snap(&mut x);
+            (acq.value(&x), x)
+        })
+        .collect()
+}
+
+/// Candidates near the incumbent: a quarter as many as the quasi-random ones, each moving every
+/// ordered axis by a normal step (sd 5% of the box) and redrawing a categorical axis with
+/// probability 1/d, so the best region is scored as densely as the rest of the box together.
+fn around(acq: &Acquisition<'_>, plan: &Plan<'_>, incumbent: &[f64], rng: &mut StdRng) -> Vec<(f64, Vec<f64>)> {
+    let categorical = plan.encoding.categorical();
+    let d = incumbent.len();
+    (0..plan.candidates / 4)
+        .map(|_| {
+            let mut x = incumbent.to_vec();
+            for a in 0..d {
+                if categorical[a] {
+                    if rng.random::<f64>() < 1.0 / d as f64 {
+                        x[a] = rng.random::<f64>();
+                    }
+                } else {
+                    let step: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+                    x[a] = (x[a] + 0.05 * step * (plan.upper[a] - plan.lower[a])).clamp(plan.lower[a], plan.upper[a]);
+                }
+            }
+            plan.encoding.snap(&mut x);
+            (acq.value(&x), x)
+        })
+        .collect()
+}
+
+/// The best candidate, then `count - 1` more drawn with probability proportional to their EI.
+fn roulette(scored: &[(f64, Vec<f64>)], count: usize, rng: &mut StdRng) -> Vec<usize> {
+    let Some((top, _)) = scored.first() else { return Vec::new() };
+    let mut weights: Vec<f64> = scored.iter().map(|(v, _)| (v - top).exp()).collect();
+    let mut picks = Vec::with_capacity(count);
+    for k in 0..count.min(scored.len()) {
+        let total: f64 = weights.iter().sum();
+        let pick = if k == 0 || total.is_nan() || total <= 0.0 {
+            weights.iter().position(|&w| w > 0.0).unwrap_or(k)
+        } else {
+            let mut r = rng.random::<f64>() * total;
+            weights
+                .iter()
+                .position(|&w| {
+                    r -= w;
+                    r < 0.0 && w > 0.0
+                })
+                .unwrap_or_else(|| weights.iter().rposition(|&w| w > 0.0).unwrap_or(k))
+        };
+        if let Some(w) = weights.get_mut(pick) {
+            *w = 0.0;
+        }
+        picks.push(pick);
+    }
+    picks.sort_unstable();
+    picks.dedup();
+    picks
+}
+
+fn local_search(acq: &Acquisition<'_>, plan: &Plan<'_>, mut x: Vec<f64>) -> (f64, Vec<f64>) {
+    let free = plan.encoding.free_axes();
+    let mut value = acq.value(&x);
+    for _ in 0..ROUNDS {
+        let before = value;
+        if !free.is_empty() {
+            (value, x) = continuous_step(acq, plan, &free, x, value);
+        }
+        for axis in 0..x.len() {
+            let Some(levels) = plan.encoding.levels(axis) else { continue };
+            let keep = x[axis];
+            let mut best = (value, keep);
+            for &u in levels {
+                x[axis] = u;
+                let v = acq.value(&x);
+                if v > best.0 {
+                    best = (v, u);
+                }
+            }
+            (value, x[axis]) = best;
+        }
+        if value.is_nan() || value <= before + ROUND_TOLERANCE {
+            break;
+        }
+    }
+    (value, x)
+}
+
+/// One L-BFGS run on the free axes; the start back when it does not improve. L-BFGS knows no
+/// bounds: log-EI is taken at the point clamped into the box, plus a quadratic penalty on the
+/// distance outside it, so the run is pushed back onto the box.
+fn continuous_step(acq: &Acquisition<'_>, plan: &Plan<'_>, free: &[usize], x: Vec<f64>, value: f64) -> (f64, Vec<f64>) {
+    let clamped = |z: &[f64]| {
+        let mut p = x.clone();
+        for (&a, &v) in free.iter().zip(z) {
+            p[a] = v.clamp(plan.lower[a], plan.upper[a]);
+        }
+        p
+    };
+    let objective = |z: &[f64]| {
+        let p = clamped(z);
+        let mut full = vec![0.0; p.len()];
+        let mut cost = -acq.value_and_gradient(&p, &mut full);
+        let mut grad: Vec<f64> = free.iter().map(|&a| -full[a]).collect();
+        for (k, &a) in free.iter().enumerate() {
+            let outside = z[k] - p[a];
+            cost += BOX_PENALTY * outside * outside;
+            grad[k] += 2.0 * BOX_PENALTY * outside;
+        }
+        (cost, grad)
+    };
+    let (_, z) = minimize(objective, free.iter().map(|&a| x[a]).collect(), STEP);
+    let mut moved = clamped(&z);
+    plan.encoding.snap(&mut moved);
+    let v = acq.value(&moved);
+    if v > value { (v, moved) } else { (value, x) }
+}
