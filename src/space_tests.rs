@@ -3,19 +3,11 @@ use crate::spec::{ParameterSpec, ParameterType, Scalar, Scale};
 use rand::SeedableRng;
 
 fn range(name: &str, kind: ParameterType, min: f64, max: f64) -> ParameterSpec {
-    ParameterSpec {
-        name: name.into(),
-        kind,
-        min: Some(min),
-        max: Some(max),
-        step: None,
-        scale: Scale::Linear,
-        values: vec![],
-    }
+    ParameterSpec::range(name, kind, min, max)
 }
 
 fn values(name: &str, kind: ParameterType, values: Vec<Scalar>) -> ParameterSpec {
-    ParameterSpec { name: name.into(), kind, min: None, max: None, step: None, scale: Scale::Linear, values }
+    ParameterSpec::choices(name, kind, values)
 }
 
 fn quickstart() -> Space {

@@ -246,6 +246,27 @@ impl Default for Algorithm {
     }
 }
 
+#[cfg(test)]
+impl ParameterSpec {
+    /// A test fixture: a `min`..`max` parameter, linear, without a step.
+    pub fn range(name: &str, kind: ParameterType, min: f64, max: f64) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            min: Some(min),
+            max: Some(max),
+            step: None,
+            scale: Scale::Linear,
+            values: vec![],
+        }
+    }
+
+    /// A test fixture: a parameter with a list of values.
+    pub fn choices(name: &str, kind: ParameterType, values: Vec<Scalar>) -> Self {
+        Self { name: name.into(), kind, min: None, max: None, step: None, scale: Scale::Linear, values }
+    }
+}
+
 /// The algorithms this build knows, with the settings each accepts.
 pub const ALGORITHMS: &[(&str, &[&str])] =
     &[("random", &[]), ("grid", &["levels"]), ("bayesian", &["initialPoints", "candidates", "restarts", "xi"])];

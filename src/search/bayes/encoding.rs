@@ -91,18 +91,10 @@ fn axis(dim: &Dim, single: &Space) -> Axis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ParameterSpec, ParameterType, Scalar, Scale};
+    use crate::spec::{ParameterSpec, ParameterType, Scalar};
 
     fn param(name: &str, kind: ParameterType, min: f64, max: f64) -> ParameterSpec {
-        ParameterSpec {
-            name: name.into(),
-            kind,
-            min: Some(min),
-            max: Some(max),
-            step: None,
-            scale: Scale::Linear,
-            values: vec![],
-        }
+        ParameterSpec::range(name, kind, min, max)
     }
 
     #[test]

@@ -7,15 +7,7 @@ use crate::space::ParamValue;
 use crate::spec::{ParameterSpec, ParameterType, Scalar, Scale};
 
 fn param(name: &str, kind: ParameterType, min: f64, max: f64) -> ParameterSpec {
-    ParameterSpec {
-        name: name.into(),
-        kind,
-        min: Some(min),
-        max: Some(max),
-        step: None,
-        scale: Scale::Linear,
-        values: vec![],
-    }
+    ParameterSpec::range(name, kind, min, max)
 }
 
 fn square(dims: usize) -> Space {
