@@ -258,7 +258,16 @@ fn ctrl_c_stops_running_trials_and_the_next_run_finishes_them() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Interrupt only once both trials run (their log files exist), however slow the machine.
+    let trial_dirs = data.join("experiments/stoppable/trials");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&trial_dirs)
+        .map_or(0, |d| d.flatten().filter(|e| e.path().join("stdout.log").exists()).count())
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the trials never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));

@@ -186,7 +186,16 @@ fn sigterm_interrupts_running_trials_and_the_next_start_finishes_them() {
     .unwrap();
     let mut server = Server::start(&data, dir.path());
     assert!(server.cli(&["submit", file.to_str().unwrap()]).status.success());
-    std::thread::sleep(Duration::from_millis(400));
+    // Shut down only once both trials run, however slow the machine.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let trials: Vec<Value> = serde_json::from_slice(&server.cli(&["trials", "long"]).stdout).unwrap_or_default();
+        if trials.iter().filter(|t| t["phase"] == "Running").count() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the trials never started: {trials:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     let status = server.child.wait().unwrap();
     assert!(status.success(), "a graceful shutdown exits 0: {status}");
