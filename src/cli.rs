@@ -9,7 +9,11 @@ use crate::app;
 use crate::config::{Config, ServeConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "tuna", version, about = "Hyperparameter tuning: random and grid search over local trial processes")]
+#[command(
+    name = "tuna",
+    version,
+    about = "Hyperparameter tuning: random, grid and Bayesian search over local processes or Kubernetes Jobs"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
