@@ -227,14 +227,7 @@ impl Store {
     }
 
     pub fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
-        let what = || "the experiments".to_string();
-        self.experiments
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv.map_err(|source| Error::Read { what: what(), source })?;
-                codec::decode(&v, what)
-            })
-            .collect()
+        scan(&self.experiments, b"", || "the experiments".to_string())
     }
 
     /// Writes an experiment and flushes it to disk.
@@ -323,12 +316,7 @@ impl Store {
 
     /// Every trial of an experiment, by index.
     pub fn trials(&self, experiment: &str) -> Result<Vec<Trial>> {
-        let what = || format!("the trials of {experiment}");
-        self.trials
-            .scan_prefix(codec::experiment_prefix(experiment))
-            .values()
-            .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, what))
-            .collect()
+        scan(&self.trials, codec::experiment_prefix(experiment), || format!("the trials of {experiment}"))
     }
 
     pub fn trial(&self, experiment: &str, index: u32) -> Result<Option<Trial>> {
@@ -393,12 +381,7 @@ impl Store {
 
     /// An experiment's promotion history, oldest first.
     pub fn promotions(&self, experiment: &str) -> Result<Vec<Promotion>> {
-        let what = || format!("the promotions of {experiment}");
-        self.promotions
-            .scan_prefix(codec::experiment_prefix(experiment))
-            .values()
-            .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, what))
-            .collect()
+        scan(&self.promotions, codec::experiment_prefix(experiment), || format!("the promotions of {experiment}"))
     }
 
     /// Flushes observations added so far (a client's push is acknowledged only once it is on disk).
@@ -408,17 +391,26 @@ impl Store {
 
     /// Every observation of one trial, in the order they were reported.
     pub fn observations(&self, experiment: &str, index: u32) -> Result<Vec<Observation>> {
-        let what = || format!("observations of trial {index} of {experiment}");
-        self.observations
-            .scan_prefix(codec::trial_key(experiment, index))
-            .values()
-            .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, what))
-            .collect()
+        scan(&self.observations, codec::trial_key(experiment, index), || {
+            format!("observations of trial {index} of {experiment}")
+        })
     }
 
     fn flush(&self, what: &str) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(|source| Error::Write { what: what.to_string(), source })
     }
+}
+
+/// Every value under `prefix` in key order, decoded.
+fn scan<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: impl AsRef<[u8]>,
+    what: impl Fn() -> String,
+) -> Result<Vec<T>> {
+    tree.scan_prefix(prefix)
+        .values()
+        .map(|v| codec::decode(&v.map_err(|source| Error::Read { what: what(), source })?, &what))
+        .collect()
 }
 
 #[cfg(test)]

@@ -205,13 +205,7 @@ impl Store {
     /// Objects of `res` (in `ns`, or all namespaces), and the current resourceVersion.
     pub fn list(&self, res: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
         let inner = self.lock();
-        let items = inner
-            .objects
-            .iter()
-            .filter(|((r, n, _), _)| r == res && ns.is_none_or(|ns| ns == n))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, inner.rv)
+        (matching(&inner.objects, res, ns), inner.rv)
     }
 
     /// All objects whose resource key satisfies `f`.
@@ -223,15 +217,7 @@ impl Store {
     pub fn watch_start(&self, res: &str, ns: Option<&str>, from: Option<u64>) -> Result<WatchStart, ApiError> {
         let mut inner = self.lock();
         let (initial, replay) = match from {
-            None | Some(0) => {
-                let items = inner
-                    .objects
-                    .iter()
-                    .filter(|((r, n, _), _)| r == res && ns.is_none_or(|ns| ns == n))
-                    .map(|(_, v)| v.clone())
-                    .collect();
-                (items, Vec::new())
-            }
+            None | Some(0) => (matching(&inner.objects, res, ns), Vec::new()),
             Some(rv) if rv < inner.oldest => {
                 return Err(ApiError::gone(format!("too old resource version: {rv} ({})", inner.oldest + 1)));
             }
@@ -274,4 +260,9 @@ impl Store {
     pub fn delete_internal(&self, res: &str, ns: &str, name: &str, policy: Option<&str>) -> bool {
         self.delete(&self.rt(res), ns, name, policy, None, false).is_ok()
     }
+}
+
+/// The objects of `res`, in `ns` or (when `None`) in every namespace.
+fn matching(objects: &BTreeMap<Key, Value>, res: &str, ns: Option<&str>) -> Vec<Value> {
+    objects.iter().filter(|((r, n, _), _)| r == res && ns.is_none_or(|ns| ns == n)).map(|(_, v)| v.clone()).collect()
 }
