@@ -88,14 +88,6 @@ impl Space {
         Self { dims: params.iter().map(dim).collect() }
     }
 
-    pub fn len(&self) -> usize {
-        self.dims.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.dims.is_empty()
-    }
-
     /// The same space with every double that has no step split into `levels` evenly spaced values
     /// (evenly in log space on log scales), so that it enumerates as a grid.
     pub fn with_levels(&self, levels: usize) -> Space {

@@ -185,11 +185,6 @@ pub fn parameters_json(parameters: &Assignment) -> serde_json::Value {
     serde_json::to_value(parameters).unwrap_or_default()
 }
 
-/// The value of one parameter as text, for substitution.
-pub fn value_text(value: &ParamValue) -> String {
-    value.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

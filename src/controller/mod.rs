@@ -161,10 +161,6 @@ impl<E: Executor> Controller<E> {
         self
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     fn experiment_dir(&self, name: &str) -> PathBuf {
         self.data_dir.join("experiments").join(name)
     }
