@@ -10,6 +10,18 @@ fn experiment(name: &str) -> ExperimentRecord {
     ExperimentRecord::new(crate::spec::parse(&text).unwrap(), None)
 }
 
+/// Opens a store this process just closed: sled's background flusher may hold the file lock for a
+/// moment after the last handle is dropped, so a lock failure is retried briefly.
+fn reopen(dir: &std::path::Path) -> Result<Store> {
+    for _ in 0..100 {
+        match Store::open(dir) {
+            Err(Error::Open { .. }) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => return other,
+        }
+    }
+    Store::open(dir)
+}
+
 fn trial(experiment: &str, index: u32) -> Trial {
     let mut parameters = Assignment::new();
     parameters.insert("x".into(), ParamValue::Float(index as f64 / 10.0));
@@ -30,7 +42,7 @@ fn records_survive_reopening_the_database() {
         store.add_observations("a", 0, &[obs.clone(), obs]).unwrap();
         store.put_trial(&t).unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path()).unwrap();
     assert_eq!(store.experiment("a").unwrap().unwrap().experiment.spec, experiment("a").experiment.spec);
     assert_eq!(store.trials("a").unwrap()[0].phase, TrialPhase::Succeeded);
     assert_eq!(store.observations("a", 0).unwrap().len(), 2);
@@ -57,7 +69,8 @@ fn a_store_with_a_foreign_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.meta_for_test().insert("schema", "99").unwrap();
+    store.flush_observations().unwrap(); // flushes the whole database, meta included
     drop(store);
-    let err = Store::open(dir.path()).err().unwrap();
+    let err = reopen(dir.path()).err().unwrap();
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
