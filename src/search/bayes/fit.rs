@@ -8,10 +8,9 @@
 //! ∂/∂p     = ½ tr((ααᵀ - K⁻¹) ∂K/∂p)
 //! ```
 
-use nalgebra::{DMatrix, DVector};
-
-use super::kernel::{Hyper, Kernel, NOISE_FLOOR, axis_sq_dist, matern52, matern52_slope};
+use super::kernel::{Hyper, Kernel, NOISE_FLOOR, axis_sq_dist, matern52_and_slope};
 use super::lbfgs::{Limits, minimize};
+use super::linalg::{Packed, row_start};
 /// Gradient norm at which the fit stops (Optuna uses 1e-2 on the same objective).
 const GRADIENT_TOLERANCE: f64 = 1e-3;
 /// The loss where the kernel matrix cannot be factored: large, so line searches step back.
@@ -46,7 +45,7 @@ pub fn fit(data: &FitData<'_>, starts: &[Hyper], max_iters: u64) -> (f64, Hyper)
 
 /// The negative log posterior of the hyperparameters, with its gradient.
 struct Posterior<'a> {
-    y: DVector<f64>,
+    y: Vec<f64>,
     /// The squared distance on each axis of every pair `i > j` (in [`pairs`] order, `dims` each).
     pair_sq_dists: Vec<f64>,
     n: usize,
@@ -63,7 +62,7 @@ impl<'a> Posterior<'a> {
                 })
             })
             .collect();
-        Self { y: DVector::from_column_slice(data.y), pair_sq_dists, n, data }
+        Self { y: data.y.to_vec(), pair_sq_dists, n, data }
     }
 
     fn minimize(&self, start: &Hyper, max_iters: u64) -> (f64, Hyper) {
@@ -87,35 +86,39 @@ impl<'a> Posterior<'a> {
         let kernel = Kernel::new(hyper, self.data.categorical);
         let noise_excess = hyper.log_noise.exp();
         let noise = NOISE_FLOOR + noise_excess;
-        // Pairs i > j only: the matrices are symmetric and the diagonal is the same for all.
+        // Pairs i > j in packed order, so the lower triangle is the pairs with the diagonal between.
         let r2: Vec<f64> = self
             .pair_sq_dists
             .chunks_exact(dims)
             .map(|d| d.iter().zip(&kernel.inv_sq_ls).map(|(d, t)| d * t).sum())
             .collect();
-        let unit: Vec<f64> = r2.iter().map(|&r| matern52(r)).collect();
-        let mut k = DMatrix::identity(n, n) * (kernel.scale + noise);
-        for (p, (i, j)) in pairs(n).enumerate() {
-            k[(i, j)] = kernel.scale * unit[p];
-            k[(j, i)] = k[(i, j)];
+        let (unit, slope): (Vec<f64>, Vec<f64>) = r2.iter().map(|&r| matern52_and_slope(r)).unzip();
+        let mut k = Vec::with_capacity(row_start(n));
+        for i in 0..n {
+            k.extend(unit[row_start(i) - i..row_start(i + 1) - i - 1].iter().map(|u| kernel.scale * u));
+            k.push(kernel.scale + noise);
         }
-        let chol = k.cholesky()?;
-        let alpha = chol.solve(&self.y);
-        let log_det: f64 = chol.l_dirty().diagonal().iter().map(|v| 2.0 * v.ln()).sum();
-        let lml = -0.5 * self.y.dot(&alpha) - 0.5 * log_det - 0.5 * n as f64 * LOG_2PI;
+        let l = Packed::new(n, k).cholesky()?;
+        let mut alpha = self.y.clone();
+        l.forward(&mut alpha);
+        let quad: f64 = alpha.iter().map(|a| a * a).sum();
+        l.backward(&mut alpha);
+        let log_det: f64 = l.diagonal().map(|v| 2.0 * v.ln()).sum();
+        let lml = -0.5 * quad - 0.5 * log_det - 0.5 * n as f64 * LOG_2PI;
         // W = ααᵀ - K⁻¹; each gradient is ½ Σ W ∘ ∂K, twice each pair plus the diagonal.
-        let w = &alpha * alpha.transpose() - chol.inverse();
+        let k_inv = l.inverse_of_product();
         let mut grad = vec![0.0; dims + 2];
         for (p, (i, j)) in pairs(n).enumerate() {
-            let wij = w[(i, j)];
-            let slope = kernel.scale * matern52_slope(r2[p]) * wij;
+            let wij = alpha[i] * alpha[j] - k_inv.at(i, j);
+            let slope = kernel.scale * slope[p] * wij;
             for (a, (g, d)) in grad[..dims].iter_mut().zip(&self.pair_sq_dists[p * dims..(p + 1) * dims]).enumerate() {
                 *g += slope * kernel.inv_sq_ls[a] * d;
             }
             grad[dims] += wij * kernel.scale * unit[p];
         }
-        grad[dims] += 0.5 * w.trace() * kernel.scale;
-        grad[dims + 1] = 0.5 * w.trace() * noise_excess;
+        let trace: f64 = (0..n).map(|i| alpha[i] * alpha[i] - k_inv.at(i, i)).sum();
+        grad[dims] += 0.5 * trace * kernel.scale;
+        grad[dims + 1] = 0.5 * trace * noise_excess;
         let (prior, prior_grad) = log_prior(&kernel, noise, noise_excess);
         let loss = -(lml + prior);
         let grad = grad.iter().zip(&prior_grad).map(|(g, p)| -(g + p)).collect::<Vec<_>>();

@@ -32,6 +32,7 @@ mod fit;
 mod gp;
 mod kernel;
 mod lbfgs;
+mod linalg;
 mod optimize;
 mod settings;
 mod transform;
@@ -58,11 +59,14 @@ use crate::space::{Assignment, Space, assignment_key};
 /// The hyperparameters are fitted on at most this many points (nearest the incumbent): the fit
 /// factors its matrix at every L-BFGS step, so it is the costliest part past ~100 trials.
 pub const FIT_LIMIT: usize = 100;
-/// Up to this many finished trials every fit starts afresh; past it, from the last anchor.
-const COLD_LIMIT: usize = 64;
+/// Up to this many finished trials every fit starts afresh (and costs little); past it, from the
+/// last anchor. Anchors come every 2 trials up to 32, every 4 up to 64, and so on (`checkpoint`),
+/// so a suggestion's fit is a few L-BFGS steps from recent hyperparameters; only an anchor's own
+/// suggestion pays a full fit.
+const COLD_LIMIT: usize = 16;
 /// L-BFGS iterations for a fit from the default start, and for one from an anchor.
 const COLD_ITERS: u64 = 100;
-const WARM_ITERS: u64 = 10;
+const WARM_ITERS: u64 = 4;
 /// Points closer than this on every unit axis count as the same point.
 const DUPLICATE_DISTANCE: f64 = 1e-9;
 /// Salts that keep the design, candidate and fallback random streams apart.
