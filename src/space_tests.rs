@@ -112,3 +112,21 @@ fn with_levels_turns_unstepped_doubles_into_even_float_levels() {
     assert_eq!(level(0), floats(&[-5.0, -1.25, 2.5, 6.25, 10.0]));
     assert_eq!(level(1), floats(&[1e-4, 1e-3, 1e-2, 0.1, 1.0]), "evenly in log space, read as written");
 }
+
+#[test]
+fn parameter_values_keep_their_json_type_through_a_round_trip() {
+    let values = vec![
+        ParamValue::Int(-3),
+        ParamValue::Int(i64::MAX),
+        ParamValue::Float(3.0),
+        ParamValue::Float(0.1 + 0.2),
+        ParamValue::Text("adam".into()),
+    ];
+    let json = serde_json::to_string(&values).unwrap();
+    assert_eq!(serde_json::from_str::<Vec<ParamValue>>(&json).unwrap(), values, "{json}");
+    assert_eq!(
+        serde_json::from_str::<ParamValue>("18446744073709551615").unwrap(),
+        ParamValue::Float(1.8446744073709552e19)
+    );
+    assert!(serde_json::from_str::<ParamValue>("true").is_err());
+}
