@@ -19,10 +19,10 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, Result, bearer};
 use crate::controller::history;
 use crate::metrics::Tally;
-use crate::search;
+use crate::search::{self, Past, Search};
 use crate::space::Assignment;
-use crate::spec::{ExecutorKind, ExperimentPhase};
-use crate::store::Durability;
+use crate::spec::{ExecutorKind, ExperimentPhase, ExperimentSpec};
+use crate::store::{Durability, ExperimentRecord};
 use crate::trial::{Observation, Trial, TrialPhase, reason};
 
 /// The most suggestions one ask returns.
@@ -56,40 +56,91 @@ struct Suggestion {
     parameters: Assignment,
 }
 
-async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: String) -> Result<Json<Value>> {
-    let request: AskRequest = parse_body(&body, r#"{"count": N}"#)?;
-    if request.count == 0 || request.count > MAX_ASK {
-        return Err(ApiError::bad_request("count", format!("must be between 1 and {MAX_ASK}")));
+/// An external experiment's search between asks, and the suggestion it prepared after the
+/// latest tell.
+///
+/// A tell starts computing the next suggestion at once (in the background, for the history the
+/// tell left), so the client's next ask finds it ready: the model work overlaps the client's own
+/// (evaluating, reporting, asking). An ask uses a prepared suggestion only when it was made for
+/// exactly the ask's history and count, so what a client gets is what the search would have
+/// computed on the spot; the same seed and history give the same suggestions either way.
+#[derive(Default)]
+pub struct Asker {
+    search: Option<Box<dyn Search>>,
+    pub(super) prepared: Option<Prepared>,
+}
+
+pub(super) struct Prepared {
+    history: Vec<Past>,
+    count: usize,
+    picked: Vec<Assignment>,
+}
+
+impl Asker {
+    /// `count` suggestions for `history`: the prepared ones when they fit, else computed now.
+    fn suggest(
+        &mut self,
+        state: &ApiState,
+        spec: &ExperimentSpec,
+        seed: u64,
+        history: &[Past],
+        count: usize,
+    ) -> Result<Vec<Assignment>> {
+        if let Some(p) = self.prepared.take()
+            && p.count == count
+            && p.history == history
+        {
+            return Ok(p.picked);
+        }
+        let search = match self.search.as_mut() {
+            Some(s) => s,
+            None => self.search.insert(search::build(spec, seed).map_err(|e| ApiError::Conflict(e.to_string()))?),
+        };
+        let started = Instant::now();
+        let picked = search.suggest(history, count).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        let labels = vec![("algorithm".to_string(), spec.algorithm.name.clone())];
+        state.metrics.suggestions.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        Ok(picked)
     }
-    let slot = state.ask_slot(&name);
-    let mut search = slot.lock().await;
-    let record = state.experiment(&name)?;
+}
+
+/// An experiment an ask may serve, its trials, and how many new trials it may hand out now
+/// (never more than maxTrials in all, nor more than parallelTrials open at once; 0 once ended).
+fn askable(state: &ApiState, name: &str, count: usize) -> Result<(ExperimentRecord, Vec<Trial>, usize)> {
+    let record = state.experiment(name)?;
     let spec = &record.experiment.spec;
     if spec.executor != ExecutorKind::External {
         return Err(ApiError::Conflict(format!(
             "experiment {name} runs its own trials (executor: local); suggestions are for executor: external"
         )));
     }
-    let status = record.experiment.status.clone().unwrap_or_default();
-    let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    let open = !matches!(status.phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped);
-    // Never more than maxTrials in all, nor more than parallelTrials open at once.
+    let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
+    let ended = matches!(phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped);
     let open_now = trials.iter().filter(|t| !t.phase.is_finished()).count();
-    let wanted = request
-        .count
+    let wanted = count
         .min((spec.max_trials as usize).saturating_sub(trials.len()))
         .min((spec.parallel_trials as usize).saturating_sub(open_now));
-    if !open || wanted == 0 {
+    Ok((record, trials, if ended { 0 } else { wanted }))
+}
+
+fn seed_of(record: &ExperimentRecord) -> u64 {
+    record.experiment.status.as_ref().map(|s| s.seed).unwrap_or_default()
+}
+
+async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: String) -> Result<Json<Value>> {
+    let request: AskRequest = parse_body(&body, r#"{"count": N}"#)?;
+    if request.count == 0 || request.count > MAX_ASK {
+        return Err(ApiError::bad_request("count", format!("must be between 1 and {MAX_ASK}")));
+    }
+    let slot = state.ask_slot(&name);
+    let mut asker = slot.lock().await;
+    let (record, trials, wanted) = askable(&state, &name, request.count)?;
+    if wanted == 0 {
         return Ok(Json(json!({ "trials": [] })));
     }
-    let started = Instant::now();
-    let search = match search.as_mut() {
-        Some(s) => s,
-        None => search.insert(search::build(spec, status.seed).map_err(|e| ApiError::Conflict(e.to_string()))?),
-    };
-    let fresh = search.suggest(&history(spec, &trials), wanted).map_err(|e| ApiError::Conflict(e.to_string()))?;
-    let labels = vec![("algorithm".to_string(), spec.algorithm.name.clone())];
-    state.metrics.suggestions.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    let spec = &record.experiment.spec;
+    let fresh = asker.suggest(&state, spec, seed_of(&record), &history(spec, &trials), wanted)?;
     if fresh.len() < wanted {
         state
             .store
@@ -107,6 +158,21 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
         out.push(Suggestion { name: trial.name, parameters: trial.parameters });
     }
     Ok(Json(json!({ "trials": out })))
+}
+
+/// Computes the suggestion the next single-trial ask will want, while the client is busy.
+async fn prepare(state: Arc<ApiState>, name: String) {
+    let slot = state.ask_slot(&name);
+    let mut asker = slot.lock().await;
+    let Ok((record, trials, wanted)) = askable(&state, &name, 1) else { return };
+    if wanted == 0 {
+        return;
+    }
+    let spec = &record.experiment.spec;
+    let history = history(spec, &trials);
+    if let Ok(picked) = asker.suggest(&state, spec, seed_of(&record), &history, 1) {
+        asker.prepared = Some(Prepared { history, count: 1, picked });
+    }
 }
 
 #[derive(Deserialize)]
@@ -161,6 +227,7 @@ async fn tell(
     trial.message = message;
     trial.finished_at = Some(Timestamp::now());
     state.store.put_trial(&trial).map_err(ApiError::internal(format!("store trial {trial_name}")))?;
+    tokio::spawn(prepare(Arc::clone(&state), name));
     Ok(Json(json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective })))
 }
 
@@ -192,6 +259,7 @@ async fn push(
     let attempt = if trial.phase == TrialPhase::Pending { trial.attempts + 1 } else { trial.attempts };
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
     record_artifact(&state, &trial, request.artifact.as_deref())?;
+    state.store.flush_observations().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
     Ok(Json(json!({ "shouldStop": false })))
 }
 
@@ -207,6 +275,8 @@ fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
     Ok(trial)
 }
 
+/// Adds the metrics as observations; the caller's next flush makes them durable (tell's
+/// `put_trial`, push's `flush_observations`), one flush per request.
 fn record_metrics(
     state: &ApiState,
     trial: &Trial,
@@ -225,7 +295,6 @@ fn record_metrics(
     state
         .store
         .add_observations(&trial.experiment, trial.index, &observations)
-        .and_then(|()| state.store.flush_observations())
         .map_err(ApiError::internal(format!("store metrics of {}", trial.name)))
 }
 

@@ -32,7 +32,6 @@ use tokio::sync::Mutex;
 
 pub use error::{ApiError, Result};
 
-use crate::search::Search;
 use crate::store::{ExperimentRecord, Store};
 use crate::token::TrialSecret;
 use crate::trial::Trial;
@@ -66,7 +65,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
 ];
 
 /// An external experiment's search, created on its first ask; the lock makes asks take turns.
-type AskSlot = Arc<Mutex<Option<Box<dyn Search>>>>;
+type AskSlot = Arc<Mutex<asktell::Asker>>;
 
 /// What every handler shares.
 pub struct ApiState {

@@ -162,3 +162,47 @@ async fn oversized_bodies_are_refused() {
     let (status, _) = api.call("POST", "/api/v1/experiments", &big, None).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn a_suggestion_prepared_after_a_tell_is_the_one_the_search_computes_on_the_spot() {
+    let api = api(None);
+    let document = json!({
+        "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "b"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"},
+                 "algorithm": {"name": "bayesian", "seed": 5, "settings": {"initialPoints": 3}},
+                 "maxTrials": 7, "executor": "external",
+                 "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1},
+                                {"name": "n", "type": "int", "min": 1, "max": 4}]}
+    });
+    let (status, created) = api.call("POST", "/api/v1/experiments", &document.to_string(), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let spec: crate::spec::ExperimentSpec = serde_json::from_value(created["spec"].clone()).unwrap();
+    let mut reference = crate::search::build(&spec, created["status"]["seed"].as_u64().unwrap()).unwrap();
+    let mut history = Vec::new();
+    let mut prepared_uses = 0;
+    for k in 0..7 {
+        // Every other ask waits for the tell's background preparation; the rest race it.
+        if k % 2 == 1 {
+            let slot = api.state.ask_slot("b");
+            for _ in 0..2000 {
+                if slot.lock().await.prepared.is_some() {
+                    prepared_uses += 1;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        let (status, body) = api.call("POST", "/api/v1/experiments/b/suggestions", r#"{"count": 1}"#, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let trial = &body["trials"][0];
+        let parameters: crate::space::Assignment = serde_json::from_value(trial["parameters"].clone()).unwrap();
+        let expected = reference.suggest(&history, 1).unwrap();
+        assert_eq!(vec![parameters.clone()], expected, "trial {k}");
+        let value = (k as f64 * 0.7).sin();
+        let path = format!("/api/v1/experiments/b/trials/{}/complete", trial["name"].as_str().unwrap());
+        let (status, _) = api.call("POST", &path, &json!({"metrics": {"value": value}}).to_string(), None).await;
+        assert_eq!(status, StatusCode::OK);
+        history.push(crate::search::Past { parameters, outcome: crate::search::Outcome::Loss(value) });
+    }
+    assert_eq!(prepared_uses, 3, "three asks found their suggestion prepared");
+}

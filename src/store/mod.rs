@@ -350,13 +350,13 @@ impl Store {
         Ok(())
     }
 
-    /// Records where a trial's model is (a URI it reported), flushed.
+    /// Records where a trial's model is (a URI it reported); it reaches the disk with the next flush.
     pub fn set_artifact(&self, experiment: &str, index: u32, uri: &str) -> Result<()> {
         let what = format!("the artifact of trial {index} of {experiment}");
         self.artifacts
             .insert(codec::trial_key(experiment, index), uri.as_bytes())
-            .map_err(|source| Error::Write { what: what.clone(), source })?;
-        self.flush(&what)
+            .map(|_| ())
+            .map_err(|source| Error::Write { what, source })
     }
 
     /// The model URI a trial reported, if it did.
