@@ -257,6 +257,17 @@ impl Domain {
         }
     }
 
+    /// The unit coordinate of the value `u` rounds to: `unit_of(at_unit(u))`, without building the
+    /// value where that can be avoided (categoricals: the bin centre).
+    pub fn snap_unit(&self, u: f64) -> f64 {
+        let u = u.clamp(0.0, 1.0);
+        match self {
+            Domain::Double { step: None, .. } => u,
+            Domain::Categorical { values } => (bin(u, values.len()) as f64 + 0.5) / values.len() as f64,
+            _ => self.unit_of(&self.at_unit(u)).unwrap_or(u),
+        }
+    }
+
     fn unit_of(&self, value: &ParamValue) -> Option<f64> {
         let as_f64 = || match value {
             ParamValue::Int(v) => Some(*v as f64),

@@ -130,3 +130,23 @@ fn parameter_values_keep_their_json_type_through_a_round_trip() {
     );
     assert!(serde_json::from_str::<ParamValue>("true").is_err());
 }
+
+#[test]
+fn snapping_a_unit_coordinate_lands_where_its_value_sits() {
+    let mut lr = range("lr", ParameterType::Double, 1e-4, 1.0);
+    lr.scale = Scale::Log;
+    let mut stepped = range("s", ParameterType::Double, 0.0, 1.0);
+    stepped.step = Some(0.25);
+    let mut dims = quickstart().dims;
+    dims.extend(Space::new(&[lr, stepped, range("n", ParameterType::Int, 1.0, 8.0)]).dims);
+    for dim in &dims {
+        for k in 0..=200 {
+            let u = k as f64 / 200.0;
+            let expected = match dim.domain {
+                Domain::Double { step: None, .. } => u, // continuous: nothing to snap to
+                _ => dim.domain.unit_of(&dim.domain.at_unit(u)).unwrap(),
+            };
+            assert_eq!(dim.domain.snap_unit(u), expected, "{} at {u}", dim.name);
+        }
+    }
+}

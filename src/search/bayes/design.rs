@@ -15,6 +15,9 @@ pub struct Halton {
     bases: Vec<u64>,
     /// `perms[dim][position]` is a permutation of `0..bases[dim]`.
     perms: Vec<Vec<Vec<u32>>>,
+    /// `tails[dim][position]`: what the digits from `position` on add once the index has no digits
+    /// left there (each a zero, which its permutation maps to `perm[0]`).
+    tails: Vec<Vec<f64>>,
 }
 
 impl Halton {
@@ -26,8 +29,19 @@ impl Halton {
                 let positions = (RESOLUTION_BITS * std::f64::consts::LN_2 / (b as f64).ln()).ceil() as usize;
                 (0..positions).map(|_| permutation(b as u32, rng)).collect()
             })
+            .collect::<Vec<Vec<Vec<u32>>>>();
+        let tails = bases
+            .iter()
+            .zip(&perms)
+            .map(|(&base, perms)| {
+                let mut tail = vec![0.0; perms.len() + 1];
+                for q in (0..perms.len()).rev() {
+                    tail[q] = tail[q + 1] + f64::from(perms[q][0]) * (base as f64).powi(-(q as i32 + 1));
+                }
+                tail
+            })
             .collect();
-        Self { bases, perms }
+        Self { bases, perms, tails }
     }
 
     /// The `index`-th point, in `[0, 1)` on every axis.
@@ -35,14 +49,16 @@ impl Halton {
         self.bases
             .iter()
             .zip(&self.perms)
-            .map(|(&base, perms)| {
-                let (mut rest, mut scale, mut value) = (index, 1.0 / base as f64, 0.0);
-                for perm in perms {
-                    value += f64::from(perm[(rest % base) as usize]) * scale;
+            .zip(&self.tails)
+            .map(|((&base, perms), tail)| {
+                let (mut rest, mut scale, mut value, mut position) = (index, 1.0 / base as f64, 0.0, 0);
+                while rest > 0 && position < perms.len() {
+                    value += f64::from(perms[position][(rest % base) as usize]) * scale;
                     rest /= base;
                     scale /= base as f64;
+                    position += 1;
                 }
-                value.min(1.0 - f64::EPSILON)
+                (value + tail[position]).min(1.0 - f64::EPSILON)
             })
             .collect()
     }

@@ -66,12 +66,10 @@ impl Encoding {
     }
 
     fn snap_axis(&self, axis: usize, u: f64) -> f64 {
-        let u = u.clamp(0.0, 1.0);
         if matches!(self.axes[axis], Axis::Continuous) {
-            return u;
+            return u.clamp(0.0, 1.0);
         }
-        let single = &self.singles[axis];
-        single.to_unit(&single.from_unit(&[u])).and_then(|v| v.first().copied()).unwrap_or(u)
+        self.singles[axis].dims[0].domain.snap_unit(u)
     }
 }
 

@@ -62,6 +62,7 @@ pub struct Kernel {
     pub inv_sq_ls: Vec<f64>,
     pub scale: f64,
     pub categorical: Vec<bool>,
+    any_categorical: bool,
 }
 
 impl Kernel {
@@ -70,11 +71,15 @@ impl Kernel {
             inv_sq_ls: hyper.log_inv_sq_ls.iter().map(|x| x.exp()).collect(),
             scale: hyper.log_scale.exp(),
             categorical: categorical.to_vec(),
+            any_categorical: categorical.contains(&true),
         }
     }
 
     /// The scaled squared distance `r²` between two points.
     pub fn r2(&self, a: &[f64], b: &[f64]) -> f64 {
+        if !self.any_categorical {
+            return a.iter().zip(b).zip(&self.inv_sq_ls).map(|((x, y), t)| t * (x - y) * (x - y)).sum();
+        }
         let mut r2 = 0.0;
         for i in 0..a.len() {
             r2 += self.inv_sq_ls[i] * axis_sq_dist(a[i], b[i], self.categorical[i]);

@@ -178,10 +178,10 @@ mod tests {
     fn the_factor_times_its_transpose_is_the_matrix() {
         let (full, packed) = spd(7);
         let l = packed.cholesky().unwrap();
-        for i in 0..7 {
-            for j in 0..=i {
+        for (i, row) in full.iter().enumerate() {
+            for (j, &value) in row[..=i].iter().enumerate() {
                 let llt: f64 = (0..=j).map(|k| l.at(i, k) * l.at(j, k)).sum();
-                assert!((llt - full[i][j]).abs() < 1e-12, "({i},{j})");
+                assert!((llt - value).abs() < 1e-12, "({i},{j})");
             }
         }
     }

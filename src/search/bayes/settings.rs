@@ -12,9 +12,9 @@ pub const SETTINGS: &[&str] = &["initialPoints", "candidates", "restarts", "xi"]
 const DEFAULT_INITIAL_POINTS: usize = 10;
 /// Quasi-random candidates scored per suggestion before the local search (Optuna scores 2048).
 /// A quarter as many again are scored near the incumbent, and the local searches refine the best:
-/// on the public benchmark problems 512 found as good optima as 1024 at half the cost
-/// (`examples/public_suite.rs`, 30 seeds).
-const DEFAULT_CANDIDATES: usize = 512;
+/// on the harness's public problems 256 found optima as good as 1024 did, within the spread of 30
+/// seeds, at a quarter of the cost (`cargo run --release --example public_suite`).
+const DEFAULT_CANDIDATES: usize = 256;
 /// Local searches per suggestion (Optuna runs 10; 5 did as well here, at half the cost).
 const DEFAULT_RESTARTS: usize = 5;
 /// Caps that keep one suggestion's cost bounded whatever a spec asks for.
