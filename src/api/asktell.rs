@@ -227,7 +227,10 @@ async fn tell(
     trial.message = message;
     trial.finished_at = Some(Timestamp::now());
     state.store.put_trial(&trial).map_err(ApiError::internal(format!("store trial {trial_name}")))?;
-    tokio::spawn(prepare(Arc::clone(&state), name));
+    // Random and grid suggest in microseconds: preparing would only repeat the ask's reads.
+    if spec.algorithm.name == "bayesian" {
+        tokio::spawn(prepare(Arc::clone(&state), name));
+    }
     Ok(Json(json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective })))
 }
 

@@ -18,6 +18,9 @@ use crate::trial::{Trial, TrialPhase, reason};
 
 /// How often open trials are checked against their timeout when nothing else happens.
 const TIMEOUT_CHECK: Duration = Duration::from_secs(1);
+/// After a trial write, how long to let more arrive before one pass over them all: an ask/tell
+/// client writes twice per trial, often hundreds of times a second, and the status needs no more.
+const SETTLE: Duration = Duration::from_millis(50);
 
 impl<E: Executor> Controller<E> {
     /// Watches an external experiment until it ends or `halt` says otherwise.
@@ -53,7 +56,10 @@ impl<E: Executor> Controller<E> {
             status::refresh(status, &spec, &trials, &open);
             self.save_status(&record, Durability::Lazy)?;
             tokio::select! {
-                _ = &mut changes => {}
+                _ = &mut changes => {
+                    tokio::time::sleep(SETTLE).await;
+                    while changes.next_timeout(Duration::ZERO).is_ok() {}
+                }
                 _ = tokio::time::sleep(TIMEOUT_CHECK) => {}
                 _ = halted(&mut halt) => {}
             }

@@ -123,11 +123,14 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
         return items.iter().map(f).collect();
     }
     let f = &f;
+    let share = move |t: usize| items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>();
     let mut parts: Vec<std::vec::IntoIter<R>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| scope.spawn(move || items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>()))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)).into_iter()).collect()
+        // Shares 1.. on new threads, share 0 on this one.
+        let handles: Vec<_> = (1..threads).map(|t| scope.spawn(move || share(t))).collect();
+        let mut parts = vec![share(0).into_iter()];
+        parts
+            .extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)).into_iter()));
+        parts
     });
     (0..items.len()).filter_map(|i| parts[i % threads].next()).collect()
 }
