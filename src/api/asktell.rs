@@ -63,7 +63,8 @@ struct Suggestion {
 /// tell left), so the client's next ask finds it ready: the model work overlaps the client's own
 /// (evaluating, reporting, asking). An ask uses a prepared suggestion only when it was made for
 /// exactly the ask's history and count, so what a client gets is what the search would have
-/// computed on the spot; the same seed and history give the same suggestions either way.
+/// computed on the spot; the same seed and history give the same suggestions either way. When
+/// nothing was written to the experiment or its trials since, the ask skips reading them again.
 #[derive(Default)]
 pub struct Asker {
     search: Option<Box<dyn Search>>,
@@ -74,9 +75,33 @@ pub(super) struct Prepared {
     history: Vec<Past>,
     count: usize,
     picked: Vec<Assignment>,
+    /// How many trials there were, and a watch on the experiment and its trials started before
+    /// the preparation read them.
+    trials: usize,
+    changes: [sled::Subscriber; 2],
+}
+
+impl Prepared {
+    /// Whether no write touched the experiment or its trials since the preparation read them.
+    fn current(&mut self) -> bool {
+        self.changes.iter_mut().all(|c| {
+            matches!(c.next_timeout(std::time::Duration::ZERO), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
+        })
+    }
 }
 
 impl Asker {
+    /// The prepared suggestion with what it was made from, when it is for `count` trials and
+    /// nothing changed since.
+    fn take_current(&mut self, count: usize) -> Option<Prepared> {
+        let mut p = self.prepared.take()?;
+        if p.count == count && p.current() {
+            return Some(p);
+        }
+        self.prepared = Some(p);
+        None
+    }
+
     /// `count` suggestions for `history`: the prepared ones when they fit, else computed now.
     fn suggest(
         &mut self,
@@ -135,12 +160,18 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     }
     let slot = state.ask_slot(&name);
     let mut asker = slot.lock().await;
-    let (record, trials, wanted) = askable(&state, &name, request.count)?;
-    if wanted == 0 {
-        return Ok(Json(json!({ "trials": [] })));
-    }
-    let spec = &record.experiment.spec;
-    let fresh = asker.suggest(&state, spec, seed_of(&record), &history(spec, &trials), wanted)?;
+    let (existing, wanted, fresh) = match asker.take_current(request.count) {
+        Some(p) => (p.trials, p.count, p.picked),
+        None => {
+            let (record, trials, wanted) = askable(&state, &name, request.count)?;
+            if wanted == 0 {
+                return Ok(Json(json!({ "trials": [] })));
+            }
+            let spec = &record.experiment.spec;
+            let fresh = asker.suggest(&state, spec, seed_of(&record), &history(spec, &trials), wanted)?;
+            (trials.len(), wanted, fresh)
+        }
+    };
     if fresh.len() < wanted {
         state
             .store
@@ -150,7 +181,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let now = Timestamp::now();
     let mut out = Vec::with_capacity(fresh.len());
     for (i, parameters) in fresh.into_iter().enumerate() {
-        let mut trial = Trial::new(&name, (trials.len() + i) as u32, parameters, now);
+        let mut trial = Trial::new(&name, (existing + i) as u32, parameters, now);
         trial.move_to(TrialPhase::Running);
         trial.attempts = 1;
         trial.started_at = Some(now);
@@ -164,6 +195,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
 async fn prepare(state: Arc<ApiState>, name: String) {
     let slot = state.ask_slot(&name);
     let mut asker = slot.lock().await;
+    let changes = [state.store.watch_experiment(&name), state.store.watch_trials(&name)];
     let Ok((record, trials, wanted)) = askable(&state, &name, 1) else { return };
     if wanted == 0 {
         return;
@@ -171,7 +203,8 @@ async fn prepare(state: Arc<ApiState>, name: String) {
     let spec = &record.experiment.spec;
     let history = history(spec, &trials);
     if let Ok(picked) = asker.suggest(&state, spec, seed_of(&record), &history, 1) {
-        asker.prepared = Some(Prepared { history, count: 1, picked });
+        let trials = trials.len();
+        asker.prepared = Some(Prepared { history, count: 1, picked, trials, changes });
     }
 }
 
@@ -226,11 +259,14 @@ async fn tell(
     trial.reason = why;
     trial.message = message;
     trial.finished_at = Some(Timestamp::now());
-    state.store.put_trial(&trial).map_err(ApiError::internal(format!("store trial {trial_name}")))?;
-    // Random and grid suggest in microseconds: preparing would only repeat the ask's reads.
+    let store = || ApiError::internal(format!("store trial {trial_name}"));
+    state.store.write_trial(&trial).map_err(store())?;
+    // The next suggestion is prepared while the result is flushed (and answered). Random and grid
+    // suggest in microseconds: preparing would only repeat the ask's reads.
     if spec.algorithm.name == "bayesian" {
         tokio::spawn(prepare(Arc::clone(&state), name));
     }
+    state.store.flush_observations().map_err(store())?;
     Ok(Json(json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective })))
 }
 

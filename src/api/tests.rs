@@ -170,7 +170,7 @@ async fn a_suggestion_prepared_after_a_tell_is_the_one_the_search_computes_on_th
         "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "b"},
         "spec": {"objective": {"metric": "value", "goal": "minimize"},
                  "algorithm": {"name": "bayesian", "seed": 5, "settings": {"initialPoints": 3}},
-                 "maxTrials": 7, "executor": "external",
+                 "maxTrials": 8, "executor": "external",
                  "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1},
                                 {"name": "n", "type": "int", "min": 1, "max": 4}]}
     });
@@ -205,4 +205,15 @@ async fn a_suggestion_prepared_after_a_tell_is_the_one_the_search_computes_on_th
         history.push(crate::search::Past { parameters, outcome: crate::search::Outcome::Loss(value) });
     }
     assert_eq!(prepared_uses, 3, "three asks found their suggestion prepared");
+    // A suggestion prepared before the experiment ended is not handed out after.
+    let slot = api.state.ask_slot("b");
+    while slot.lock().await.prepared.is_none() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let stop = |r: &mut crate::store::ExperimentRecord| {
+        r.experiment.status.get_or_insert_with(Default::default).phase = crate::spec::ExperimentPhase::Stopped;
+    };
+    api.state.store.update_experiment("b", crate::store::Durability::Lazy, stop).unwrap();
+    let (status, body) = api.call("POST", "/api/v1/experiments/b/suggestions", r#"{"count": 1}"#, None).await;
+    assert_eq!((status, body["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
 }

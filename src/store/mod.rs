@@ -295,6 +295,12 @@ impl Store {
         self.experiments.watch_prefix(b"")
     }
 
+    /// A stream of changes to one experiment's record (and those of experiments whose names start
+    /// with its name: a superset, for callers that only need to know nothing changed).
+    pub fn watch_experiment(&self, name: &str) -> sled::Subscriber {
+        self.experiments.watch_prefix(name)
+    }
+
     /// A stream of changes to one experiment's trials.
     pub fn watch_trials(&self, experiment: &str) -> sled::Subscriber {
         self.trials.watch_prefix(codec::experiment_prefix(experiment))
@@ -330,12 +336,18 @@ impl Store {
 
     /// Writes a trial (and any observations added before it) and flushes them to disk.
     pub fn put_trial(&self, trial: &Trial) -> Result<()> {
+        self.write_trial(trial)?;
+        self.flush(&format!("trial {}", trial.name))
+    }
+
+    /// Writes a trial, visible to readers at once; it reaches the disk with the next flush.
+    pub fn write_trial(&self, trial: &Trial) -> Result<()> {
         let what = format!("trial {}", trial.name);
         let bytes = codec::encode(trial, &what)?;
         self.trials
             .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
-            .map_err(|source| Error::Write { what: what.clone(), source })?;
-        self.flush(&what)
+            .map(|_| ())
+            .map_err(|source| Error::Write { what, source })
     }
 
     /// Appends observations of one trial; they reach the disk with the next flush.
