@@ -64,7 +64,11 @@ struct Suggestion {
 /// (evaluating, reporting, asking). An ask uses a prepared suggestion only when it was made for
 /// exactly the ask's history and count, so what a client gets is what the search would have
 /// computed on the spot; the same seed and history give the same suggestions either way. When
-/// nothing was written to the experiment or its trials since, the ask skips reading them again.
+/// no trial was written since, the ask skips reading the trials again.
+///
+/// A sled subscriber blocks writers once 1,024 events wait unread, so the watch covers only this
+/// experiment's trials (written by its own asks and tells, which consume or replace it, and by
+/// timeouts), never the experiments tree, which the controller writes every second.
 #[derive(Default)]
 pub struct Asker {
     search: Option<Box<dyn Search>>,
@@ -75,18 +79,17 @@ pub(super) struct Prepared {
     history: Vec<Past>,
     count: usize,
     picked: Vec<Assignment>,
-    /// How many trials there were, and a watch on the experiment and its trials started before
-    /// the preparation read them.
+    /// The trials there were, and how many of them open, with a watch on the experiment's trials
+    /// started before the preparation read them.
     trials: usize,
-    changes: [sled::Subscriber; 2],
+    open: usize,
+    changes: sled::Subscriber,
 }
 
 impl Prepared {
-    /// Whether no write touched the experiment or its trials since the preparation read them.
+    /// Whether no trial was written since the preparation read them.
     fn current(&mut self) -> bool {
-        self.changes.iter_mut().all(|c| {
-            matches!(c.next_timeout(std::time::Duration::ZERO), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
-        })
+        matches!(self.changes.next_timeout(std::time::Duration::ZERO), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
     }
 }
 
@@ -129,24 +132,36 @@ impl Asker {
     }
 }
 
-/// An experiment an ask may serve, its trials, and how many new trials it may hand out now
-/// (never more than maxTrials in all, nor more than parallelTrials open at once; 0 once ended).
-fn askable(state: &ApiState, name: &str, count: usize) -> Result<(ExperimentRecord, Vec<Trial>, usize)> {
+/// An experiment an ask may serve (`executor: external`).
+fn askable(state: &ApiState, name: &str) -> Result<ExperimentRecord> {
     let record = state.experiment(name)?;
-    let spec = &record.experiment.spec;
-    if spec.executor != ExecutorKind::External {
+    if record.experiment.spec.executor != ExecutorKind::External {
         return Err(ApiError::Conflict(format!(
             "experiment {name} runs its own trials (executor: local); suggestions are for executor: external"
         )));
     }
+    Ok(record)
+}
+
+/// How many new trials an ask for `count` may hand out, given the experiment's trials and how many
+/// of them are open: never more than maxTrials in all, nor more than parallelTrials open at once;
+/// none once the experiment ended.
+fn room_for(record: &ExperimentRecord, count: usize, trials: usize, open: usize) -> usize {
+    let spec = &record.experiment.spec;
     let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if matches!(phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped) {
+        return 0;
+    }
+    count
+        .min((spec.max_trials as usize).saturating_sub(trials))
+        .min((spec.parallel_trials as usize).saturating_sub(open))
+}
+
+/// The experiment's trials and how many of them are open.
+fn trials_of(state: &ApiState, name: &str) -> Result<(Vec<Trial>, usize)> {
     let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    let ended = matches!(phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped);
-    let open_now = trials.iter().filter(|t| !t.phase.is_finished()).count();
-    let wanted = count
-        .min((spec.max_trials as usize).saturating_sub(trials.len()))
-        .min((spec.parallel_trials as usize).saturating_sub(open_now));
-    Ok((record, trials, if ended { 0 } else { wanted }))
+    let open = trials.iter().filter(|t| !t.phase.is_finished()).count();
+    Ok((trials, open))
 }
 
 fn seed_of(record: &ExperimentRecord) -> u64 {
@@ -160,10 +175,12 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     }
     let slot = state.ask_slot(&name);
     let mut asker = slot.lock().await;
+    let record = askable(&state, &name)?;
     let (existing, wanted, fresh) = match asker.take_current(request.count) {
-        Some(p) => (p.trials, p.count, p.picked),
-        None => {
-            let (record, trials, wanted) = askable(&state, &name, request.count)?;
+        Some(p) if room_for(&record, request.count, p.trials, p.open) == p.count => (p.trials, p.count, p.picked),
+        _ => {
+            let (trials, open) = trials_of(&state, &name)?;
+            let wanted = room_for(&record, request.count, trials.len(), open);
             if wanted == 0 {
                 return Ok(Json(json!({ "trials": [] })));
             }
@@ -195,16 +212,16 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
 async fn prepare(state: Arc<ApiState>, name: String) {
     let slot = state.ask_slot(&name);
     let mut asker = slot.lock().await;
-    let changes = [state.store.watch_experiment(&name), state.store.watch_trials(&name)];
-    let Ok((record, trials, wanted)) = askable(&state, &name, 1) else { return };
-    if wanted == 0 {
+    let changes = state.store.watch_trials(&name);
+    let Ok(record) = askable(&state, &name) else { return };
+    let Ok((trials, open)) = trials_of(&state, &name) else { return };
+    if room_for(&record, 1, trials.len(), open) == 0 {
         return;
     }
     let spec = &record.experiment.spec;
     let history = history(spec, &trials);
     if let Ok(picked) = asker.suggest(&state, spec, seed_of(&record), &history, 1) {
-        let trials = trials.len();
-        asker.prepared = Some(Prepared { history, count: 1, picked, trials, changes });
+        asker.prepared = Some(Prepared { history, count: 1, picked, trials: trials.len(), open, changes });
     }
 }
 

@@ -217,3 +217,50 @@ async fn a_suggestion_prepared_after_a_tell_is_the_one_the_search_computes_on_th
     let (status, body) = api.call("POST", "/api/v1/experiments/b/suggestions", r#"{"count": 1}"#, None).await;
     assert_eq!((status, body["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
 }
+
+#[tokio::test]
+async fn a_trial_written_after_the_preparation_makes_the_ask_compute_afresh() {
+    let api = api(None);
+    let document = json!({
+        "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "w"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"},
+                 "algorithm": {"name": "bayesian", "seed": 2, "settings": {"initialPoints": 2}},
+                 "maxTrials": 6, "parallelTrials": 2, "executor": "external",
+                 "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
+    });
+    let (_, created) = api.call("POST", "/api/v1/experiments", &document.to_string(), None).await;
+    let spec: crate::spec::ExperimentSpec = serde_json::from_value(created["spec"].clone()).unwrap();
+    let mut reference = crate::search::build(&spec, created["status"]["seed"].as_u64().unwrap()).unwrap();
+    let ask = |count: usize| {
+        let api = &api;
+        async move {
+            let (_, body) =
+                api.call("POST", "/api/v1/experiments/w/suggestions", &json!({"count": count}).to_string(), None).await;
+            body["trials"].as_array().unwrap().clone()
+        }
+    };
+    let tell = |trial: &str, value: f64| {
+        let api = &api;
+        let path = format!("/api/v1/experiments/w/trials/{trial}/complete");
+        async move { api.call("POST", &path, &json!({"metrics": {"value": value}}).to_string(), None).await }
+    };
+    for (k, t) in ask(2).await.iter().enumerate() {
+        tell(t["name"].as_str().unwrap(), k as f64).await;
+    }
+    let open = ask(2).await;
+    tell(open[0]["name"].as_str().unwrap(), 0.5).await;
+    let slot = api.state.ask_slot("w");
+    while slot.lock().await.prepared.is_none() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // The other open trial fails behind the API's back (as a timeout would fail it).
+    let mut failed = api.state.store.trial("w", 3).unwrap().unwrap();
+    failed.move_to(crate::trial::TrialPhase::Failed);
+    api.state.store.put_trial(&failed).unwrap();
+    let trials = api.state.store.trials("w").unwrap();
+    let expected = reference.suggest(&crate::controller::history(&spec, &trials), 1).unwrap();
+    let got = ask(1).await;
+    let parameters: crate::space::Assignment = serde_json::from_value(got[0]["parameters"].clone()).unwrap();
+    assert_eq!(vec![parameters], expected);
+    assert_eq!(got[0]["name"], "w-0004");
+}

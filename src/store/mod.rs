@@ -295,12 +295,6 @@ impl Store {
         self.experiments.watch_prefix(b"")
     }
 
-    /// A stream of changes to one experiment's record (and those of experiments whose names start
-    /// with its name: a superset, for callers that only need to know nothing changed).
-    pub fn watch_experiment(&self, name: &str) -> sled::Subscriber {
-        self.experiments.watch_prefix(name)
-    }
-
     /// A stream of changes to one experiment's trials.
     pub fn watch_trials(&self, experiment: &str) -> sled::Subscriber {
         self.trials.watch_prefix(codec::experiment_prefix(experiment))
