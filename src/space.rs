@@ -268,7 +268,8 @@ impl Domain {
         }
     }
 
-    fn unit_of(&self, value: &ParamValue) -> Option<f64> {
+    /// The unit coordinate of a value; `None` when it is not one of this domain's.
+    pub fn unit_of(&self, value: &ParamValue) -> Option<f64> {
         let as_f64 = || match value {
             ParamValue::Int(v) => Some(*v as f64),
             ParamValue::Float(v) => Some(*v),

@@ -4,7 +4,7 @@
 //! point the trial can actually run; categoricals keep their bin centre and the kernel compares
 //! them by equality (Hamming distance).
 
-use crate::space::{Assignment, Dim, Domain, Space};
+use crate::space::{Domain, Space};
 
 /// Axes with at most this many levels are searched level by level; more are treated as
 /// continuous by the local search and snapped afterwards.
@@ -25,15 +25,14 @@ enum Axis {
 #[derive(Clone, Debug)]
 pub struct Encoding {
     axes: Vec<Axis>,
-    /// One single-dimension space per axis, to snap a coordinate exactly as `Space` rounds it.
-    singles: Vec<Space>,
+    /// Each axis' domain, to snap a coordinate exactly as `Space` rounds it.
+    domains: Vec<Domain>,
 }
 
 impl Encoding {
     pub fn new(space: &Space) -> Self {
-        let singles: Vec<Space> = space.dims.iter().map(|d| Space { dims: vec![d.clone()] }).collect();
-        let axes = space.dims.iter().zip(&singles).map(|(d, single)| axis(d, single)).collect();
-        Self { axes, singles }
+        let domains: Vec<Domain> = space.dims.iter().map(|d| d.domain.clone()).collect();
+        Self { axes: domains.iter().map(axis).collect(), domains }
     }
 
     pub fn dims(&self) -> usize {
@@ -69,16 +68,13 @@ impl Encoding {
         if matches!(self.axes[axis], Axis::Continuous) {
             return u.clamp(0.0, 1.0);
         }
-        self.singles[axis].dims[0].domain.snap_unit(u)
+        self.domains[axis].snap_unit(u)
     }
 }
 
-fn axis(dim: &Dim, single: &Space) -> Axis {
-    let unit_of_level = |i: usize| {
-        let a: Assignment = [(dim.name.clone(), dim.domain.level(i))].into_iter().collect();
-        single.to_unit(&a).and_then(|v| v.first().copied()).unwrap_or(0.5)
-    };
-    match (&dim.domain, dim.domain.levels()) {
+fn axis(domain: &Domain) -> Axis {
+    let unit_of_level = |i: usize| domain.unit_of(&domain.level(i)).unwrap_or(0.5);
+    match (domain, domain.levels()) {
         (Domain::Double { step: None, .. }, _) | (_, None) => Axis::Continuous,
         (Domain::Categorical { .. }, Some(n)) => Axis::Categorical((0..n).map(unit_of_level).collect()),
         (_, Some(n)) if n <= SWEEP_LIMIT => Axis::Levels((0..n).map(unit_of_level).collect()),
