@@ -283,7 +283,7 @@ async fn tell(
     if spec.algorithm.name == "bayesian" {
         tokio::spawn(prepare(Arc::clone(&state), name));
     }
-    state.store.flush_observations().map_err(store())?;
+    state.store.flush_writes().map_err(store())?;
     Ok(Json(json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective })))
 }
 
@@ -315,7 +315,7 @@ async fn push(
     let attempt = if trial.phase == TrialPhase::Pending { trial.attempts + 1 } else { trial.attempts };
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
     record_artifact(&state, &trial, request.artifact.as_deref())?;
-    state.store.flush_observations().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
+    state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
     Ok(Json(json!({ "shouldStop": false })))
 }
 
@@ -332,7 +332,7 @@ fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
 }
 
 /// Adds the metrics as observations; the caller's next flush makes them durable (tell's
-/// `put_trial`, push's `flush_observations`), one flush per request.
+/// `put_trial`, push's `flush_writes`), one flush per request.
 fn record_metrics(
     state: &ApiState,
     trial: &Trial,

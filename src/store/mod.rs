@@ -390,9 +390,10 @@ impl Store {
         scan(&self.promotions, codec::experiment_prefix(experiment), || format!("the promotions of {experiment}"))
     }
 
-    /// Flushes observations added so far (a client's push is acknowledged only once it is on disk).
-    pub fn flush_observations(&self) -> Result<()> {
-        self.flush("observations")
+    /// Flushes every write so far (trials, observations, artifacts: one database), so a request is
+    /// acknowledged only once what it wrote is on disk.
+    pub fn flush_writes(&self) -> Result<()> {
+        self.flush("the latest writes")
     }
 
     /// Every observation of one trial, in the order they were reported.

@@ -69,7 +69,7 @@ fn a_store_with_a_foreign_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.meta_for_test().insert("schema", "99").unwrap();
-    store.flush_observations().unwrap(); // flushes the whole database, meta included
+    store.flush_writes().unwrap(); // flushes the whole database, meta included
     drop(store);
     let err = reopen(dir.path()).err().unwrap();
     assert!(err.to_string().contains("schema version 99"), "{err}");
