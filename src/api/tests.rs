@@ -33,6 +33,21 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Creates the experiment and returns its spec with a search built as the server builds it
+    /// (same seed), to compare the API's suggestions against.
+    async fn create_with_reference(
+        &self,
+        document: &Value,
+    ) -> (crate::spec::ExperimentSpec, Box<dyn crate::search::Search>) {
+        let (status, created) = self.call("POST", "/api/v1/experiments", &document.to_string(), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let spec: crate::spec::ExperimentSpec = serde_json::from_value(created["spec"].clone()).unwrap();
+        let reference = crate::search::build(&spec, created["status"]["seed"].as_u64().unwrap()).unwrap();
+        (spec, reference)
+    }
+}
+
 fn external(name: &str, max_trials: u32) -> String {
     json!({
         "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": name},
@@ -174,10 +189,7 @@ async fn a_suggestion_prepared_after_a_tell_is_the_one_the_search_computes_on_th
                  "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1},
                                 {"name": "n", "type": "int", "min": 1, "max": 4}]}
     });
-    let (status, created) = api.call("POST", "/api/v1/experiments", &document.to_string(), None).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let spec: crate::spec::ExperimentSpec = serde_json::from_value(created["spec"].clone()).unwrap();
-    let mut reference = crate::search::build(&spec, created["status"]["seed"].as_u64().unwrap()).unwrap();
+    let (_, mut reference) = api.create_with_reference(&document).await;
     let mut history = Vec::new();
     let mut prepared_uses = 0;
     for k in 0..7 {
@@ -228,9 +240,7 @@ async fn a_trial_written_after_the_preparation_makes_the_ask_compute_afresh() {
                  "maxTrials": 6, "parallelTrials": 2, "executor": "external",
                  "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
     });
-    let (_, created) = api.call("POST", "/api/v1/experiments", &document.to_string(), None).await;
-    let spec: crate::spec::ExperimentSpec = serde_json::from_value(created["spec"].clone()).unwrap();
-    let mut reference = crate::search::build(&spec, created["status"]["seed"].as_u64().unwrap()).unwrap();
+    let (spec, mut reference) = api.create_with_reference(&document).await;
     let ask = |count: usize| {
         let api = &api;
         async move {
