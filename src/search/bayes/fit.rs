@@ -10,7 +10,7 @@
 
 use super::kernel::{Hyper, Kernel, NOISE_FLOOR, axis_sq_dist, matern52_and_slope};
 use super::lbfgs::{Limits, minimize};
-use super::linalg::{Packed, row_start};
+use super::linalg::{Packed, dot, row_start};
 /// Gradient norm at which the fit stops (Optuna uses 1e-2 on the same objective).
 const GRADIENT_TOLERANCE: f64 = 1e-3;
 /// The loss where the kernel matrix cannot be factored: large, so line searches step back.
@@ -101,7 +101,7 @@ impl<'a> Posterior<'a> {
         let l = Packed::new(n, k).cholesky()?;
         let mut alpha = self.y.clone();
         l.forward(&mut alpha);
-        let quad: f64 = alpha.iter().map(|a| a * a).sum();
+        let quad = dot(&alpha, &alpha);
         l.backward(&mut alpha);
         let log_det: f64 = l.diagonal().map(|v| 2.0 * v.ln()).sum();
         let lml = -0.5 * quad - 0.5 * log_det - 0.5 * n as f64 * LOG_2PI;
