@@ -118,7 +118,7 @@ fn around(plan: &Plan<'_>, incumbent: &[f64], rng: &mut StdRng) -> Vec<Vec<f64>>
 /// `items.map(f)` in order, on as many threads as the machine has (items dealt round-robin, so
 /// costly and cheap ones spread evenly). The result does not depend on the number of threads.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / PER_THREAD).max(1);
+    let threads = cores().min(items.len() / PER_THREAD).max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
     }
@@ -133,6 +133,13 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
         parts
     });
     (0..items.len()).filter_map(|i| parts[i % threads].next()).collect()
+}
+
+/// The machine's cores, as the standard library reports them (asked once: it reads the cgroup's
+/// CPU quota from /proc and /sys every time).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The best candidate, then `count - 1` more drawn with probability proportional to their EI.
