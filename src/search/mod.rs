@@ -51,6 +51,17 @@ pub trait Search: Send {
     /// history; fewer (or none) once the space is exhausted.
     fn suggest(&mut self, history: &[Past], count: usize) -> Result<Vec<Assignment>>;
 
+    /// Work the suggestion after the next result will need, done ahead while the client evaluates
+    /// (`history` as the latest suggestion saw it). It changes no suggestion, only how soon it
+    /// comes; searches with nothing to precompute do nothing.
+    fn anticipate(&mut self, _history: &[Past]) {}
+
+    /// Whether a suggestion costs enough (milliseconds, not microseconds) to be worth computing
+    /// ahead of the client's ask.
+    fn costly(&self) -> bool {
+        false
+    }
+
     /// The experiment's end reason when `suggest` runs dry.
     fn exhausted_reason(&self) -> &'static str {
         "SearchSpaceExhausted"

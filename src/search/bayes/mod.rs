@@ -17,6 +17,13 @@
 //! finished trials, `m` on a fixed schedule), so a fresh instance given the same history fits
 //! (once) the same anchor and suggests the same points.
 //!
+//! Latency: past `COLD_LIMIT`, a suggestion's hyperparameters are those fitted to the finished
+//! trials but the latest (whose value still shapes the posterior, as every other). So they can be
+//! fitted before that result arrives ([`Search::anticipate`], while the client evaluates): the
+//! suggestion that follows the result only conditions the GP and maximizes the acquisition.
+//! Refitting on one more point moves the MAP hyperparameters little; GP libraries commonly refit
+//! only every few observations.
+//!
 //! Scale: the exact GP costs O(n³) to fit and O(n²) per acquisition value. Up to [`MODEL_LIMIT`]
 //! finished trials the model is exact and global. Past it, the model is local: the
 //! `MODEL_LIMIT` points nearest the incumbent, with the search kept inside their bounding box (a
@@ -81,11 +88,14 @@ pub struct Bayesian {
     seed: u64,
     settings: Settings,
     /// Hyperparameters fitted at the latest checkpoint, the warm start of the fits after it.
-    anchor: Option<Anchor>,
+    anchor: Option<Fitted>,
+    /// The latest fit past `COLD_LIMIT` (made ahead by `anticipate`, or by a suggestion).
+    latest: Option<Fitted>,
 }
 
+/// Hyperparameters fitted to the first `size` finished trials, which `fingerprint` identifies.
 #[derive(Clone, Debug)]
-struct Anchor {
+struct Fitted {
     size: usize,
     fingerprint: u64,
     hyper: Hyper,
@@ -123,7 +133,7 @@ impl Bayesian {
     /// Bayesian search over `space`; `settings` are the spec's `algorithm.settings`.
     pub fn new(space: Space, seed: u64, settings: &BTreeMap<String, serde_json::Value>) -> Result<Self, SettingsError> {
         let settings = Settings::parse(settings)?;
-        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, anchor: None })
+        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, anchor: None, latest: None })
     }
 
     /// A random stream for one trial number and purpose (SplitMix-style mixing, as random search).
@@ -160,30 +170,46 @@ impl Bayesian {
         Some(model)
     }
 
-    /// The MAP hyperparameters and whether the values are warped: from the default start while
-    /// the history is short, else from the anchor fitted at the latest checkpoint (fitting that
-    /// anchor first when it is not cached).
+    /// The MAP hyperparameters and whether the values are warped: fitted from the default start
+    /// while the history is short, else those of the finished trials but the latest.
     fn hyperparameters(&mut self, obs: &Observations, training: &Training) -> (Hyper, bool) {
-        let dims = self.encoding.dims();
         let n = obs.finished.len();
-        if n <= COLD_LIMIT {
-            return self.fit_evident(training, &Hyper::initial(dims), None, COLD_ITERS);
-        }
-        let size = checkpoint(n);
-        let categorical = self.encoding.categorical();
-        let Some(prefix) = Training::new(&obs.finished[..size], dims, &categorical, MODEL_LIMIT) else {
-            return self.fit_evident(training, &Hyper::initial(dims), None, COLD_ITERS);
+        let lagged = if n > COLD_LIMIT { self.fitted(&obs.finished[..n - 1]) } else { None };
+        lagged.unwrap_or_else(|| self.fit_evident(training, &Hyper::initial(self.encoding.dims()), None, COLD_ITERS))
+    }
+
+    /// The hyperparameters of `finished`, warm-started from the anchor fitted at their checkpoint
+    /// (fitting that anchor first when it is not cached); `None` without two valued trials.
+    fn fitted(&mut self, finished: &[(Vec<f64>, Option<f64>)]) -> Option<(Hyper, bool)> {
+        let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
+        let training = Training::new(finished, dims, &categorical, MODEL_LIMIT)?;
+        let fingerprint = fingerprint_of(&training, dims);
+        let cached = |f: &Option<Fitted>| {
+            f.as_ref()
+                .filter(|f| f.size == finished.len() && f.fingerprint == fingerprint)
+                .map(|f| (f.hyper.clone(), f.warp))
         };
-        let fingerprint = fingerprint(&prefix, dims);
-        let (start, warp) = match &self.anchor {
-            Some(a) if a.size == size && a.fingerprint == fingerprint => (a.hyper.clone(), a.warp),
-            _ => {
+        if let Some(fit) = cached(&self.latest) {
+            return Some(fit);
+        }
+        let size = checkpoint(finished.len());
+        let prefix = Training::new(&finished[..size], dims, &categorical, MODEL_LIMIT)?;
+        let anchor_print = fingerprint_of(&prefix, dims);
+        let (start, warp) = match self.anchor.as_ref().filter(|a| a.size == size && a.fingerprint == anchor_print) {
+            Some(a) => (a.hyper.clone(), a.warp),
+            None => {
                 let (hyper, warp) = self.fit_evident(&prefix, &Hyper::initial(dims), None, COLD_ITERS);
-                self.anchor = Some(Anchor { size, fingerprint, hyper: hyper.clone(), warp });
+                self.anchor = Some(Fitted { size, fingerprint: anchor_print, hyper: hyper.clone(), warp });
                 (hyper, warp)
             }
         };
-        self.fit_evident(training, &start, Some(warp), WARM_ITERS)
+        let (hyper, warp) = if size == finished.len() {
+            (start, warp)
+        } else {
+            self.fit_evident(&training, &start, Some(warp), WARM_ITERS)
+        };
+        self.latest = Some(Fitted { size: finished.len(), fingerprint, hyper: hyper.clone(), warp });
+        Some((hyper, warp))
     }
 
     /// Fits the hyperparameters to the plain and to the warped values (or to the given one) and
@@ -261,6 +287,18 @@ impl Search for Bayesian {
         }
         Ok(taken.picked)
     }
+
+    /// Fits the hyperparameters the suggestion after the next result will use.
+    fn anticipate(&mut self, history: &[Past]) {
+        let obs = Observations::new(&self.space, history);
+        if obs.finished.len() >= COLD_LIMIT && self.encoding.dims() > 0 {
+            self.fitted(&obs.finished);
+        }
+    }
+
+    fn costly(&self) -> bool {
+        true
+    }
 }
 
 /// The anchor size for `n` finished trials: `n` rounded down to 1/16 of its power of two
@@ -270,7 +308,7 @@ fn checkpoint(n: usize) -> usize {
     n / step * step
 }
 
-fn fingerprint(training: &Training, dims: usize) -> u64 {
+fn fingerprint_of(training: &Training, dims: usize) -> u64 {
     let (x, y, _) = training.head(FIT_LIMIT, dims, false);
     let mut h = DefaultHasher::new();
     x.iter().chain(y).for_each(|v| v.to_bits().hash(&mut h));

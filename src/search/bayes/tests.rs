@@ -120,6 +120,28 @@ fn a_fresh_instance_given_a_long_history_suggests_what_the_running_one_does() {
     assert_eq!(running.suggest(&history, 2).unwrap(), fresh.suggest(&history, 2).unwrap());
 }
 
+#[test]
+fn anticipating_the_next_result_changes_no_suggestion() {
+    // The fit the next suggestion needs is made ahead, from the history with the latest trial
+    // still pending; the suggestion after its result is the one a fresh instance makes.
+    let space = square(3);
+    let mut running = bayesian(&space, 5);
+    let f = |a: &Assignment| Some((0..3).map(|i| (float(a, &format!("x{i}")) - 0.3).powi(2)).sum());
+    let mut history = run(&mut running, COLD_LIMIT + 3, f);
+    let last = history.len() - 1;
+    let outcome = std::mem::replace(&mut history[last].outcome, Outcome::Pending);
+    running.anticipate(&history);
+    let ahead = running.latest.clone().expect("a fit made ahead");
+    assert_eq!(ahead.size, last);
+    history[last].outcome = outcome;
+    // The suggestion uses the fit made ahead rather than fitting again: a tampered copy differs.
+    let mut tampered = running.clone();
+    tampered.latest = Some(Fitted { hyper: kernel::Hyper::initial(3), ..ahead });
+    let suggested = running.suggest(&history, 1).unwrap();
+    assert_ne!(tampered.suggest(&history, 1).unwrap(), suggested);
+    assert_eq!(suggested, bayesian(&space, 5).suggest(&history, 1).unwrap());
+}
+
 /// Branin on the unit square.
 fn branin_unit(a: &Assignment) -> Option<f64> {
     let mut scaled = a.clone();
