@@ -56,53 +56,81 @@ struct Suggestion {
     parameters: Assignment,
 }
 
-/// An external experiment's search between asks, and the suggestion it prepared after the
-/// latest tell.
+/// An external experiment's search between asks, the trials it last saw, and the suggestion it
+/// prepared after the latest tell.
 ///
 /// A tell starts computing the next suggestion at once (in the background, for the history the
 /// tell left), so the client's next ask finds it ready: the model work overlaps the client's own
-/// (evaluating, reporting, asking). An ask uses a prepared suggestion only when it was made for
+/// (reading the answer, asking again). An ask uses a prepared suggestion only when it was made for
 /// exactly the ask's history and count, so what a client gets is what the search would have
-/// computed on the spot; the same seed and history give the same suggestions either way. When
-/// no trial was written since, the ask skips reading the trials again.
+/// computed on the spot; the same seed and history give the same suggestions either way. After an
+/// ask, the search does ahead what it can before the result arrives ([`Search::anticipate`]).
 ///
-/// A sled subscriber blocks writers once 1,024 events wait unread, so the watch covers only this
-/// experiment's trials (written by its own asks and tells, which consume or replace it, and by
-/// timeouts), never the experiments tree, which the controller writes every second.
+/// The trials are kept between requests and read again only when someone else wrote one since
+/// (the store counts each experiment's trial writes): the asks' and tells' own writes update them.
 #[derive(Default)]
 pub struct Asker {
     search: Option<Box<dyn Search>>,
+    known: Option<Known>,
     pub(super) prepared: Option<Prepared>,
+}
+
+/// The experiment's trials as they were when the store's count of its trial writes was `writes`.
+struct Known {
+    writes: u64,
+    trials: Vec<Trial>,
 }
 
 pub(super) struct Prepared {
     history: Vec<Past>,
     count: usize,
     picked: Vec<Assignment>,
-    /// The trials there were, and how many of them open, with a watch on the experiment's trials
-    /// started before the preparation read them.
-    trials: usize,
-    open: usize,
-    changes: sled::Subscriber,
-}
-
-impl Prepared {
-    /// Whether no trial was written since the preparation read them.
-    fn current(&mut self) -> bool {
-        matches!(self.changes.next_timeout(std::time::Duration::ZERO), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
-    }
 }
 
 impl Asker {
-    /// The prepared suggestion with what it was made from, when it is for `count` trials and
-    /// nothing changed since.
-    fn take_current(&mut self, count: usize) -> Option<Prepared> {
-        let mut p = self.prepared.take()?;
-        if p.count == count && p.current() {
-            return Some(p);
+    /// The experiment's trials and how many of them are open: those known while no trial was
+    /// written since, else read again.
+    fn trials(&mut self, state: &ApiState, name: &str) -> Result<(&[Trial], usize)> {
+        let writes = state.store.trial_writes(name);
+        let known = match self.known.take() {
+            Some(k) if k.writes == writes => k,
+            _ => {
+                let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
+                Known { writes, trials }
+            }
+        };
+        let trials = &self.known.insert(known).trials;
+        Ok((trials, trials.iter().filter(|t| !t.phase.is_finished()).count()))
+    }
+
+    /// Notes a trial written here, which brought the store's count to `writes`: the known trials
+    /// take it when no other write came between, are current already when read after it, and are
+    /// dropped otherwise.
+    fn wrote(&mut self, trial: &Trial, writes: u64) {
+        let Some(known) = self.known.as_mut() else { return };
+        if known.writes >= writes {
+            return;
         }
-        self.prepared = Some(p);
-        None
+        if known.writes + 1 != writes {
+            self.known = None;
+            return;
+        }
+        known.writes = writes;
+        match known.trials.iter_mut().find(|t| t.index == trial.index) {
+            Some(t) => *t = trial.clone(),
+            None => {
+                known.trials.push(trial.clone());
+                known.trials.sort_by_key(|t| t.index);
+            }
+        }
+    }
+
+    /// The experiment's search, built on first use.
+    fn search_for(&mut self, spec: &ExperimentSpec, seed: u64) -> Result<&mut Box<dyn Search>> {
+        match self.search {
+            Some(ref mut s) => Ok(s),
+            None => Ok(self.search.insert(search::build(spec, seed).map_err(|e| ApiError::Conflict(e.to_string()))?)),
+        }
     }
 
     /// `count` suggestions for `history`: the prepared ones when they fit, else computed now.
@@ -120,10 +148,7 @@ impl Asker {
         {
             return Ok(p.picked);
         }
-        let search = match self.search.as_mut() {
-            Some(s) => s,
-            None => self.search.insert(search::build(spec, seed).map_err(|e| ApiError::Conflict(e.to_string()))?),
-        };
+        let search = self.search_for(spec, seed)?;
         let started = Instant::now();
         let picked = search.suggest(history, count).map_err(|e| ApiError::Conflict(e.to_string()))?;
         let labels = vec![("algorithm".to_string(), spec.algorithm.name.clone())];
@@ -157,13 +182,6 @@ fn room_for(record: &ExperimentRecord, count: usize, trials: usize, open: usize)
         .min((spec.parallel_trials as usize).saturating_sub(open))
 }
 
-/// The experiment's trials and how many of them are open.
-fn trials_of(state: &ApiState, name: &str) -> Result<(Vec<Trial>, usize)> {
-    let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    let open = trials.iter().filter(|t| !t.phase.is_finished()).count();
-    Ok((trials, open))
-}
-
 fn seed_of(record: &ExperimentRecord) -> u64 {
     record.experiment.status.as_ref().map(|s| s.seed).unwrap_or_default()
 }
@@ -176,19 +194,14 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let slot = state.ask_slot(&name);
     let mut asker = slot.lock().await;
     let record = askable(&state, &name)?;
-    let (existing, wanted, fresh) = match asker.take_current(request.count) {
-        Some(p) if room_for(&record, request.count, p.trials, p.open) == p.count => (p.trials, p.count, p.picked),
-        _ => {
-            let (trials, open) = trials_of(&state, &name)?;
-            let wanted = room_for(&record, request.count, trials.len(), open);
-            if wanted == 0 {
-                return Ok(Json(json!({ "trials": [] })));
-            }
-            let spec = &record.experiment.spec;
-            let fresh = asker.suggest(&state, spec, seed_of(&record), &history(spec, &trials), wanted)?;
-            (trials.len(), wanted, fresh)
-        }
-    };
+    let spec = &record.experiment.spec;
+    let (trials, open) = asker.trials(&state, &name)?;
+    let (existing, history) = (trials.len(), history(spec, trials));
+    let wanted = room_for(&record, request.count, existing, open);
+    if wanted == 0 {
+        return Ok(Json(json!({ "trials": [] })));
+    }
+    let fresh = asker.suggest(&state, spec, seed_of(&record), &history, wanted)?;
     if fresh.len() < wanted {
         state
             .store
@@ -202,26 +215,46 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
         trial.move_to(TrialPhase::Running);
         trial.attempts = 1;
         trial.started_at = Some(now);
-        state.store.put_trial(&trial).map_err(ApiError::internal(format!("store trial {}", trial.name)))?;
+        let writes =
+            state.store.write_trial(&trial).map_err(ApiError::internal(format!("store trial {}", trial.name)))?;
+        asker.wrote(&trial, writes);
         out.push(Suggestion { name: trial.name, parameters: trial.parameters });
+    }
+    // Stored before they are handed out: a tell after a crash finds its trial.
+    state.store.flush_writes().map_err(ApiError::internal(format!("store the trials of {name}")))?;
+    if asker.search.as_ref().is_some_and(|s| s.costly()) {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || anticipate(&state, &name, &history));
     }
     Ok(Json(json!({ "trials": out })))
 }
 
-/// Computes the suggestion the next single-trial ask will want, while the client is busy.
-async fn prepare(state: Arc<ApiState>, name: String) {
-    let slot = state.ask_slot(&name);
-    let mut asker = slot.lock().await;
-    let changes = state.store.watch_trials(&name);
-    let Ok(record) = askable(&state, &name) else { return };
-    let Ok((trials, open)) = trials_of(&state, &name) else { return };
+/// Does the work of the suggestion after the next result ahead, while the client evaluates.
+fn anticipate(state: &ApiState, name: &str, history: &[Past]) {
+    let mut asker = state.ask_slot(name).blocking_lock_owned();
+    if let Some(search) = asker.search.as_mut() {
+        search.anticipate(history);
+    }
+}
+
+/// Notes the trial a tell wrote (the count of trial writes after it is `writes`) and computes the
+/// suggestion the next single-trial ask will want, while the client is busy.
+fn prepare(state: &ApiState, name: &str, told: &Trial, writes: u64) {
+    let mut asker = state.ask_slot(name).blocking_lock_owned();
+    asker.wrote(told, writes);
+    let Ok(record) = askable(state, name) else { return };
+    let spec = &record.experiment.spec;
+    // Random and grid suggest in microseconds: preparing would only repeat the ask's reads.
+    if !asker.search_for(spec, seed_of(&record)).is_ok_and(|s| s.costly()) {
+        return;
+    }
+    let Ok((trials, open)) = asker.trials(state, name) else { return };
     if room_for(&record, 1, trials.len(), open) == 0 {
         return;
     }
-    let spec = &record.experiment.spec;
-    let history = history(spec, &trials);
-    if let Ok(picked) = asker.suggest(&state, spec, seed_of(&record), &history, 1) {
-        asker.prepared = Some(Prepared { history, count: 1, picked, trials: trials.len(), open, changes });
+    let history = history(spec, trials);
+    if let Ok(picked) = asker.suggest(state, spec, seed_of(&record), &history, 1) {
+        asker.prepared = Some(Prepared { history, count: 1, picked });
     }
 }
 
@@ -277,12 +310,10 @@ async fn tell(
     trial.message = message;
     trial.finished_at = Some(Timestamp::now());
     let store = || ApiError::internal(format!("store trial {trial_name}"));
-    state.store.write_trial(&trial).map_err(store())?;
-    // The next suggestion is prepared while the result is flushed (and answered). Random and grid
-    // suggest in microseconds: preparing would only repeat the ask's reads.
-    if spec.algorithm.name == "bayesian" {
-        tokio::spawn(prepare(Arc::clone(&state), name));
-    }
+    let writes = state.store.write_trial(&trial).map_err(store())?;
+    // The next suggestion is prepared while the result is flushed (and answered).
+    let (background, told) = (Arc::clone(&state), trial.clone());
+    tokio::task::spawn_blocking(move || prepare(&background, &name, &told, writes));
     state.store.flush_writes().map_err(store())?;
     Ok(Json(json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective })))
 }

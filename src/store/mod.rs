@@ -11,7 +11,9 @@
 
 mod codec;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -194,6 +196,10 @@ pub struct Store {
     observations: sled::Tree,
     promotions: sled::Tree,
     artifacts: sled::Tree,
+    /// How many times each experiment's trials were written since the store opened, counted after
+    /// each write lands: a reader that noted the count before reading the trials knows they are
+    /// still current while the count is unchanged (one process owns the database).
+    trial_writes: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Store {
@@ -215,7 +221,8 @@ impl Store {
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
         }
-        let store = Self { db, experiments, trials, observations, promotions, artifacts };
+        let store =
+            Self { db, experiments, trials, observations, promotions, artifacts, trial_writes: Default::default() };
         store.flush("the schema version")?;
         Ok(store)
     }
@@ -311,6 +318,7 @@ impl Store {
             }
         }
         self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.count_trial_write(name);
         self.flush(&what)
     }
 
@@ -335,13 +343,27 @@ impl Store {
     }
 
     /// Writes a trial, visible to readers at once; it reaches the disk with the next flush.
-    pub fn write_trial(&self, trial: &Trial) -> Result<()> {
+    /// Returns the experiment's count of trial writes with this one ([`Store::trial_writes`]).
+    pub fn write_trial(&self, trial: &Trial) -> Result<u64> {
         let what = format!("trial {}", trial.name);
         let bytes = codec::encode(trial, &what)?;
         self.trials
             .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
-            .map(|_| ())
-            .map_err(|source| Error::Write { what, source })
+            .map_err(|source| Error::Write { what, source })?;
+        Ok(self.count_trial_write(&trial.experiment))
+    }
+
+    /// How many times the experiment's trials were written (or deleted) since the store opened.
+    /// Read it before reading the trials: while it stays the same, what was read is current.
+    pub fn trial_writes(&self, experiment: &str) -> u64 {
+        self.trial_writes.lock().unwrap_or_else(|e| e.into_inner()).get(experiment).copied().unwrap_or(0)
+    }
+
+    fn count_trial_write(&self, experiment: &str) -> u64 {
+        let mut counts = self.trial_writes.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(experiment.to_string()).or_insert(0);
+        *count += 1;
+        *count
     }
 
     /// Appends observations of one trial; they reach the disk with the next flush.
