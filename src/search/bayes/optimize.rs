@@ -115,10 +115,10 @@ fn around(plan: &Plan<'_>, incumbent: &[f64], rng: &mut StdRng) -> Vec<Vec<f64>>
         .collect()
 }
 
-/// `items.map(f)` in order, on as many threads as the machine has (items dealt round-robin, so
+/// `items.map(f)` in order, on up to [`threads`] threads (items dealt round-robin, so
 /// costly and cheap ones spread evenly). The result does not depend on the number of threads.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = cores().min(items.len() / PER_THREAD).max(1);
+    let threads = threads().min(items.len() / PER_THREAD).max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
     }
@@ -135,11 +135,12 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     (0..items.len()).filter_map(|i| parts[i % threads].next()).collect()
 }
 
-/// The machine's cores, as the standard library reports them (asked once: it reads the cgroup's
-/// CPU quota from /proc and /sys every time).
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+/// The threads a suggestion may use: every core but one, which stays with the rest of the
+/// process and its clients (an API server answering requests, a client on the same machine).
+/// Asked once: the standard library reads the cgroup's CPU quota from /proc and /sys every time.
+fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1))
 }
 
 /// The best candidate, then `count - 1` more drawn with probability proportional to their EI.

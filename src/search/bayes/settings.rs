@@ -12,11 +12,12 @@ pub const SETTINGS: &[&str] = &["initialPoints", "candidates", "restarts", "xi"]
 const DEFAULT_INITIAL_POINTS: usize = 10;
 /// Quasi-random candidates scored per suggestion before the local search (Optuna scores 2048).
 /// A quarter as many again are scored near the incumbent, and the local searches refine the best:
-/// on the harness's public problems 256 found optima as good as 1024 did, within the spread of 30
-/// seeds, at a quarter of the cost (`cargo run --release --example public_suite`).
-const DEFAULT_CANDIDATES: usize = 256;
-/// Local searches per suggestion (Optuna runs 10; 5 did as well here, at half the cost).
-const DEFAULT_RESTARTS: usize = 5;
+/// on the harness's public problems 128 found optima as good as 256 and 1024 did, within the
+/// spread of 30 to 80 seeds (`cargo run --release --example public_suite`), at a fraction of
+/// the cost.
+const DEFAULT_CANDIDATES: usize = 128;
+/// Local searches per suggestion (Optuna runs 10; 3 did as well here as 5 and 10).
+const DEFAULT_RESTARTS: usize = 3;
 /// Caps that keep one suggestion's cost bounded whatever a spec asks for.
 const MAX_INITIAL_POINTS: u64 = 100_000;
 const MAX_CANDIDATES: u64 = 100_000;
