@@ -73,7 +73,7 @@ pub const FIT_LIMIT: usize = 100;
 const COLD_LIMIT: usize = 16;
 /// L-BFGS iterations for a fit from the default start, and for one from an anchor.
 const COLD_ITERS: u64 = 100;
-const WARM_ITERS: u64 = 4;
+const WARM_ITERS: u64 = 2;
 /// Points closer than this on every unit axis count as the same point.
 const DUPLICATE_DISTANCE: f64 = 1e-9;
 /// Salts that keep the design, candidate and fallback random streams apart.
