@@ -9,6 +9,7 @@
 //! A failed trial enters as the worst value observed so far: the model then sees a bad region
 //! there, rather than an unexplored one whose uncertainty would draw the search back to it.
 
+use super::FIT_LIMIT;
 use super::kernel::axis_sq_dist;
 use super::transform::{Targets, plain, warped};
 use crate::search::{Outcome, Past};
@@ -53,7 +54,9 @@ impl Observations {
 /// The model's training set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Training {
-    /// Inputs, row-major.
+    /// Inputs, row-major: in history order while they all fit in the fit's head, so the model's
+    /// rows can be known before its latest value (`Bayesian::anticipate`); else the nearest the
+    /// incumbent first.
     pub x: Vec<f64>,
     /// The values standardized, and also power-transformed (lower is better in both).
     pub plain: Targets,
@@ -76,14 +79,17 @@ impl Training {
         let raw: Vec<f64> = finished.iter().map(|(_, v)| v.unwrap_or(worst)).collect();
         let (plain_all, warped_all) = (plain(&raw), warped(&raw));
         let best = (0..raw.len()).min_by(|&a, &b| raw[a].total_cmp(&raw[b]).then(a.cmp(&b)))?;
-        // Rows nearest the incumbent first, so any prefix is the most local subset of that size.
-        let dist = |i: usize| -> f64 {
-            (0..dims).map(|a| axis_sq_dist(finished[i].0[a], finished[best].0[a], categorical[a])).sum()
-        };
-        let d: Vec<f64> = (0..raw.len()).map(dist).collect();
+        // Past the fit's head, rows nearest the incumbent first, so any prefix is the most local
+        // subset of that size.
         let mut rows: Vec<usize> = (0..raw.len()).collect();
-        rows.sort_by(|&a, &b| d[a].total_cmp(&d[b]).then(a.cmp(&b)));
-        rows.truncate(limit);
+        if rows.len() > limit.min(FIT_LIMIT) {
+            let dist = |i: usize| -> f64 {
+                (0..dims).map(|a| axis_sq_dist(finished[i].0[a], finished[best].0[a], categorical[a])).sum()
+            };
+            let d: Vec<f64> = (0..raw.len()).map(dist).collect();
+            rows.sort_by(|&a, &b| d[a].total_cmp(&d[b]).then(a.cmp(&b)));
+            rows.truncate(limit);
+        }
         let (mut lower, mut upper) = (vec![0.0; dims], vec![1.0; dims]);
         if rows.len() < raw.len() {
             for a in (0..dims).filter(|&a| !categorical[a]) {
@@ -110,7 +116,8 @@ impl Training {
         if warp { &self.warped } else { &self.plain }
     }
 
-    /// The inputs and values of the `n` rows nearest the incumbent, and those values' log slopes.
+    /// The inputs and values of the `n` rows nearest the incumbent (every row, when there are no
+    /// more than `n`), and those values' log slopes.
     pub fn head(&self, n: usize, dims: usize, warp: bool) -> (&[f64], &[f64], &[f64]) {
         let n = n.min(self.len());
         let t = self.targets(warp);

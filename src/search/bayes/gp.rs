@@ -22,6 +22,7 @@ const MIN_VARIANCE: f64 = 1e-14;
 /// A GP conditioned on data.
 #[derive(Clone, Debug)]
 pub struct Gp {
+    hyper: Hyper,
     kernel: Kernel,
     dims: usize,
     /// Training inputs, row-major, `dims` per point.
@@ -35,17 +36,31 @@ pub struct Gp {
 impl Gp {
     /// Conditions the prior on `(x, y)`; `None` when even the largest jitter does not help.
     pub fn new(x: Vec<f64>, y: Vec<f64>, dims: usize, hyper: &Hyper, categorical: &[bool]) -> Option<Self> {
+        Self::inputs(x, dims, hyper, categorical)?.with_values(y)
+    }
+
+    /// The part of the GP on inputs `x` that their values do not change (`K⁻¹`), so it can be
+    /// computed before they are known; [`Gp::with_values`] completes it.
+    pub fn inputs(x: Vec<f64>, dims: usize, hyper: &Hyper, categorical: &[bool]) -> Option<Self> {
         let kernel = Kernel::new(hyper, categorical);
-        let noise = hyper.noise();
-        let k = kernel_matrix(&kernel, &x, dims, noise);
-        let l = cholesky_with_jitter(k, kernel.scale)?;
-        let mut alpha = y.clone();
-        l.forward(&mut alpha);
-        l.backward(&mut alpha);
-        if alpha.iter().any(|a| !a.is_finite()) {
+        let k = kernel_matrix(&kernel, &x, dims, hyper.noise());
+        let k_inv = cholesky_with_jitter(k, kernel.scale)?.inverse_of_product();
+        Some(Self { hyper: hyper.clone(), kernel, dims, x, y: Vec::new(), k_inv, alpha: Vec::new() })
+    }
+
+    /// This GP's inputs with the values `y` (one per input): `α = K⁻¹ y`.
+    pub fn with_values(mut self, y: Vec<f64>) -> Option<Self> {
+        let alpha = self.k_inv.symmetric_times(&y);
+        if y.len() * self.dims != self.x.len() || alpha.iter().any(|a| !a.is_finite()) {
             return None;
         }
-        Some(Self { kernel, dims, x, y, k_inv: l.inverse_of_product(), alpha })
+        (self.y, self.alpha) = (y, alpha);
+        Some(self)
+    }
+
+    /// Whether this GP has the inputs `x` (bit for bit) and the hyperparameters `hyper`.
+    pub fn has_inputs(&self, x: &[f64], hyper: &Hyper) -> bool {
+        self.x == x && self.hyper == *hyper
     }
 
     pub fn len(&self) -> usize {
@@ -55,8 +70,17 @@ impl Gp {
     /// The posterior mean and variance of the latent function at `p`.
     pub fn predict(&self, p: &[f64]) -> (f64, f64) {
         let k = self.cross(p);
-        let mean = dot(&k, &self.alpha);
-        (mean, self.clamp_var(self.kernel.scale - self.k_inv.quadratic_form(&k)))
+        (self.mean_of(&k), self.variance_of(&k))
+    }
+
+    /// The posterior mean at a point whose kernel row ([`Gp::cross`]) is `k`.
+    pub fn mean_of(&self, k: &[f64]) -> f64 {
+        dot(k, &self.alpha)
+    }
+
+    /// The posterior variance at a point whose kernel row is `k`: the values do not enter it.
+    pub fn variance_of(&self, k: &[f64]) -> f64 {
+        self.clamp_var(self.kernel.scale - self.k_inv.quadratic_form(k))
     }
 
     /// The posterior mean and variance at `p`, and their gradients in `p` (zero on categorical axes).
@@ -117,7 +141,8 @@ impl Gp {
         true
     }
 
-    fn cross(&self, p: &[f64]) -> Vec<f64> {
+    /// The kernel between `p` and every input.
+    pub fn cross(&self, p: &[f64]) -> Vec<f64> {
         self.x.chunks_exact(self.dims).map(|row| self.kernel.at(self.kernel.r2(p, row))).collect()
     }
 

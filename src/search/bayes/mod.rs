@@ -19,10 +19,11 @@
 //!
 //! Latency: past `COLD_LIMIT`, a suggestion's hyperparameters are those fitted to the finished
 //! trials but the latest (whose value still shapes the posterior, as every other). So they can be
-//! fitted before that result arrives ([`Search::anticipate`], while the client evaluates): the
-//! suggestion that follows the result only conditions the GP and maximizes the acquisition.
-//! Refitting on one more point moves the MAP hyperparameters little; GP libraries commonly refit
-//! only every few observations.
+//! fitted before that result arrives ([`Search::anticipate`], while the client evaluates), and with
+//! them everything the values do not enter: `K⁻¹` on the inputs (the pending point among them) and
+//! the quasi-random candidates' variances. The suggestion that follows the result computes
+//! `α = K⁻¹y`, the candidates' means and the local searches. Refitting on one more point moves the
+//! MAP hyperparameters little; GP libraries commonly refit only every few observations.
 //!
 //! Scale: the exact GP costs O(n³) to fit and O(n²) per acquisition value. Up to [`MODEL_LIMIT`]
 //! finished trials the model is exact and global. Past it, the model is local: the
@@ -58,7 +59,7 @@ use self::encoding::Encoding;
 use self::fit::{FitData, fit};
 use self::gp::Gp;
 use self::kernel::Hyper;
-use self::optimize::{Acquisition, Plan, maximize};
+use self::optimize::{Acquisition, Candidates, Plan, maximize};
 pub use self::settings::{SETTINGS, Settings, SettingsError, check as check_settings};
 use super::{Outcome, Past, Random, Result, Search, seen_keys};
 use crate::space::{Assignment, Space, assignment_key};
@@ -79,6 +80,7 @@ const DUPLICATE_DISTANCE: f64 = 1e-9;
 /// Salts that keep the design, candidate and fallback random streams apart.
 const DESIGN_STREAM: u64 = 0x5EED_DE51;
 const CANDIDATE_STREAM: u64 = 0xCA4D_1DA7;
+const SEARCH_STREAM: u64 = 0x5EA2_C4ED;
 
 /// Bayesian optimization over a space.
 #[derive(Clone, Debug)]
@@ -91,6 +93,18 @@ pub struct Bayesian {
     anchor: Option<Fitted>,
     /// The latest fit past `COLD_LIMIT` (made ahead by `anticipate`, or by a suggestion).
     latest: Option<Fitted>,
+    /// What `anticipate` computed of the next suggestion's model before its latest value.
+    ahead: Option<Ahead>,
+}
+
+/// The model of trial `trial`'s suggestion before the value it waits for: the GP on its inputs
+/// and its candidates' variances. Used only when the suggestion's GP has exactly these inputs and
+/// hyperparameters (and no fantasy), so a suggestion is the same with or without it.
+#[derive(Clone, Debug)]
+struct Ahead {
+    trial: usize,
+    gp: Gp,
+    candidates: Candidates,
 }
 
 /// Hyperparameters fitted to the first `size` finished trials, which `fingerprint` identifies.
@@ -105,6 +119,8 @@ struct Fitted {
 /// The model of one `suggest` call, grown by a fantasy after each point it picks.
 struct Model {
     gp: Gp,
+    /// The first suggestion's candidates, scored ahead.
+    ready: Option<Candidates>,
     ei: LogEi,
     incumbent: Vec<f64>,
     lower: Vec<f64>,
@@ -133,7 +149,7 @@ impl Bayesian {
     /// Bayesian search over `space`; `settings` are the spec's `algorithm.settings`.
     pub fn new(space: Space, seed: u64, settings: &BTreeMap<String, serde_json::Value>) -> Result<Self, SettingsError> {
         let settings = Settings::parse(settings)?;
-        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, anchor: None, latest: None })
+        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, anchor: None, latest: None, ahead: None })
     }
 
     /// A random stream for one trial number and purpose (SplitMix-style mixing, as random search).
@@ -152,7 +168,8 @@ impl Bayesian {
         x
     }
 
-    fn model(&mut self, obs: &Observations) -> Option<Model> {
+    /// The model for the suggestion of trial `trial` onwards.
+    fn model(&mut self, obs: &Observations, trial: usize) -> Option<Model> {
         let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
         if dims == 0 {
             return None;
@@ -160,10 +177,14 @@ impl Bayesian {
         let training = Training::new(&obs.finished, dims, &categorical, MODEL_LIMIT)?;
         let (hyper, warp) = self.hyperparameters(obs, &training);
         let targets = training.targets(warp);
-        let gp = Gp::new(training.x.clone(), targets.y.clone(), dims, &hyper, &categorical)?;
+        let ahead = self.ahead.take().filter(|a| a.trial == trial && a.gp.has_inputs(&training.x, &hyper));
+        let (gp, ready) = match ahead {
+            Some(a) => (a.gp.with_values(targets.y.clone())?, obs.pending.is_empty().then_some(a.candidates)),
+            None => (Gp::new(training.x.clone(), targets.y.clone(), dims, &hyper, &categorical)?, None),
+        };
         let incumbent = training.x[training.best * dims..(training.best + 1) * dims].to_vec();
         let ei = LogEi { best: targets.y[training.best], xi: self.settings.xi };
-        let mut model = Model { gp, ei, incumbent, lower: training.lower, upper: training.upper };
+        let mut model = Model { gp, ready, ei, incumbent, lower: training.lower, upper: training.upper };
         for p in &obs.pending {
             model.believe(p);
         }
@@ -232,7 +253,7 @@ impl Bayesian {
     }
 
     /// The best fresh point the model proposes for `trial`, if any.
-    fn propose(&self, model: &Model, trial: usize, taken: &Taken) -> Option<(Vec<f64>, Assignment)> {
+    fn propose(&self, model: &mut Model, trial: usize, taken: &Taken) -> Option<(Vec<f64>, Assignment)> {
         let plan = Plan {
             encoding: &self.encoding,
             lower: &model.lower,
@@ -240,9 +261,15 @@ impl Bayesian {
             candidates: self.settings.candidates,
             restarts: self.settings.restarts,
         };
+        let drawn = model.ready.take().unwrap_or_else(|| self.candidates(&model.gp, &plan, trial));
         let acq = Acquisition { gp: &model.gp, ei: model.ei };
-        let mut rng = self.stream(trial, CANDIDATE_STREAM);
-        maximize(&acq, &plan, &model.incumbent, &mut rng).into_iter().find_map(|(_, x)| self.fresh(x, taken))
+        let mut rng = self.stream(trial, SEARCH_STREAM);
+        maximize(&acq, &plan, &model.incumbent, drawn, &mut rng).into_iter().find_map(|(_, x)| self.fresh(x, taken))
+    }
+
+    /// Trial `trial`'s quasi-random candidates, with their variances under `gp`.
+    fn candidates(&self, gp: &Gp, plan: &Plan<'_>, trial: usize) -> Candidates {
+        Candidates::new(gp, plan, &mut self.stream(trial, CANDIDATE_STREAM))
     }
 
     /// The point and its assignment, unless it repeats one already taken.
@@ -270,10 +297,10 @@ impl Search for Bayesian {
         let obs = Observations::new(&self.space, history);
         let mut taken = Taken { keys: seen_keys(history), units: obs.seen.clone(), picked: Vec::new() };
         let modelled = history.len() + count > self.settings.initial_points && obs.valued() >= 2;
-        let mut model = if modelled { self.model(&obs) } else { None };
+        let mut model = if modelled { self.model(&obs, history.len()) } else { None };
         for i in 0..count {
             let trial = history.len() + i;
-            let proposal = match &model {
+            let proposal = match model.as_mut() {
                 Some(m) if trial >= self.settings.initial_points => self.propose(m, trial, &taken),
                 _ => self.fresh(self.design_point(trial), &taken),
             };
@@ -288,12 +315,33 @@ impl Search for Bayesian {
         Ok(taken.picked)
     }
 
-    /// Fits the hyperparameters the suggestion after the next result will use.
+    /// Fits the hyperparameters the suggestion after the next result will use and, when that
+    /// result is the only one awaited, the GP on the inputs and the candidates' variances.
     fn anticipate(&mut self, history: &[Past]) {
         let obs = Observations::new(&self.space, history);
-        if obs.finished.len() >= COLD_LIMIT && self.encoding.dims() > 0 {
-            self.fitted(&obs.finished);
+        let (n, dims) = (obs.finished.len(), self.encoding.dims());
+        if n < COLD_LIMIT || dims == 0 {
+            return;
         }
+        let Some((hyper, _)) = self.fitted(&obs.finished) else { return };
+        // The next model's rows: the finished trials and the pending one, in history order
+        // (`Training` keeps that order up to FIT_LIMIT rows), over the whole cube.
+        let [pending] = obs.pending.as_slice() else { return };
+        if n + 1 > FIT_LIMIT.min(MODEL_LIMIT) {
+            return;
+        }
+        let x: Vec<f64> = obs.finished.iter().map(|(x, _)| x).chain([pending]).flatten().copied().collect();
+        let Some(gp) = Gp::inputs(x, dims, &hyper, &self.encoding.categorical()) else { return };
+        let (lower, upper) = (vec![0.0; dims], vec![1.0; dims]);
+        let plan = Plan {
+            encoding: &self.encoding,
+            lower: &lower,
+            upper: &upper,
+            candidates: self.settings.candidates,
+            restarts: self.settings.restarts,
+        };
+        let candidates = self.candidates(&gp, &plan, history.len());
+        self.ahead = Some(Ahead { trial: history.len(), gp, candidates });
     }
 
     fn costly(&self) -> bool {

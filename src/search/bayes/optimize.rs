@@ -34,6 +34,11 @@ pub struct Acquisition<'a> {
 impl Acquisition<'_> {
     pub fn value(&self, x: &[f64]) -> f64 {
         let (mean, var) = self.gp.predict(x);
+        self.value_of(mean, var)
+    }
+
+    /// Log-EI for a posterior mean and variance.
+    fn value_of(&self, mean: f64, var: f64) -> f64 {
         let v = self.ei.value(mean, var.sqrt());
         if v.is_nan() { f64::NEG_INFINITY } else { v }
     }
@@ -59,11 +64,46 @@ pub struct Plan<'a> {
     pub restarts: usize,
 }
 
-/// Scored points, best first: every local optimum found, then the candidates.
-pub fn maximize(acq: &Acquisition<'_>, plan: &Plan<'_>, incumbent: &[f64], rng: &mut StdRng) -> Vec<(f64, Vec<f64>)> {
-    let mut points = candidates(plan, rng);
-    points.extend(around(plan, incumbent, rng));
-    let values = par_map(&points, |x| acq.value(x));
+/// The quasi-random candidates of one suggestion with what the GP's inputs alone tell of them
+/// (kernel rows and posterior variances): everything but their means, so it can be computed
+/// before the latest value arrives.
+#[derive(Clone, Debug)]
+pub struct Candidates {
+    points: Vec<Vec<f64>>,
+    rows: Vec<Vec<f64>>,
+    pub(super) variances: Vec<f64>,
+}
+
+impl Candidates {
+    /// Draws the candidates from `rng` and scores their variances under `gp` (values not needed).
+    pub fn new(gp: &Gp, plan: &Plan<'_>, rng: &mut StdRng) -> Self {
+        let points = candidates(plan, rng);
+        let (rows, variances) = par_map(&points, |x| {
+            let k = gp.cross(x);
+            let v = gp.variance_of(&k);
+            (k, v)
+        })
+        .into_iter()
+        .unzip();
+        Self { points, rows, variances }
+    }
+}
+
+/// Scored points, best first: every local optimum found, then the candidates (made by
+/// [`Candidates::new`] with the acquisition's GP, before its values or with them); `rng` draws the
+/// points near the incumbent and the local searches' starts.
+pub fn maximize(
+    acq: &Acquisition<'_>,
+    plan: &Plan<'_>,
+    incumbent: &[f64],
+    drawn: Candidates,
+    rng: &mut StdRng,
+) -> Vec<(f64, Vec<f64>)> {
+    let Candidates { mut points, rows, variances } = drawn;
+    let mut values: Vec<f64> = rows.iter().zip(&variances).map(|(k, &v)| acq.value_of(acq.gp.mean_of(k), v)).collect();
+    let near = around(plan, incumbent, rng);
+    values.extend(par_map(&near, |x| acq.value(x)));
+    points.extend(near);
     let mut scored: Vec<(f64, Vec<f64>)> = values.into_iter().zip(points).collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut starts = vec![incumbent.to_vec()];

@@ -133,12 +133,17 @@ fn anticipating_the_next_result_changes_no_suggestion() {
     running.anticipate(&history);
     let ahead = running.latest.clone().expect("a fit made ahead");
     assert_eq!(ahead.size, last);
+    assert!(running.ahead.is_some(), "the candidates were scored ahead");
     history[last].outcome = outcome;
-    // The suggestion uses the fit made ahead rather than fitting again: a tampered copy differs.
-    let mut tampered = running.clone();
-    tampered.latest = Some(Fitted { hyper: kernel::Hyper::initial(3), ..ahead });
+    // The suggestion uses what was made ahead rather than computing it again: tampered copies
+    // (another fit; candidates with a huge variance) suggest something else.
+    let mut refitted = running.clone();
+    refitted.latest = Some(Fitted { hyper: kernel::Hyper::initial(3), ..ahead });
+    let mut inflated = running.clone();
+    inflated.ahead.as_mut().unwrap().candidates.variances.fill(1e6);
     let suggested = running.suggest(&history, 1).unwrap();
-    assert_ne!(tampered.suggest(&history, 1).unwrap(), suggested);
+    assert_ne!(refitted.suggest(&history, 1).unwrap(), suggested);
+    assert_ne!(inflated.suggest(&history, 1).unwrap(), suggested);
     assert_eq!(suggested, bayesian(&space, 5).suggest(&history, 1).unwrap());
 }
 
