@@ -3,8 +3,11 @@
 //! dimensions (stepped doubles, so grid search has a finite space too).
 //!
 //! `bayesian` is a running experiment: an instance that suggested the previous trial (so it holds
-//! its warm-start anchor) asked for the next one after one more result. `bayesian-fresh` is a new
-//! instance given the same history (a resumed experiment), which fits its anchor first.
+//! its warm-start anchor) asked for the next one after one more result. `bayesian-anticipated` is
+//! the same instance as the API keeps it, which also ran `Search::anticipate` while that trial was
+//! pending (the fit, `K⁻¹` and the candidates' variances made ahead): what is left after the
+//! result. `bayesian-fresh` is a new instance given the same history (a resumed experiment), which
+//! fits its anchor first.
 //!
 //! `cargo bench --bench search` (release build).
 
@@ -77,6 +80,20 @@ fn suggestion_latency(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("bayesian", n), &n, |b, _| {
             b.iter_batched(
                 || running.clone(),
+                |mut search| black_box(search.suggest(now, 1).expect("bayesian suggests")),
+                BatchSize::SmallInput,
+            );
+        });
+        // As the API runs it: the instance also anticipated the result while the trial ran.
+        let mut ahead = running.clone();
+        let mut pending = now.to_vec();
+        if let Some(last) = pending.last_mut() {
+            last.outcome = Outcome::Pending;
+        }
+        ahead.anticipate(&pending);
+        group.bench_with_input(BenchmarkId::new("bayesian-anticipated", n), &n, |b, _| {
+            b.iter_batched(
+                || ahead.clone(),
                 |mut search| black_box(search.suggest(now, 1).expect("bayesian suggests")),
                 BatchSize::SmallInput,
             );
