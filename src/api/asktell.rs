@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, Result, bearer};
 use crate::controller::history;
 use crate::metrics::Tally;
-use crate::search::{self, Past, Search};
+use crate::search::{self, Outcome, Past, Search};
 use crate::space::Assignment;
 use crate::spec::{ExecutorKind, ExperimentPhase, ExperimentSpec};
 use crate::store::{Durability, ExperimentRecord};
@@ -70,7 +70,7 @@ struct Suggestion {
 /// (the store counts each experiment's trial writes): the asks' and tells' own writes update them.
 #[derive(Default)]
 pub struct Asker {
-    search: Option<Box<dyn Search>>,
+    pub(super) search: Option<Box<dyn Search>>,
     known: Option<Known>,
     pub(super) prepared: Option<Prepared>,
 }
@@ -196,7 +196,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let record = askable(&state, &name)?;
     let spec = &record.experiment.spec;
     let (trials, open) = asker.trials(&state, &name)?;
-    let (existing, history) = (trials.len(), history(spec, trials));
+    let (existing, mut history) = (trials.len(), history(spec, trials));
     let wanted = room_for(&record, request.count, existing, open);
     if wanted == 0 {
         return Ok(Json(json!({ "trials": [] })));
@@ -218,6 +218,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
         let writes =
             state.store.write_trial(&trial).map_err(ApiError::internal(format!("store trial {}", trial.name)))?;
         asker.wrote(&trial, writes);
+        history.push(Past { parameters: trial.parameters.clone(), outcome: Outcome::Pending });
         out.push(Suggestion { name: trial.name, parameters: trial.parameters });
     }
     // Stored before they are handed out: a tell after a crash finds its trial.
@@ -229,7 +230,8 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     Ok(Json(json!({ "trials": out })))
 }
 
-/// Does the work of the suggestion after the next result ahead, while the client evaluates.
+/// Does the work of the suggestion after the next result ahead, while the client evaluates
+/// (`history` with the trials just handed out, pending).
 fn anticipate(state: &ApiState, name: &str, history: &[Past]) {
     let mut asker = state.ask_slot(name).blocking_lock_owned();
     if let Some(search) = asker.search.as_mut() {

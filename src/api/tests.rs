@@ -274,3 +274,54 @@ async fn a_trial_written_after_the_preparation_makes_the_ask_compute_afresh() {
     assert_eq!(vec![parameters], expected);
     assert_eq!(got[0]["name"], "w-0004");
 }
+
+/// A random search that records what the API asks of it ahead of time.
+struct Recording {
+    inner: crate::search::Random,
+    ahead: Arc<std::sync::Mutex<Vec<Vec<crate::search::Past>>>>,
+}
+
+impl crate::search::Search for Recording {
+    fn suggest(
+        &mut self,
+        history: &[crate::search::Past],
+        count: usize,
+    ) -> crate::search::Result<Vec<crate::space::Assignment>> {
+        self.inner.suggest(history, count)
+    }
+
+    fn anticipate(&mut self, history: &[crate::search::Past]) {
+        self.ahead.lock().unwrap().push(history.to_vec());
+    }
+
+    fn costly(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn after_an_ask_the_search_anticipates_with_the_handed_out_trials_pending() {
+    let api = api(None);
+    let (spec, _) = api.create_with_reference(&serde_json::from_str(&external("r", 5)).unwrap()).await;
+    let ahead = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let inner = crate::search::Random::new(crate::space::Space::new(&spec.parameters), 1);
+    api.state.ask_slot("r").lock().await.search = Some(Box::new(Recording { inner, ahead: Arc::clone(&ahead) }));
+    let (status, body) = api.call("POST", "/api/v1/experiments/r/suggestions", r#"{"count": 2}"#, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for _ in 0..2000 {
+        if !ahead.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let seen = ahead.lock().unwrap().clone();
+    let handed: Vec<crate::space::Assignment> = body["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::from_value(t["parameters"].clone()).unwrap())
+        .collect();
+    assert_eq!(seen.len(), 1, "one anticipation per ask");
+    let pending: Vec<_> = seen[0].iter().map(|p| (p.parameters.clone(), p.outcome.clone())).collect();
+    assert_eq!(pending, handed.into_iter().map(|a| (a, crate::search::Outcome::Pending)).collect::<Vec<_>>());
+}
