@@ -199,7 +199,13 @@ fn a_killed_run_resumes_without_losing_or_repeating_finished_trials() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let done = dir.path().join("done.log");
-    let script = format!(r#"[sh, -c, "sleep 0.4; echo score=${{x}}; echo $TUNA_TRIAL >> {}"]"#, done.display());
+    // Odd trials take longer, so the two running trials never finish together: when the third
+    // trial is done, another is sure to be mid-run (with equal durations both of a pair could be
+    // recorded done, and the next pair not yet started, at the moment of the kill).
+    let script = format!(
+        r#"[sh, -c, "case $TUNA_TRIAL in *[13579]) sleep 0.7;; *) sleep 0.3;; esac; echo score=${{x}}; echo $TUNA_TRIAL >> {}"]"#,
+        done.display()
+    );
     let spec = write_spec(dir.path(), "crashy", &script, "  maxTrials: 8\n  parallelTrials: 2\n");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
         .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
