@@ -361,9 +361,13 @@ impl Store {
 
     fn count_trial_write(&self, experiment: &str) -> u64 {
         let mut counts = self.trial_writes.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(experiment.to_string()).or_insert(0);
-        *count += 1;
-        *count
+        match counts.get_mut(experiment) {
+            Some(count) => {
+                *count += 1;
+                *count
+            }
+            None => *counts.entry(experiment.to_string()).or_insert(1),
+        }
     }
 
     /// Appends observations of one trial; they reach the disk with the next flush.
