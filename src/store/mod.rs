@@ -6,8 +6,10 @@
 //! observations  name 0x00 index:u32be seq:u64be → Observation (JSON)
 //! meta          "schema"                     → schema version
 //! ```
-//! Every write of an experiment or a trial is flushed to disk before the call returns, so what the
-//! controller acts on has been persisted; observations are flushed with the next trial write.
+//! Every write of an experiment and every `put_trial` is flushed to disk before the call returns,
+//! so what the controller acts on has been persisted. `write_trial`, observations and artifacts
+//! reach the disk with the next flush: the API writes all a request needs, then `flush_writes`
+//! once before answering.
 
 mod codec;
 
