@@ -244,10 +244,13 @@ fn anticipate(state: &ApiState, name: &str, history: &[Past]) {
 fn prepare(state: &ApiState, name: &str, told: &Trial, writes: u64) {
     let mut asker = state.ask_slot(name).blocking_lock_owned();
     asker.wrote(told, writes);
-    let Ok(record) = askable(state, name) else { return };
-    let spec = &record.experiment.spec;
     // Random and grid suggest in microseconds: preparing would only repeat the ask's reads.
-    if !asker.search_for(spec, seed_of(&record)).is_ok_and(|s| s.costly()) {
+    if asker.search.as_ref().is_some_and(|s| !s.costly()) {
+        return;
+    }
+    let Ok(record) = askable(state, name) else { return };
+    let (spec, seed) = (&record.experiment.spec, seed_of(&record));
+    if !asker.search_for(spec, seed).is_ok_and(|s| s.costly()) {
         return;
     }
     let Ok((trials, open)) = asker.trials(state, name) else { return };
@@ -255,7 +258,7 @@ fn prepare(state: &ApiState, name: &str, told: &Trial, writes: u64) {
         return;
     }
     let history = history(spec, trials);
-    if let Ok(picked) = asker.suggest(state, spec, seed_of(&record), &history, 1) {
+    if let Ok(picked) = asker.suggest(state, spec, seed, &history, 1) {
         asker.prepared = Some(Prepared { history, count: 1, picked });
     }
 }
@@ -364,8 +367,8 @@ fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
     Ok(trial)
 }
 
-/// Adds the metrics as observations; the caller's next flush makes them durable (tell's
-/// `put_trial`, push's `flush_writes`), one flush per request.
+/// Adds the metrics as observations; the caller's `flush_writes` makes them durable, one flush
+/// per request.
 fn record_metrics(
     state: &ApiState,
     trial: &Trial,
