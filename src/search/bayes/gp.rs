@@ -50,8 +50,11 @@ impl Gp {
 
     /// This GP's inputs with the values `y` (one per input): `α = K⁻¹ y`.
     pub fn with_values(mut self, y: Vec<f64>) -> Option<Self> {
+        if y.len() * self.dims != self.x.len() {
+            return None;
+        }
         let alpha = self.k_inv.symmetric_times(&y);
-        if y.len() * self.dims != self.x.len() || alpha.iter().any(|a| !a.is_finite()) {
+        if alpha.iter().any(|a| !a.is_finite()) {
             return None;
         }
         (self.y, self.alpha) = (y, alpha);
