@@ -147,7 +147,7 @@ fn main() {
         .map_or(serde_json::json!({}), |s| serde_json::from_str(&s).expect("TUNA_SETTINGS"));
     let (mut ranks_time, mut all_last10) = (0.0, Vec::new());
     for problem in problems().into_iter().filter(|p| only.as_deref().is_none_or(|o| o == p.name)) {
-        let (mut regrets, mut last10s) = (Vec::new(), Vec::new());
+        let (mut regrets, mut last10s, mut ahead10s) = (Vec::new(), Vec::new(), Vec::new());
         let started = Instant::now();
         for seed in 0..seeds {
             let mut spec: tuna::spec::ExperimentSpec = serde_json::from_value(serde_json::json!({
@@ -159,7 +159,7 @@ fn main() {
             spec.max_trials = budget as u32;
             let mut search: Box<dyn Search> = tuna::search::build(&spec, 1000 + seed).expect("algorithm");
             let mut history: Vec<Past> = Vec::new();
-            let mut times = Vec::new();
+            let (mut times, mut ahead) = (Vec::new(), Vec::new());
             let mut best = f64::INFINITY;
             for _ in 0..budget {
                 let t = Instant::now();
@@ -167,7 +167,9 @@ fn main() {
                 times.push(t.elapsed().as_secs_f64());
                 // As the server does while the client evaluates (untimed: off the ask's path).
                 history.push(Past { parameters, outcome: Outcome::Pending });
+                let t = Instant::now();
                 search.anticipate(&history);
+                ahead.push(t.elapsed().as_secs_f64());
                 let last = history.len() - 1;
                 let y = (problem.f)(&history[last].parameters);
                 best = best.min(y);
@@ -175,16 +177,18 @@ fn main() {
             }
             regrets.push((best - problem.f_opt).max(1e-8).log10());
             last10s.push(median(times[times.len().saturating_sub(10)..].to_vec()));
+            ahead10s.push(median(ahead[ahead.len().saturating_sub(10)..].to_vec()));
         }
         let total = started.elapsed().as_secs_f64();
         ranks_time += total;
         let last10 = median(last10s.clone());
         all_last10.extend(last10s);
         println!(
-            "{:>12}: median log10 regret {:+.2}  last10 suggest {:.2} ms  ({:.1} s)",
+            "{:>12}: median log10 regret {:+.2}  last10 suggest {:.2} ms, anticipate {:.2} ms  ({:.1} s)",
             problem.name,
             median(regrets),
             last10 * 1e3,
+            median(ahead10s) * 1e3,
             total
         );
     }
