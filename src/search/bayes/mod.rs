@@ -12,18 +12,20 @@
 //!        ─▶ a fresh point (else random search's) ─▶ fantasy for the next one of the batch
 //! ```
 //! Determinism: the `k`-th suggestion depends only on the seed, `k` and the history. Up to
-//! `COLD_LIMIT` finished trials every fit starts afresh. Past it, the fitted hyperparameters are
-//! kept as a warm start, but only at checkpoints that are a function of the history (the first `m`
-//! finished trials, `m` on a fixed schedule), so a fresh instance given the same history fits
-//! (once) the same anchor and suggests the same points.
+//! `COLD_LIMIT` finished trials every suggestion fits afresh. Past it, the hyperparameters are
+//! refitted only at checkpoints, the first `m` finished trials with `m` on a fixed schedule, each
+//! fit warm-started from the one at the checkpoint before (and from the default start at the
+//! first checkpoint of each doubling of the history), so a fresh instance given the same history
+//! fits the same chain (once) and suggests the same points.
 //!
-//! Latency: past `COLD_LIMIT`, a suggestion's hyperparameters are those fitted to the finished
-//! trials but the latest (whose value still shapes the posterior, as every other). So they can be
-//! fitted before that result arrives ([`Search::anticipate`], while the client evaluates), and with
-//! them everything the values do not enter: `K⁻¹` on the inputs (the pending point among them) and
-//! the quasi-random candidates' variances. The suggestion that follows the result computes
-//! `α = K⁻¹y`, the candidates' means and the local searches. Refitting on one more point moves the
-//! MAP hyperparameters little; GP libraries commonly refit only every few observations.
+//! Latency: past `COLD_LIMIT`, a suggestion's hyperparameters are those fitted at the checkpoint
+//! of the finished trials but the latest (whose value still shapes the posterior, as every
+//! other). So they can be fitted before that result arrives ([`Search::anticipate`], while the
+//! client evaluates), and with them everything the values do not enter: `K⁻¹` on the inputs (the
+//! pending point among them) and the quasi-random candidates' variances. The suggestion that
+//! follows the result computes `α = K⁻¹y`, the candidates' means and the local searches. A few
+//! more points move the MAP hyperparameters little; GP libraries commonly refit only every few
+//! observations, and a fit from the last one's optimum takes a few L-BFGS steps.
 //!
 //! Scale: the exact GP costs O(n³) to fit and O(n²) per acquisition value. Up to [`MODEL_LIMIT`]
 //! finished trials the model is exact and global. Past it, the model is local: the
@@ -68,14 +70,12 @@ use crate::space::{Assignment, Space, assignment_key};
 /// The hyperparameters are fitted on at most this many points (nearest the incumbent): the fit
 /// factors its matrix at every L-BFGS step, so it is the costliest part past ~100 trials.
 pub const FIT_LIMIT: usize = 100;
-/// Up to this many finished trials every fit starts afresh (and costs little); past it, from the
-/// last anchor. Anchors come every 2 trials up to 32, every 4 up to 64, and so on (`checkpoint`),
-/// so a suggestion's fit is a few L-BFGS steps from recent hyperparameters; only an anchor's own
-/// suggestion pays a full fit.
+/// Up to this many finished trials every suggestion fits from the default start (and costs
+/// little); past it, the fits are made at checkpoints only: every 2 trials up to 32, every 4 up to
+/// 64, and so on (`checkpoint`).
 const COLD_LIMIT: usize = 16;
-/// L-BFGS iterations for a fit from the default start, and for one from an anchor.
-const COLD_ITERS: u64 = 100;
-const WARM_ITERS: u64 = 2;
+/// L-BFGS iterations of a fit at most (the tolerances end one from a warm start far sooner).
+const FIT_ITERS: u64 = 100;
 /// Points closer than this on every unit axis count as the same point.
 const DUPLICATE_DISTANCE: f64 = 1e-9;
 /// Salts that keep the design, candidate and fallback random streams apart.
@@ -90,10 +90,9 @@ pub struct Bayesian {
     encoding: Encoding,
     seed: u64,
     settings: Settings,
-    /// Hyperparameters fitted at the latest checkpoint, the warm start of the fits after it.
-    anchor: Option<Fitted>,
-    /// The latest fit past `COLD_LIMIT` (made ahead by `anticipate`, or by a suggestion).
-    latest: Option<Fitted>,
+    /// The hyperparameters fitted at the latest checkpoint (made ahead by `anticipate`, or by a
+    /// suggestion), the warm start of the next.
+    fitted: Option<Fitted>,
     /// What `anticipate` computed of the next suggestion's model before its latest value.
     ahead: Option<Ahead>,
 }
@@ -150,7 +149,7 @@ impl Bayesian {
     /// Bayesian search over `space`; `settings` are the spec's `algorithm.settings`.
     pub fn new(space: Space, seed: u64, settings: &BTreeMap<String, serde_json::Value>) -> Result<Self, SettingsError> {
         let settings = Settings::parse(settings)?;
-        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, anchor: None, latest: None, ahead: None })
+        Ok(Self { encoding: Encoding::new(&space), space, seed, settings, fitted: None, ahead: None })
     }
 
     /// A random stream for one trial number and purpose (SplitMix-style mixing, as random search).
@@ -193,44 +192,35 @@ impl Bayesian {
     }
 
     /// The MAP hyperparameters and whether the values are warped: fitted from the default start
-    /// while the history is short, else those of the finished trials but the latest.
+    /// while the history is short, else those fitted at the checkpoint of the finished trials but
+    /// the latest.
     fn hyperparameters(&mut self, obs: &Observations, training: &Training) -> (Hyper, bool) {
         let n = obs.finished.len();
-        let lagged = if n > COLD_LIMIT { self.fitted(&obs.finished[..n - 1]) } else { None };
-        lagged.unwrap_or_else(|| self.fit_evident(training, &Hyper::initial(self.encoding.dims()), None, COLD_ITERS))
+        let lagged = if n > COLD_LIMIT { self.fit_at_checkpoint(&obs.finished[..n - 1]) } else { None };
+        lagged.unwrap_or_else(|| self.fit_evident(training, &Hyper::initial(self.encoding.dims()), None, FIT_ITERS))
     }
 
-    /// The hyperparameters of `finished`, warm-started from the anchor fitted at their checkpoint
-    /// (fitting that anchor first when it is not cached); `None` without two valued trials.
-    fn fitted(&mut self, finished: &[(Vec<f64>, Option<f64>)]) -> Option<(Hyper, bool)> {
+    /// The hyperparameters fitted at the checkpoint of `finished` (its first
+    /// `checkpoint(len)` trials): from the default start at the first checkpoint of a doubling,
+    /// else from those fitted at the checkpoint before, with the values presented as there
+    /// (plain or warped; chosen afresh at each cold fit). A running search keeps the latest fit,
+    /// so it fits each checkpoint once; a fresh one fits the chain from the doubling's first
+    /// checkpoint (16 fits at most). `None` without two valued trials.
+    fn fit_at_checkpoint(&mut self, finished: &[(Vec<f64>, Option<f64>)]) -> Option<(Hyper, bool)> {
         let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
-        let training = Training::new(finished, dims, &categorical, MODEL_LIMIT)?;
-        let fingerprint = fingerprint_of(&training, dims);
-        let cached = |f: &Option<Fitted>| {
-            f.as_ref()
-                .filter(|f| f.size == finished.len() && f.fingerprint == fingerprint)
-                .map(|f| (f.hyper.clone(), f.warp))
-        };
-        if let Some(fit) = cached(&self.latest) {
-            return Some(fit);
-        }
         let size = checkpoint(finished.len());
         let prefix = Training::new(&finished[..size], dims, &categorical, MODEL_LIMIT)?;
-        let anchor_print = fingerprint_of(&prefix, dims);
-        let (start, warp) = match self.anchor.as_ref().filter(|a| a.size == size && a.fingerprint == anchor_print) {
-            Some(a) => (a.hyper.clone(), a.warp),
-            None => {
-                let (hyper, warp) = self.fit_evident(&prefix, &Hyper::initial(dims), None, COLD_ITERS);
-                self.anchor = Some(Fitted { size, fingerprint: anchor_print, hyper: hyper.clone(), warp });
-                (hyper, warp)
-            }
+        let fingerprint = fingerprint_of(&prefix, dims);
+        if let Some(f) = self.fitted.as_ref().filter(|f| f.size == size && f.fingerprint == fingerprint) {
+            return Some((f.hyper.clone(), f.warp));
+        }
+        let cold = size <= COLD_LIMIT || size.is_power_of_two();
+        let before = if cold { None } else { self.fit_at_checkpoint(&finished[..size - 1]) };
+        let (hyper, warp) = match before {
+            Some((start, warp)) => self.fit_evident(&prefix, &start, Some(warp), FIT_ITERS),
+            None => self.fit_evident(&prefix, &Hyper::initial(dims), None, FIT_ITERS),
         };
-        let (hyper, warp) = if size == finished.len() {
-            (start, warp)
-        } else {
-            self.fit_evident(&training, &start, Some(warp), WARM_ITERS)
-        };
-        self.latest = Some(Fitted { size: finished.len(), fingerprint, hyper: hyper.clone(), warp });
+        self.fitted = Some(Fitted { size, fingerprint, hyper: hyper.clone(), warp });
         Some((hyper, warp))
     }
 
@@ -316,15 +306,16 @@ impl Search for Bayesian {
         Ok(taken.picked)
     }
 
-    /// Fits the hyperparameters the suggestion after the next result will use and, when that
-    /// result is the only one awaited, the GP on the inputs and the candidates' variances.
+    /// Fits the hyperparameters the suggestion after the next result will use (at a checkpoint)
+    /// and, when that result is the only one awaited, the GP on the inputs and the candidates'
+    /// variances.
     fn anticipate(&mut self, history: &[Past]) {
         let obs = Observations::new(&self.space, history);
         let (n, dims) = (obs.finished.len(), self.encoding.dims());
         if n < COLD_LIMIT || dims == 0 {
             return;
         }
-        let Some((hyper, _)) = self.fitted(&obs.finished) else { return };
+        let Some((hyper, _)) = self.fit_at_checkpoint(&obs.finished) else { return };
         // The next model's rows: the finished trials and the pending one, in history order
         // (`Training` keeps that order up to FIT_LIMIT rows), over the whole cube.
         let [pending] = obs.pending.as_slice() else { return };
@@ -350,8 +341,8 @@ impl Search for Bayesian {
     }
 }
 
-/// The anchor size for `n` finished trials: `n` rounded down to 1/16 of its power of two
-/// (every 8 trials near 100, every 64 near 1,000), so anchors are refitted ~16 times per doubling.
+/// The checkpoint of `n` finished trials: `n` rounded down to 1/16 of its power of two (every 8
+/// trials near 100, every 64 near 1,000), so the hyperparameters are refitted 16 times a doubling.
 fn checkpoint(n: usize) -> usize {
     let step = (n.next_power_of_two() / 16).max(1);
     n / step * step

@@ -102,8 +102,9 @@ fn the_same_seed_gives_the_same_suggestions_and_another_seed_does_not() {
 
 #[test]
 fn a_fresh_instance_given_a_long_history_suggests_what_the_running_one_does() {
-    // Past COLD_LIMIT trials the fits start from an anchor that the running instance keeps and a
-    // fresh one must fit again: both must land on the same suggestions.
+    // Past COLD_LIMIT trials each checkpoint's fit starts from the one before, which the running
+    // instance keeps and a fresh one must fit again (the chain from 16 trials): both must land on
+    // the same suggestions.
     let space = square(2);
     let mut rng = StdRng::seed_from_u64(3);
     let history: Vec<Past> = (0..COLD_LIMIT + 6)
@@ -115,15 +116,16 @@ fn a_fresh_instance_given_a_long_history_suggests_what_the_running_one_does() {
         .collect();
     let mut running = bayesian(&space, 3);
     running.suggest(&history[..history.len() - 1], 1).unwrap();
-    assert!(running.anchor.is_some());
+    assert!(running.fitted.is_some());
     let mut fresh = bayesian(&space, 3);
     assert_eq!(running.suggest(&history, 2).unwrap(), fresh.suggest(&history, 2).unwrap());
 }
 
 #[test]
 fn anticipating_the_next_result_changes_no_suggestion() {
-    // The fit the next suggestion needs is made ahead, from the history with the latest trial
-    // still pending; the suggestion after its result is the one a fresh instance makes.
+    // The fit the next suggestion needs (at the checkpoint of the trials before the latest) is
+    // made ahead, with the latest trial still pending; the suggestion after its result is the one
+    // a fresh instance makes.
     let space = square(3);
     let mut running = bayesian(&space, 5);
     let f = |a: &Assignment| Some((0..3).map(|i| (float(a, &format!("x{i}")) - 0.3).powi(2)).sum());
@@ -131,14 +133,14 @@ fn anticipating_the_next_result_changes_no_suggestion() {
     let last = history.len() - 1;
     let outcome = std::mem::replace(&mut history[last].outcome, Outcome::Pending);
     running.anticipate(&history);
-    let ahead = running.latest.clone().expect("a fit made ahead");
-    assert_eq!(ahead.size, last);
+    let ahead = running.fitted.clone().expect("a fit made ahead");
+    assert_eq!(ahead.size, checkpoint(last));
     assert!(running.ahead.is_some(), "the candidates were scored ahead");
     history[last].outcome = outcome;
     // The suggestion uses what was made ahead rather than computing it again: tampered copies
     // (another fit; candidates with a huge variance) suggest something else.
     let mut refitted = running.clone();
-    refitted.latest = Some(Fitted { hyper: kernel::Hyper::initial(3), ..ahead });
+    refitted.fitted = Some(Fitted { hyper: kernel::Hyper::initial(3), ..ahead });
     let mut inflated = running.clone();
     inflated.ahead.as_mut().unwrap().candidates.variances.fill(1e6);
     let suggested = running.suggest(&history, 1).unwrap();
