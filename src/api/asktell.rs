@@ -240,21 +240,22 @@ fn anticipate(state: &ApiState, name: &str, history: &[Past]) {
 }
 
 /// Notes the trial a tell wrote (the count of trial writes after it is `writes`) and computes the
-/// suggestion the next single-trial ask will want, while the client is busy.
-fn prepare(state: &ApiState, name: &str, told: &Trial, writes: u64) {
+/// suggestion the next single-trial ask will want, while the client is busy (`record` as the tell
+/// read it: an ask checks again what it allows).
+fn prepare(state: &ApiState, record: &ExperimentRecord, told: &Trial, writes: u64) {
+    let name = record.name();
     let mut asker = state.ask_slot(name).blocking_lock_owned();
     asker.wrote(told, writes);
     // Random and grid suggest in microseconds: preparing would only repeat the ask's reads.
     if asker.search.as_ref().is_some_and(|s| !s.costly()) {
         return;
     }
-    let Ok(record) = askable(state, name) else { return };
-    let (spec, seed) = (&record.experiment.spec, seed_of(&record));
+    let (spec, seed) = (&record.experiment.spec, seed_of(record));
     if !asker.search_for(spec, seed).is_ok_and(|s| s.costly()) {
         return;
     }
     let Ok((trials, open)) = asker.trials(state, name) else { return };
-    if room_for(&record, 1, trials.len(), open) == 0 {
+    if room_for(record, 1, trials.len(), open) == 0 {
         return;
     }
     let history = history(spec, trials);
@@ -316,11 +317,12 @@ async fn tell(
     trial.finished_at = Some(Timestamp::now());
     let store = || ApiError::internal(format!("store trial {trial_name}"));
     let writes = state.store.write_trial(&trial).map_err(store())?;
-    // The next suggestion is prepared while the result is flushed (and answered).
-    let (background, told) = (Arc::clone(&state), trial.clone());
-    tokio::task::spawn_blocking(move || prepare(&background, &name, &told, writes));
     state.store.flush_writes().map_err(store())?;
-    Ok(Json(json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective })))
+    let answer = json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective });
+    // The next suggestion is prepared while the client reads the answer and asks again (started
+    // after the flush, which it would otherwise slow).
+    tokio::task::spawn_blocking(move || prepare(&state, &record, &trial, writes));
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]
