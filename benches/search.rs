@@ -3,11 +3,12 @@
 //! dimensions (stepped doubles, so grid search has a finite space too).
 //!
 //! `bayesian` is a running experiment: an instance that suggested the previous trial (so it holds
-//! its warm-start anchor) asked for the next one after one more result. `bayesian-anticipated` is
-//! the same instance as the API keeps it, which also ran `Search::anticipate` while that trial was
-//! pending (the fit, `K⁻¹` and the candidates' variances made ahead): what is left after the
-//! result. `bayesian-fresh` is a new instance given the same history (a resumed experiment), which
-//! fits its anchor first.
+//! the hyperparameters fitted at the latest checkpoint) asked for the next one after one more
+//! result. `bayesian-anticipated` is the same instance as the API keeps it, which also ran
+//! `Search::anticipate` while that trial was pending (the fit, `K⁻¹` and the candidates' variances
+//! made ahead): what is left after the result. `bayesian-fresh` is a new instance given the same
+//! history (a resumed experiment), which first refits the chain of checkpoints since the last
+//! power of two.
 //!
 //! `cargo bench --bench search` (release build).
 
