@@ -242,18 +242,18 @@ fn anticipate(state: &ApiState, name: &str, history: &[Past]) {
 /// Notes the trial a tell wrote (the count of trial writes after it is `writes`) and computes the
 /// suggestion the next single-trial ask will want, while the client is busy (`record` as the tell
 /// read it: an ask checks again what it allows).
-fn prepare(state: &ApiState, record: &ExperimentRecord, told: &Trial, writes: u64) {
+pub(super) fn prepare(state: &ApiState, record: &ExperimentRecord, told: &Trial, writes: u64) {
     let name = record.name();
     let mut asker = state.ask_slot(name).blocking_lock_owned();
     asker.wrote(told, writes);
-    // Random and grid suggest in microseconds: preparing would only repeat the ask's reads.
-    if asker.search.as_ref().is_some_and(|s| !s.costly()) {
+    // Only for a search an ask built, so for the experiment as it is now: a slot emptied since
+    // the tell read `record` (the experiment deleted and created again, or changed) is left to
+    // the next ask. Random and grid suggest in microseconds: preparing would only repeat the
+    // ask's reads.
+    if !asker.search.as_ref().is_some_and(|s| s.costly()) {
         return;
     }
     let (spec, seed) = (&record.experiment.spec, seed_of(record));
-    if !asker.search_for(spec, seed).is_ok_and(|s| s.costly()) {
-        return;
-    }
     let Ok((trials, open)) = asker.trials(state, name) else { return };
     if room_for(record, 1, trials.len(), open) == 0 {
         return;

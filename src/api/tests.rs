@@ -325,3 +325,30 @@ async fn after_an_ask_the_search_anticipates_with_the_handed_out_trials_pending(
     let pending: Vec<_> = seen[0].iter().map(|p| (p.parameters.clone(), p.outcome.clone())).collect();
     assert_eq!(pending, handed.into_iter().map(|a| (a, crate::search::Outcome::Pending)).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_preparation_for_an_experiment_replaced_since_its_tell_builds_no_search() {
+    // A tell prepares with the record it read; if the experiment was deleted and created again
+    // (or changed) meanwhile, its emptied slot must not get a search built from the old spec.
+    let api = api(None);
+    let document = json!({
+        "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "r"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"},
+                 "algorithm": {"name": "bayesian", "seed": 4}, "maxTrials": 5, "executor": "external",
+                 "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
+    });
+    let (status, _) = api.call("POST", "/api/v1/experiments", &document.to_string(), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api.call("POST", "/api/v1/experiments/r/suggestions", r#"{"count": 1}"#, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let record = api.state.experiment("r").unwrap();
+    let trial = api.state.trial("r", body["trials"][0]["name"].as_str().unwrap()).unwrap();
+    let writes = api.state.store.trial_writes("r");
+    assert!(api.state.ask_slot("r").lock().await.search.is_some(), "the ask built the search");
+    api.state.forget_search("r");
+    let state = Arc::clone(&api.state);
+    tokio::task::spawn_blocking(move || super::asktell::prepare(&state, &record, &trial, writes)).await.unwrap();
+    let slot = api.state.ask_slot("r");
+    let asker = slot.lock().await;
+    assert!(asker.search.is_none() && asker.prepared.is_none(), "the next ask builds the search");
+}
