@@ -205,7 +205,7 @@ impl Bayesian {
     /// else from those fitted at the checkpoint before, with the values presented as there
     /// (plain or warped; chosen afresh at each cold fit). A running search keeps the latest fit,
     /// so it fits each checkpoint once; a fresh one fits the chain from the doubling's first
-    /// checkpoint (16 fits at most). `None` without two valued trials.
+    /// checkpoint (8 fits at most). `None` without two valued trials.
     fn fit_at_checkpoint(&mut self, finished: &[(Vec<f64>, Option<f64>)]) -> Option<(Hyper, bool)> {
         let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
         let size = checkpoint(finished.len());
@@ -341,8 +341,8 @@ impl Search for Bayesian {
     }
 }
 
-/// The checkpoint of `n` finished trials: `n` rounded down to 1/16 of its power of two (every 8
-/// trials near 100, every 64 near 1,000), so the hyperparameters are refitted 16 times a doubling.
+/// The checkpoint of `n` finished trials: `n` rounded down to a multiple of 1/16 of the power of
+/// two at or above it (every 8 trials near 100, every 64 near 1,000): 8 refits a doubling.
 fn checkpoint(n: usize) -> usize {
     let step = (n.next_power_of_two() / 16).max(1);
     n / step * step
