@@ -103,20 +103,23 @@ fn the_same_seed_gives_the_same_suggestions_and_another_seed_does_not() {
 #[test]
 fn a_fresh_instance_given_a_long_history_suggests_what_the_running_one_does() {
     // Past COLD_LIMIT trials each checkpoint's fit starts from the one before, which the running
-    // instance keeps and a fresh one must fit again (the chain from 16 trials): both must land on
+    // instance keeps and a fresh one must fit again (the chain from 32 trials): both must land on
     // the same suggestions.
     let space = square(2);
     let mut rng = StdRng::seed_from_u64(3);
-    let history: Vec<Past> = (0..COLD_LIMIT + 6)
+    let history: Vec<Past> = (0..38)
         .map(|_| {
             let parameters = space.sample(&mut rng);
             let outcome = Outcome::Loss(branin_unit(&parameters).unwrap());
             Past { parameters, outcome }
         })
         .collect();
+    // The running instance goes through every checkpoint (32 cold, 34 and 36 from it).
     let mut running = bayesian(&space, 3);
-    running.suggest(&history[..history.len() - 1], 1).unwrap();
-    assert!(running.fitted.is_some());
+    for n in COLD_LIMIT..history.len() {
+        running.suggest(&history[..n], 1).unwrap();
+    }
+    assert!(running.fitted.as_ref().is_some_and(|f| f.size == 36));
     let mut fresh = bayesian(&space, 3);
     assert_eq!(running.suggest(&history, 2).unwrap(), fresh.suggest(&history, 2).unwrap());
 }
