@@ -1,8 +1,9 @@
 #![allow(clippy::expect_used)] // a benchmark that cannot set up has nothing to measure
 //! The shared harness's public problems (`../shared/bench/bench_functions.py`), run in process:
 //! median final log10 regret per problem and the median over runs of each run's median suggestion
-//! time over its last 10 trials. A quick loop for tuning `search::bayes`; the harness, through
-//! HTTP and side by side with the peers, is the judge.
+//! time over its last 10 trials, and of its `anticipate` time (the work a server does while the
+//! client evaluates). A quick loop for tuning `search::bayes`; the harness, through HTTP and side
+//! by side with the peers, is the judge.
 //!
 //! `cargo run --release --example public_suite -- [seeds] [budget] [algorithm] [problem]`
 
