@@ -245,17 +245,22 @@ impl Bayesian {
 
     /// The best fresh point the model proposes for `trial`, if any.
     fn propose(&self, model: &mut Model, trial: usize, taken: &Taken) -> Option<(Vec<f64>, Assignment)> {
-        let plan = Plan {
-            encoding: &self.encoding,
-            lower: &model.lower,
-            upper: &model.upper,
-            candidates: self.settings.candidates,
-            restarts: self.settings.restarts,
-        };
+        let plan = self.plan(&model.lower, &model.upper);
         let drawn = model.ready.take().unwrap_or_else(|| self.candidates(&model.gp, &plan, trial));
         let acq = Acquisition { gp: &model.gp, ei: model.ei };
         let mut rng = self.stream(trial, SEARCH_STREAM);
         maximize(&acq, &plan, &model.incumbent, drawn, &mut rng).into_iter().find_map(|(_, x)| self.fresh(x, taken))
+    }
+
+    /// Where and how hard to maximize the acquisition: inside the box `lower..upper`.
+    fn plan<'a>(&'a self, lower: &'a [f64], upper: &'a [f64]) -> Plan<'a> {
+        Plan {
+            encoding: &self.encoding,
+            lower,
+            upper,
+            candidates: self.settings.candidates,
+            restarts: self.settings.restarts,
+        }
     }
 
     /// Trial `trial`'s quasi-random candidates, with their variances under `gp`.
@@ -325,14 +330,7 @@ impl Search for Bayesian {
         let x: Vec<f64> = obs.finished.iter().map(|(x, _)| x).chain([pending]).flatten().copied().collect();
         let Some(gp) = Gp::inputs(x, dims, &hyper, &self.encoding.categorical()) else { return };
         let (lower, upper) = (vec![0.0; dims], vec![1.0; dims]);
-        let plan = Plan {
-            encoding: &self.encoding,
-            lower: &lower,
-            upper: &upper,
-            candidates: self.settings.candidates,
-            restarts: self.settings.restarts,
-        };
-        let candidates = self.candidates(&gp, &plan, history.len());
+        let candidates = self.candidates(&gp, &self.plan(&lower, &upper), history.len());
         self.ahead = Some(Ahead { trial: history.len(), gp, candidates });
     }
 
