@@ -69,6 +69,11 @@ pub struct Training {
 }
 
 impl Training {
+    /// Whether a training set of `rows` points (at most `limit` kept) keeps them in history order.
+    pub fn in_history_order(rows: usize, limit: usize) -> bool {
+        rows <= limit.min(FIT_LIMIT)
+    }
+
     /// The training set from finished points (`None` without two valued points). Failed points
     /// take the worst value seen; past `limit` points, the nearest to the incumbent are kept.
     pub fn new(finished: &[(Vec<f64>, Option<f64>)], dims: usize, categorical: &[bool], limit: usize) -> Option<Self> {
@@ -82,7 +87,7 @@ impl Training {
         // Past the fit's head, rows nearest the incumbent first, so any prefix is the most local
         // subset of that size.
         let mut rows: Vec<usize> = (0..raw.len()).collect();
-        if rows.len() > limit.min(FIT_LIMIT) {
+        if !Self::in_history_order(rows.len(), limit) {
             let dist = |i: usize| -> f64 {
                 (0..dims).map(|a| axis_sq_dist(finished[i].0[a], finished[best].0[a], categorical[a])).sum()
             };

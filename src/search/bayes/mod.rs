@@ -321,10 +321,10 @@ impl Search for Bayesian {
             return;
         }
         let Some((hyper, _)) = self.fit_at_checkpoint(&obs.finished) else { return };
-        // The next model's rows: the finished trials and the pending one, in history order
-        // (`Training` keeps that order up to FIT_LIMIT rows), over the whole cube.
+        // The next model's rows: the finished trials and the pending one, in history order while
+        // `Training` keeps that order, over the whole cube.
         let [pending] = obs.pending.as_slice() else { return };
-        if n + 1 > FIT_LIMIT.min(MODEL_LIMIT) {
+        if !Training::in_history_order(n + 1, MODEL_LIMIT) {
             return;
         }
         let x: Vec<f64> = obs.finished.iter().map(|(x, _)| x).chain([pending]).flatten().copied().collect();
