@@ -209,11 +209,11 @@ impl Bayesian {
     fn fit_at_checkpoint(&mut self, finished: &[(Vec<f64>, Option<f64>)]) -> Option<(Hyper, bool)> {
         let (dims, categorical) = (self.encoding.dims(), self.encoding.categorical());
         let size = checkpoint(finished.len());
-        let prefix = Training::new(&finished[..size], dims, &categorical, MODEL_LIMIT)?;
-        let fingerprint = fingerprint_of(&prefix, dims);
+        let fingerprint = fingerprint_of(&finished[..size]);
         if let Some(f) = self.fitted.as_ref().filter(|f| f.size == size && f.fingerprint == fingerprint) {
             return Some((f.hyper.clone(), f.warp));
         }
+        let prefix = Training::new(&finished[..size], dims, &categorical, MODEL_LIMIT)?;
         let cold = size <= COLD_LIMIT || size.is_power_of_two();
         let before = if cold { None } else { self.fit_at_checkpoint(&finished[..size - 1]) };
         let (hyper, warp) = match before {
@@ -346,10 +346,14 @@ fn checkpoint(n: usize) -> usize {
     n / step * step
 }
 
-fn fingerprint_of(training: &Training, dims: usize) -> u64 {
-    let (x, y, _) = training.head(FIT_LIMIT, dims, false);
+/// Identifies finished trials (points and values, failures as such), so a cached fit is used only
+/// for the trials it was fitted to; hashing them costs far less than building their `Training`.
+fn fingerprint_of(finished: &[(Vec<f64>, Option<f64>)]) -> u64 {
     let mut h = DefaultHasher::new();
-    x.iter().chain(y).for_each(|v| v.to_bits().hash(&mut h));
+    for (x, v) in finished {
+        x.iter().for_each(|u| u.to_bits().hash(&mut h));
+        v.map(f64::to_bits).hash(&mut h);
+    }
     h.finish()
 }
 
