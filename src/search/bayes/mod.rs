@@ -32,7 +32,7 @@
 //! `MODEL_LIMIT` points nearest the incumbent, with the search kept inside their bounding box (a
 //! trust region around the incumbent, as in TuRBO); the hyperparameters are fitted on the
 //! nearest [`FIT_LIMIT`] of those. With both, a suggestion at 1,000 trials in 6 dimensions takes
-//! ~5 ms on one core (a resumed experiment's first one, which refits the checkpoints since 512
+//! ~4 ms on one core (a resumed experiment's first one, which refits the checkpoints since 512
 //! trials, ~75 ms; `benches/search.rs`).
 
 mod acquisition;
