@@ -88,10 +88,13 @@ fn json_pairs(line: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// What a trial has reported so far, per metric: its latest, largest and smallest value.
+/// What a trial has reported so far, per metric: its latest, largest and smallest value, and the
+/// steps they came at.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tally {
     metrics: BTreeMap<String, Summary>,
+    /// The highest step any report carried.
+    last_step: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,6 +102,10 @@ struct Summary {
     latest: f64,
     max: f64,
     min: f64,
+    /// The steps of the latest, largest and smallest value (the first of equal extremes).
+    latest_step: Option<i64>,
+    max_step: Option<i64>,
+    min_step: Option<i64>,
 }
 
 impl Tally {
@@ -106,20 +113,55 @@ impl Tally {
     pub fn of_attempt(observations: &[Observation], attempt: u32) -> Self {
         let mut tally = Tally::default();
         for o in observations.iter().filter(|o| o.attempt == attempt) {
-            tally.add(&o.metric, o.value);
+            tally.add_at(&o.metric, o.value, o.step);
         }
         tally
     }
 
     pub fn add(&mut self, name: &str, value: f64) {
+        self.add_at(name, value, None);
+    }
+
+    /// Adds a value reported at `step` (when the report had one).
+    pub fn add_at(&mut self, name: &str, value: f64, step: Option<i64>) {
+        if step > self.last_step {
+            self.last_step = step;
+        }
         self.metrics
             .entry(name.to_string())
             .and_modify(|s| {
                 s.latest = value;
-                s.max = s.max.max(value);
-                s.min = s.min.min(value);
+                s.latest_step = step;
+                if value > s.max {
+                    (s.max, s.max_step) = (value, step);
+                }
+                if value < s.min {
+                    (s.min, s.min_step) = (value, step);
+                }
             })
-            .or_insert(Summary { latest: value, max: value, min: value });
+            .or_insert(Summary {
+                latest: value,
+                max: value,
+                min: value,
+                latest_step: step,
+                max_step: step,
+                min_step: step,
+            });
+    }
+
+    /// The step at which the value `value(metric, strategy)` was reported, when it had one.
+    pub fn step_of(&self, metric: &str, strategy: Strategy) -> Option<i64> {
+        let s = self.metrics.get(metric)?;
+        match strategy {
+            Strategy::Max => s.max_step,
+            Strategy::Min => s.min_step,
+            Strategy::Latest => s.latest_step,
+        }
+    }
+
+    /// The highest step reported, by any metric.
+    pub fn last_step(&self) -> Option<i64> {
+        self.last_step
     }
 
     /// The value of `metric` read with `strategy`; `None` when it was never reported.
@@ -189,5 +231,18 @@ mod tests {
         assert_eq!(t.value("acc", Strategy::Latest), Some(0.7));
         assert_eq!(t.value("loss", Strategy::Max), None);
         assert_eq!(t.latest()["acc"], 0.7);
+    }
+
+    #[test]
+    fn tally_knows_the_step_of_the_value_it_ranks_and_the_last_step() {
+        let mut t = Tally::default();
+        for (step, v) in [(1, 0.3), (2, 0.1), (3, 0.2), (4, 0.1)] {
+            t.add_at("loss", v, Some(step));
+        }
+        assert_eq!(t.step_of("loss", Strategy::Min), Some(2), "the first of equal minima");
+        assert_eq!(t.step_of("loss", Strategy::Max), Some(1));
+        assert_eq!(t.step_of("loss", Strategy::Latest), Some(4));
+        assert_eq!(t.last_step(), Some(4));
+        assert_eq!(t.step_of("acc", Strategy::Min), None);
     }
 }

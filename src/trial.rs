@@ -72,6 +72,13 @@ pub struct Trial {
     /// The objective value read with the experiment's strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective: Option<f64>,
+    /// The step at which the objective value was reported (with `strategy: min`/`max`, possibly
+    /// earlier than `last_step`: then the ranked value is not the final model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective_step: Option<i64>,
+    /// The highest step the trial's final attempt reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<i64>,
     /// The last value of every metric the trial reported.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
@@ -107,6 +114,8 @@ impl Trial {
             reason: None,
             message: None,
             objective: None,
+            objective_step: None,
+            last_step: None,
             metrics: BTreeMap::new(),
             attempts: 0,
             exit_code: None,
@@ -126,6 +135,12 @@ impl Trial {
             self.phase = next;
         }
         legal
+    }
+
+    /// Whether the objective was read at an earlier step than the trial's last: the value ranked is
+    /// not that of the model the trial saved at its end.
+    pub fn ranked_before_end(&self) -> bool {
+        matches!((self.objective_step, self.last_step), (Some(at), Some(last)) if at < last)
     }
 
     /// Seconds from start to finish (or to `now` while running).

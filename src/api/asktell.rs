@@ -301,6 +301,8 @@ async fn tell(
     let tally = Tally::of_attempt(&observations, attempt);
     trial.metrics = tally.latest();
     trial.objective = tally.value(&spec.objective.metric, spec.objective.strategy());
+    trial.objective_step = tally.step_of(&spec.objective.metric, spec.objective.strategy());
+    trial.last_step = tally.last_step();
     let (phase, why, message) = match request.state.as_deref() {
         None | Some("succeeded") if trial.objective.is_some() => (TrialPhase::Succeeded, None, None),
         None | Some("succeeded") => (

@@ -54,6 +54,8 @@ pub async fn run_trial<E: Executor>(ctx: Arc<TrialContext<E>>, mut trial: Trial,
         }
         trial.metrics = tally.latest();
         trial.objective = tally.value(&ctx.spec.objective.metric, ctx.spec.objective.strategy());
+        trial.objective_step = tally.step_of(&ctx.spec.objective.metric, ctx.spec.objective.strategy());
+        trial.last_step = tally.last_step();
         trial.exit_code = match finished.exit {
             Exit::Code(c) => Some(c),
             _ => None,
