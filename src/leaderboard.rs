@@ -72,7 +72,7 @@ pub fn rank(experiment: &Experiment, trials: &[Trial], top: Option<usize>, now: 
             parameters: parameters_json(&t.parameters),
             metrics: t.metrics.clone(),
             duration_seconds: t.duration_seconds(now).map(|s| (s * 1000.0).round() / 1000.0),
-            reason: t.reason.clone().filter(|_| t.phase != TrialPhase::Succeeded),
+            reason: t.reason.as_ref().map(ToString::to_string).filter(|_| t.phase != TrialPhase::Succeeded),
             message: t.message.clone(),
             output_dir: t.dir.as_ref().map(|d| format!("{d}/output")),
         })

@@ -22,6 +22,10 @@ pub mod store;
 /// Per-trial tokens for pushed metrics.
 pub mod token;
 
+/// The experiment core: one experiment's life as a pure state machine (events in, commands out),
+/// with every rule about budgets, verdicts, phases and end reasons.
+pub mod experiment;
+
 /// The REST API (axum).
 pub mod api;
 /// The experiment loop, and the supervisor that runs every stored experiment.

@@ -174,6 +174,11 @@ impl Tally {
         })
     }
 
+    /// The names of the metrics reported, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.metrics.keys().map(String::as_str)
+    }
+
     /// The latest value of every metric.
     pub fn latest(&self) -> BTreeMap<String, f64> {
         self.metrics.iter().map(|(k, s)| (k.clone(), s.latest)).collect()

@@ -8,7 +8,11 @@
 //! Field meanings follow Kubeflow Katib where Katib has the field (objective, algorithm, parallel,
 //! max and failed trial counts, feasible spaces); see `README.md` for the reference.
 
+mod algorithm;
 mod document;
+#[cfg(test)]
+mod fixture;
+mod phase;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,7 +21,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use algorithm::AlgorithmName;
 pub use document::{Problem, SpecError, from_value, parse};
+pub use phase::{EndReason, ExperimentPhase};
 pub use validate::{Placeholders, parse_duration, placeholders};
 
 /// The API group and version of every document.
@@ -230,7 +236,7 @@ pub enum Strategy {
 #[serde(rename_all = "camelCase")]
 pub struct Algorithm {
     /// `random`, `grid` or `bayesian`.
-    pub name: String,
+    pub name: AlgorithmName,
     /// The same seed gives the same suggestions; a random one is chosen and recorded when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -242,7 +248,7 @@ pub struct Algorithm {
 
 impl Default for Algorithm {
     fn default() -> Self {
-        Self { name: "random".into(), seed: None, settings: BTreeMap::new() }
+        Self { name: AlgorithmName::Random, seed: None, settings: BTreeMap::new() }
     }
 }
 
@@ -266,10 +272,6 @@ impl ParameterSpec {
         Self { name: name.into(), kind, min: None, max: None, step: None, scale: Scale::Linear, values }
     }
 }
-
-/// The algorithms this build knows, with the settings each accepts.
-pub const ALGORITHMS: &[(&str, &[&str])] =
-    &[("random", &[]), ("grid", &["levels"]), ("bayesian", &["initialPoints", "candidates", "restarts", "xi"])];
 
 /// One hyperparameter and its feasible space.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -450,7 +452,8 @@ pub struct ExperimentStatus {
     pub phase: ExperimentPhase,
     /// Why the experiment is in its phase (`GoalReached`, `MaxTrialsReached`, `TooManyFailures`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub reason: Option<EndReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The seed in force (the spec's, or the one chosen at creation).
@@ -472,23 +475,6 @@ pub struct ExperimentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "free_form_list")]
     pub conditions: Vec<serde_json::Value>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum ExperimentPhase {
-    #[default]
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Stopped,
-}
-
-impl ExperimentPhase {
-    /// Whether the experiment has ended for good (a stopped one can be resumed).
-    pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
-    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

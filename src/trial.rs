@@ -42,17 +42,110 @@ impl TrialPhase {
     }
 }
 
-/// Why a trial failed (or was stopped), as shown in its `reason`.
-pub mod reason {
-    pub const NON_ZERO_EXIT: &str = "NonZeroExit";
-    pub const KILLED: &str = "Killed";
-    pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
-    pub const TIMED_OUT: &str = "TimedOut";
-    pub const START_FAILED: &str = "StartFailed";
-    pub const USER_STOPPED: &str = "StoppedByUser";
-    pub const GOAL_REACHED: &str = "ExperimentGoalReached";
-    pub const CONTROLLER_LOST: &str = "ControllerLost";
-    pub const CONTROLLER_SHUTDOWN: &str = "ControllerShutdown";
+/// Why a trial failed, was stopped or waits (`reason`), written as the strings the store and the
+/// API have always carried.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TrialReason {
+    /// The program exited with a code other than 0.
+    NonZeroExit,
+    /// A signal tuna did not send ended it.
+    Killed,
+    /// It ended well but never reported the objective metric.
+    MetricsUnavailable,
+    /// It ran longer than `spec.trial.timeout` (or, for ask/tell, got no result within it).
+    TimedOut,
+    /// The program could not be started.
+    StartFailed,
+    /// A user stopped the experiment.
+    StoppedByUser,
+    /// Another trial reached the objective's target.
+    ExperimentGoalReached,
+    /// The experiment failed (too many failures) while this trial ran.
+    TooManyFailures,
+    /// The controller died while it ran; re-queued.
+    ControllerLost,
+    /// The controller shut down while it ran; re-queued on its return.
+    ControllerShutdown,
+    /// A reason given from outside: a client's tell, or why the cluster keeps it waiting
+    /// (`Unschedulable`, …).
+    Other(String),
+}
+
+impl TrialReason {
+    const NAMED: [TrialReason; 10] = [
+        TrialReason::NonZeroExit,
+        TrialReason::Killed,
+        TrialReason::MetricsUnavailable,
+        TrialReason::TimedOut,
+        TrialReason::StartFailed,
+        TrialReason::StoppedByUser,
+        TrialReason::ExperimentGoalReached,
+        TrialReason::TooManyFailures,
+        TrialReason::ControllerLost,
+        TrialReason::ControllerShutdown,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        use TrialReason::*;
+        match self {
+            NonZeroExit => "NonZeroExit",
+            Killed => "Killed",
+            MetricsUnavailable => "MetricsUnavailable",
+            TimedOut => "TimedOut",
+            StartFailed => "StartFailed",
+            StoppedByUser => "StoppedByUser",
+            ExperimentGoalReached => "ExperimentGoalReached",
+            TooManyFailures => "TooManyFailures",
+            ControllerLost => "ControllerLost",
+            ControllerShutdown => "ControllerShutdown",
+            Other(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Display for TrialReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for TrialReason {
+    fn from(text: &str) -> Self {
+        Self::NAMED.into_iter().find(|r| r.as_str() == text).unwrap_or_else(|| TrialReason::Other(text.into()))
+    }
+}
+
+impl Serialize for TrialReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TrialReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|text| TrialReason::from(text.as_str()))
+    }
+}
+
+/// How one attempt's process ended, as the executor saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Exit {
+    Code(i32),
+    /// Killed by a signal that tuna did not send.
+    Signal(i32),
+    TimedOut,
+    /// Stopped on request (before or after it started).
+    Stopped,
+    /// The program could not be started.
+    StartFailed(String),
+}
+
+/// The end of one attempt: how it exited and the last lines it wrote to stderr.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    pub exit: Exit,
+    /// The last lines the trial wrote to stderr, for the failure message.
+    pub stderr_tail: Vec<String>,
 }
 
 /// A trial as stored.
@@ -66,7 +159,7 @@ pub struct Trial {
     pub parameters: Assignment,
     pub phase: TrialPhase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<TrialReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The objective value read with the experiment's strategy.
@@ -209,6 +302,17 @@ mod tests {
         let lookup = |n: &str| (n == "lr").then(|| "0.1".to_string());
         assert_eq!(substitute("--lr=${lr} ${x} $${lr}", &lookup), "--lr=0.1 ${x} $0.1");
         assert_eq!(substitute("open ${lr", &lookup), "open ${lr");
+    }
+
+    #[test]
+    fn trial_reasons_keep_their_wire_strings() {
+        for reason in TrialReason::NAMED {
+            let text = serde_json::to_string(&reason).unwrap();
+            assert_eq!(serde_json::from_str::<TrialReason>(&text).unwrap(), reason);
+        }
+        assert_eq!(serde_json::to_string(&TrialReason::ExperimentGoalReached).unwrap(), "\"ExperimentGoalReached\"");
+        let told: TrialReason = serde_json::from_str("\"OutOfMemory\"").unwrap();
+        assert_eq!(told, TrialReason::Other("OutOfMemory".into()));
     }
 
     #[test]

@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, Result, bearer};
-use crate::controller::history;
+use crate::experiment::{self, Told, history};
 use crate::metrics::Tally;
 use crate::search::{self, Outcome, Past, Search};
 use crate::space::Assignment;
-use crate::spec::{ExecutorKind, ExperimentPhase, ExperimentSpec};
+use crate::spec::{ExecutorKind, ExperimentSpec};
 use crate::store::{Durability, ExperimentRecord};
-use crate::trial::{Observation, Trial, TrialPhase, reason};
+use crate::trial::{Observation, Trial, TrialPhase};
 
 /// The most suggestions one ask returns.
 const MAX_ASK: usize = 1000;
@@ -151,7 +151,7 @@ impl Asker {
         let search = self.search_for(spec, seed)?;
         let started = Instant::now();
         let picked = search.suggest(history, count).map_err(|e| ApiError::Conflict(e.to_string()))?;
-        let labels = vec![("algorithm".to_string(), spec.algorithm.name.clone())];
+        let labels = vec![("algorithm".to_string(), spec.algorithm.name.to_string())];
         state.metrics.suggestions.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         Ok(picked)
     }
@@ -168,18 +168,10 @@ fn askable(state: &ApiState, name: &str) -> Result<ExperimentRecord> {
     Ok(record)
 }
 
-/// How many new trials an ask for `count` may hand out, given the experiment's trials and how many
-/// of them are open: never more than maxTrials in all, nor more than parallelTrials open at once;
-/// none once the experiment ended.
+/// How many new trials an ask for `count` may hand out (the core's budget and parallelism rule).
 fn room_for(record: &ExperimentRecord, count: usize, trials: usize, open: usize) -> usize {
-    let spec = &record.experiment.spec;
     let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
-    if matches!(phase, ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped) {
-        return 0;
-    }
-    count
-        .min((spec.max_trials as usize).saturating_sub(trials))
-        .min((spec.parallel_trials as usize).saturating_sub(open))
+    experiment::room_for(&record.experiment.spec, phase, count, trials, open)
 }
 
 fn seed_of(record: &ExperimentRecord) -> u64 {
@@ -208,13 +200,8 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
             .update_experiment(&name, Durability::Flushed, |r| r.exhausted = true)
             .map_err(ApiError::internal(format!("update experiment {name}")))?;
     }
-    let now = Timestamp::now();
     let mut out = Vec::with_capacity(fresh.len());
-    for (i, parameters) in fresh.into_iter().enumerate() {
-        let mut trial = Trial::new(&name, (existing + i) as u32, parameters, now);
-        trial.move_to(TrialPhase::Running);
-        trial.attempts = 1;
-        trial.started_at = Some(now);
+    for trial in experiment::asked(&name, existing, fresh, Timestamp::now()) {
         let writes =
             state.store.write_trial(&trial).map_err(ApiError::internal(format!("store trial {}", trial.name)))?;
         asker.wrote(&trial, writes);
@@ -299,24 +286,13 @@ async fn tell(
         .observations(&name, trial.index)
         .map_err(ApiError::internal(format!("read observations of {trial_name}")))?;
     let tally = Tally::of_attempt(&observations, attempt);
-    trial.metrics = tally.latest();
-    trial.objective = tally.value(&spec.objective.metric, spec.objective.strategy());
-    trial.objective_step = tally.step_of(&spec.objective.metric, spec.objective.strategy());
-    trial.last_step = tally.last_step();
-    let (phase, why, message) = match request.state.as_deref() {
-        None | Some("succeeded") if trial.objective.is_some() => (TrialPhase::Succeeded, None, None),
-        None | Some("succeeded") => (
-            TrialPhase::Failed,
-            Some(reason::METRICS_UNAVAILABLE.to_string()),
-            Some(format!("completed without {}", spec.objective.metric)),
-        ),
-        Some("failed") => (TrialPhase::Failed, Some(request.reason.clone().unwrap_or_else(|| "Failed".into())), None),
+    let said = match request.state.as_deref() {
+        None | Some("succeeded") => Told::Succeeded,
+        Some("failed") => Told::Failed { reason: request.reason.clone() },
         Some(other) => return Err(ApiError::bad_request("state", format!("{other:?} is not succeeded or failed"))),
     };
-    trial.move_to(phase);
-    trial.reason = why;
-    trial.message = message;
-    trial.finished_at = Some(Timestamp::now());
+    experiment::record_result(&mut trial, spec, &tally);
+    experiment::told(spec, &tally, said).conclude(&mut trial, Timestamp::now());
     let store = || ApiError::internal(format!("store trial {trial_name}"));
     let writes = state.store.write_trial(&trial).map_err(store())?;
     state.store.flush_writes().map_err(store())?;

@@ -81,7 +81,7 @@ async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<Value>> {
             Summary {
                 name: r.name().to_string(),
                 phase: status.phase,
-                algorithm: r.experiment.spec.algorithm.name.clone(),
+                algorithm: r.experiment.spec.algorithm.name.to_string(),
                 max_trials: r.experiment.spec.max_trials,
                 trials: status.trials,
                 best_objective: status.best_trial.map(|b| b.objective),
@@ -135,13 +135,7 @@ async fn resume(
         if let Some(n) = request.max_failed_trials {
             r.experiment.spec.max_failed_trials = n;
         }
-        let status = r.experiment.status.get_or_insert_with(Default::default);
-        if matches!(status.phase, ExperimentPhase::Stopped | ExperimentPhase::Succeeded | ExperimentPhase::Failed) {
-            status.phase = ExperimentPhase::Pending;
-            status.reason = None;
-            status.message = None;
-            status.completion_time = None;
-        }
+        crate::experiment::reopen(r.experiment.status.get_or_insert_with(Default::default));
         r.exhausted = false;
     })?;
     state.forget_search(&name);

@@ -268,7 +268,7 @@ async fn a_trial_written_after_the_preparation_makes_the_ask_compute_afresh() {
     failed.move_to(crate::trial::TrialPhase::Failed);
     api.state.store.put_trial(&failed).unwrap();
     let trials = api.state.store.trials("w").unwrap();
-    let expected = reference.suggest(&crate::controller::history(&spec, &trials), 1).unwrap();
+    let expected = reference.suggest(&crate::experiment::history(&spec, &trials), 1).unwrap();
     let got = ask(1).await;
     let parameters: crate::space::Assignment = serde_json::from_value(got[0]["parameters"].clone()).unwrap();
     assert_eq!(vec![parameters], expected);

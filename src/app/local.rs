@@ -150,7 +150,7 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
             out,
             "experiment {name}: {:?} ({}){}",
             status.phase,
-            status.reason.as_deref().unwrap_or("-"),
+            status.reason.as_ref().map_or("-", |r| r.as_str()),
             status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
         )?;
     }

@@ -8,9 +8,10 @@ use tracing::info;
 
 use super::{Controller, Error, Result};
 use crate::executor::Executor;
+use crate::experiment;
 use crate::spec::{Experiment, ExperimentStatus};
 use crate::store::ExperimentRecord;
-use crate::trial::{TrialPhase, reason};
+use crate::trial::TrialPhase;
 
 /// What `admit` found.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,24 +71,17 @@ impl<E: Executor> Controller<E> {
     pub(super) fn requeue(&self, name: &str) -> Result<u32> {
         let trials = self.store.trials(name).map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
         let mut requeued = 0;
-        let unfinished = |t: &crate::trial::Trial| !matches!(t.phase, TrialPhase::Succeeded | TrialPhase::Failed);
-        for mut trial in trials.into_iter().filter(unfinished) {
-            if let Some(pid) = trial.pid.take() {
+        let now = Timestamp::now();
+        for mut trial in trials {
+            let before = trial.clone();
+            if let Some(pid) = trial.pid.filter(|_| !matches!(trial.phase, TrialPhase::Succeeded | TrialPhase::Failed))
+            {
                 self.executor.reap(pid);
             }
-            if trial.phase == TrialPhase::Running {
-                trial.move_to(TrialPhase::Interrupted);
-                trial.reason = Some(reason::CONTROLLER_LOST.into());
-                trial.message =
-                    Some(format!("the controller stopped while the trial ran (at {}); re-queued", Timestamp::now()));
+            requeued += u32::from(experiment::requeue(&mut trial, now));
+            if trial != before {
+                self.save_trial(&trial)?;
             }
-            if trial.phase != TrialPhase::Pending {
-                trial.move_to(TrialPhase::Pending);
-                requeued += 1;
-            }
-            trial.started_at = None;
-            trial.finished_at = None;
-            self.store.put_trial(&trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
         }
         Ok(requeued)
     }

@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::executor::kube::job::EXPERIMENT_LABEL;
-use crate::spec::{self, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
+use crate::experiment;
+use crate::spec::{self, EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
 use crate::store::{Desired, Durability, ExperimentRecord, KubeOrigin, Store};
 
 /// The finalizer that lets tuna stop an experiment's Jobs before its CR goes away.
@@ -138,12 +139,7 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         Ok(valid) => valid,
         Err(e) => {
             let message = e.problems().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            let status = ExperimentStatus {
-                phase: ExperimentPhase::Failed,
-                reason: Some("InvalidSpec".into()),
-                message: Some(message),
-                ..Default::default()
-            };
+            let status = experiment::refused(EndReason::InvalidSpec, message);
             write_status(
                 api,
                 &name,
@@ -160,12 +156,7 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
             let message = format!(
                 "an experiment named {name} already exists in tuna (from another namespace or the API); rename this one"
             );
-            let status = ExperimentStatus {
-                phase: ExperimentPhase::Failed,
-                reason: Some("NameConflict".into()),
-                message: Some(message.clone()),
-                ..Default::default()
-            };
+            let status = experiment::refused(EndReason::NameConflict, message.clone());
             write_status(api, &name, &status, &[condition("Failed", "NameConflict", &message)]).await?;
             return Ok(Action::await_change());
         }
@@ -219,8 +210,7 @@ fn follow_edits(
         r.experiment.spec.max_failed_trials = failed;
         let status = r.experiment.status.get_or_insert_with(Default::default);
         if raised && status.phase.is_finished() {
-            status.phase = ExperimentPhase::Pending;
-            status.completion_time = None;
+            experiment::reopen(status);
         }
     })?;
     Ok(updated.unwrap_or_else(|| record.clone()))
@@ -258,7 +248,7 @@ fn waiting(ctx: &Context, name: &str) -> Option<String> {
     Some(format!(
         "trial {} is waiting: {}: {}",
         t.name,
-        t.reason.as_deref().unwrap_or(""),
+        t.reason.as_ref().map_or("", |r| r.as_str()),
         t.message.as_deref().unwrap_or("")
     ))
 }
@@ -302,7 +292,7 @@ fn condition(type_: &str, reason: &str, message: &str) -> serde_json::Value {
 
 /// Conditions a `kubectl describe` reader expects: Created, Running, then Succeeded or Failed.
 fn conditions_for(status: &ExperimentStatus) -> Vec<serde_json::Value> {
-    let reason = status.reason.as_deref().unwrap_or("");
+    let reason = status.reason.as_ref().map_or("", |r| r.as_str());
     let message = status.message.as_deref().unwrap_or("");
     let mut conditions = vec![condition("Created", "ExperimentCreated", "the experiment is in tuna's store")];
     match status.phase {

@@ -1,45 +1,43 @@
-//! The experiment loop: one decision at a time (`plan::next_step`), acted on and persisted before
-//! the next.
+//! The shells around the experiment core: the loop that runs an experiment's trials through an
+//! executor (this file), the supervisor that runs every stored experiment, the review of ask/tell
+//! experiments, admission, and the custom-resource reconciler (`crd`). Every decision is the
+//! core's (`crate::experiment`); these turn I/O into its events and carry out its commands.
 //!
 //! ```text
-//!        ┌──────────── next_step(counts) ◀────────────────┐
-//!        ▼                                               │
-//! Launch(n): queued trials, then Search::suggest ──▶ store ──▶ spawn run_trial ──▶ trial ends ─┤
-//! Wait: the next trial to end (or Ctrl-C: stop all)                                           │
-//! Finish: stop what runs if the result is already known, write the final status ◀─────────────┘
+//!   ┌─▶ Core::step ──▶ Save ─▶ store      Launch/Retry ─▶ Attempts (executor tasks)   Stop ─▶ one trial
+//!   │                  Ended ─▶ status, progress            │ TrialEvent, Finished
+//!   │                  Finish ─▶ final status, return       ▼
+//!   └──────────────── Core::handle ◀── events (started, lines → observations, attempt ended) ◀─┘
 //! ```
 
 mod admit;
 pub mod crd;
 mod external;
-mod plan;
-mod status;
 mod supervisor;
 mod trial_run;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::{info, instrument};
 
 pub use admit::Admission;
-pub use plan::{Counts, Limits, Step, next_step};
 pub use supervisor::supervise;
-pub use trial_run::{Site, Verdict, judge, launch_for};
+pub use trial_run::{Site, launch_for};
 
-use crate::executor::Executor;
+use crate::executor::{Executor, TrialEvent};
+pub use crate::experiment::Halt;
+use crate::experiment::{self, Command, Core, Event};
 use crate::metrics::MetricParser;
-use crate::search::{self, Outcome, Past, Search};
-use crate::spec::{ExperimentPhase, ExperimentStatus, Goal};
+use crate::search::{self, Search};
+use crate::spec::{EndReason, ExperimentStatus};
 use crate::store::{Durability, ExperimentRecord, Store};
 use crate::token::TrialSecret;
-use crate::trial::{Trial, TrialPhase, reason};
-use trial_run::{TrialContext, run_trial};
+use crate::trial::Trial;
+use trial_run::{Attempts, Report, TrialContext};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -106,17 +104,6 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What a running experiment is asked to do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Halt {
-    #[default]
-    Run,
-    /// Stop: running trials are stopped, the experiment is `Stopped` until resumed.
-    Stop,
-    /// The controller is going away: running trials are interrupted and re-queued on its return.
-    Interrupt,
-}
-
 /// How local trials reach the API to push metrics.
 #[derive(Clone, Debug)]
 pub struct TrialApi {
@@ -177,49 +164,30 @@ impl<E: Executor> Controller<E> {
         if record.experiment.spec.executor == crate::spec::ExecutorKind::External {
             return Err(Error::ExternalExecutor { name: name.into() });
         }
-        let mut run = self.start(&mut record)?;
-        let mut tasks: JoinSet<Result<Trial>> = JoinSet::new();
-        let (stop_tx, stop_rx) = watch::channel(None::<String>);
-        let started = Instant::now();
+        let (mut core, mut search, mut attempts) = self.start(&mut record)?;
+        let mut shell = Shell { controller: self, record, started: Instant::now(), progress };
+        core.handle(Event::Halt(*halt.borrow_and_update()), Timestamp::now());
         loop {
-            let step = match *halt.borrow() {
-                Halt::Run => next_step(run.counts(), run.limits(), run.search.exhausted_reason()),
-                Halt::Stop => {
-                    Step::Finish { phase: ExperimentPhase::Stopped, reason: reason::USER_STOPPED, stop_running: true }
-                }
-                Halt::Interrupt => Step::Finish {
-                    phase: ExperimentPhase::Running,
-                    reason: reason::CONTROLLER_SHUTDOWN,
-                    stop_running: true,
-                },
-            };
-            match step {
-                Step::Launch(n) => {
-                    for trial in self.launch(&mut run, n)? {
-                        tasks.spawn(run_trial(Arc::clone(&run.ctx), trial.clone(), stop_rx.clone()));
-                        progress(Progress::Launched { trial: &trial, snapshot: run.snapshot(started) });
+            let commands = core
+                .step(search.as_mut(), Timestamp::now())
+                .map_err(|source| Error::Suggest { name: name.into(), source })?;
+            let idle = commands.is_empty();
+            if let Some(reason) = shell.carry_out(&mut core, &mut attempts, commands)? {
+                return shell.finish(&core, reason);
+            }
+            if !idle {
+                continue;
+            }
+            tokio::select! {
+                report = attempts.next() => {
+                    let (index, report) = report?;
+                    let commands = shell.take_report(&mut core, &mut attempts, index, report).await?;
+                    if let Some(reason) = shell.carry_out(&mut core, &mut attempts, commands)? {
+                        return shell.finish(&core, reason);
                     }
                 }
-                Step::Wait => tokio::select! {
-                    Some(joined) = tasks.join_next() => {
-                        let trial = self.settle(&mut run, &mut record, joined)?;
-                        progress(Progress::Ended { trial: &trial, snapshot: run.snapshot(started) });
-                    }
-                    _ = halted(&mut halt) => {}
-                },
-                Step::Finish { phase, reason, stop_running } => {
-                    if stop_running {
-                        let _ = stop_tx.send(Some(stop_reason(phase, reason).to_string()));
-                    }
-                    while let Some(joined) = tasks.join_next().await {
-                        let trial = self.settle(&mut run, &mut record, joined)?;
-                        progress(Progress::Ended { trial: &trial, snapshot: run.snapshot(started) });
-                    }
-                    info!(?phase, reason, "experiment loop ended");
-                    let status = record.experiment.status.get_or_insert_with(Default::default);
-                    status::finish(status, &run.ctx.spec, &run.trials, phase, reason);
-                    self.save_status(&record, Durability::Flushed)?;
-                    return Ok(record);
+                next = next_halt(&mut halt) => {
+                    core.handle(Event::Halt(next), Timestamp::now());
                 }
             }
         }
@@ -245,7 +213,12 @@ impl<E: Executor> Controller<E> {
         Ok(())
     }
 
-    fn start(&self, record: &mut ExperimentRecord) -> Result<Run<E>> {
+    fn save_trial(&self, trial: &Trial) -> Result<()> {
+        self.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
+    }
+
+    /// The core, the search and the attempts' shell for a stored experiment, marked running.
+    fn start(&self, record: &mut ExperimentRecord) -> Result<(Core, Box<dyn Search>, Attempts<E>)> {
         let name = record.name().to_string();
         let spec = record.experiment.spec.clone();
         let status = record.experiment.status.get_or_insert_with(Default::default);
@@ -256,12 +229,12 @@ impl<E: Executor> Controller<E> {
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let working_dir = spec_dir.join(spec.trial.working_dir.as_deref().unwrap_or("."));
         let trials = self.store.trials(&name).map_err(|source| Error::LoadExperiment { name: name.clone(), source })?;
-        status.phase = ExperimentPhase::Running;
-        status.reason = None;
-        status.message = None;
-        status.completion_time = None;
-        status.start_time.get_or_insert_with(|| Timestamp::now().to_string());
+        let core = Core::new(&name, spec.clone(), trials);
+        experiment::begin(status, Timestamp::now());
+        core.refresh(status);
+        self.save_status(record, Durability::Flushed)?;
         let ctx = TrialContext {
+            name: name.clone(),
             store: self.store.clone(),
             executor: Arc::clone(&self.executor),
             spec,
@@ -271,127 +244,104 @@ impl<E: Executor> Controller<E> {
             api: self.api.clone(),
             origin: record.origin.clone(),
         };
-        let run = Run { name, ctx: Arc::new(ctx), search, trials, active: HashSet::new(), exhausted: false };
-        status::refresh(status, &run.ctx.spec, &run.trials, &run.active);
-        self.save_status(record, Durability::Flushed)?;
-        Ok(run)
+        Ok((core, search, Attempts::new(Arc::new(ctx))))
     }
+}
 
-    /// Picks `n` trials to start: queued ones first, then new suggestions (stored before they run).
-    fn launch(&self, run: &mut Run<E>, n: u32) -> Result<Vec<Trial>> {
-        let mut picked: Vec<Trial> = run
-            .trials
-            .iter()
-            .filter(|t| t.phase == TrialPhase::Pending && !run.active.contains(&t.index))
-            .take(n as usize)
-            .cloned()
-            .collect();
-        let wanted = n as usize - picked.len();
-        if wanted > 0 {
-            let history = run.history();
-            let fresh = run
-                .search
-                .suggest(&history, wanted)
-                .map_err(|source| Error::Suggest { name: run.name.clone(), source })?;
-            run.exhausted |= fresh.len() < wanted;
-            for parameters in fresh {
-                let trial = Trial::new(&run.name, run.trials.len() as u32, parameters, Timestamp::now());
-                self.store
-                    .put_trial(&trial)
-                    .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
-                run.trials.push(trial.clone());
-                picked.push(trial);
+/// One run of the loop: what carrying out the core's commands needs.
+struct Shell<'a, E> {
+    controller: &'a Controller<E>,
+    record: ExperimentRecord,
+    started: Instant,
+    progress: &'a mut (dyn FnMut(Progress<'_>) + Send),
+}
+
+impl<E: Executor> Shell<'_, E> {
+    /// Carries out `commands` in order; returns the end reason once the core says the loop is over.
+    fn carry_out(
+        &mut self,
+        core: &mut Core,
+        attempts: &mut Attempts<E>,
+        commands: Vec<Command>,
+    ) -> Result<Option<EndReason>> {
+        for command in commands {
+            match command {
+                Command::Save(trial) => self.controller.save_trial(&trial)?,
+                Command::Retry(trial) => {
+                    info!(trial = %trial.name, attempt = trial.attempts, "trial lost; running it again");
+                    let dir = attempts.launch(&trial);
+                    core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
+                }
+                Command::Launch(trial) => {
+                    let dir = attempts.launch(&trial);
+                    core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
+                    (self.progress)(Progress::Launched { trial: &trial, snapshot: snapshot(core, self.started) });
+                }
+                Command::Stop { trial, cause } => attempts.stop(trial, cause),
+                Command::Ended(trial) => {
+                    attempts.forget(trial.index);
+                    let status = self.record.experiment.status.get_or_insert_with(Default::default);
+                    core.refresh(status);
+                    // The trial itself was flushed; the status is rebuilt from the trials on every load.
+                    self.controller.save_status(&self.record, Durability::Lazy)?;
+                    (self.progress)(Progress::Ended { trial: &trial, snapshot: snapshot(core, self.started) });
+                }
+                Command::Finish(reason) => return Ok(Some(reason)),
             }
         }
-        run.active.extend(picked.iter().map(|t| t.index));
-        Ok(picked)
+        Ok(None)
     }
 
-    /// Takes in a trial that ended and updates the experiment's status.
-    fn settle(
-        &self,
-        run: &mut Run<E>,
-        record: &mut ExperimentRecord,
-        joined: std::result::Result<Result<Trial>, tokio::task::JoinError>,
-    ) -> Result<Trial> {
-        let trial = joined.map_err(|source| Error::TrialTask { name: run.name.clone(), source })??;
-        run.active.remove(&trial.index);
-        if let Some(slot) = run.trials.get_mut(trial.index as usize) {
-            *slot = trial.clone();
-        }
-        let status = record.experiment.status.get_or_insert_with(Default::default);
-        status::refresh(status, &run.ctx.spec, &run.trials, &run.active);
-        // The trial itself was flushed; the status is rebuilt from the trials on every load.
-        self.save_status(record, Durability::Lazy)?;
-        Ok(trial)
+    /// Turns what an attempt reported into the core's events (and its output into observations).
+    async fn take_report(
+        &mut self,
+        core: &mut Core,
+        attempts: &mut Attempts<E>,
+        index: u32,
+        report: Report,
+    ) -> Result<Vec<Command>> {
+        let Some(attempt) = core.trial(index).map(|t| t.attempts) else { return Ok(Vec::new()) };
+        let now = Timestamp::now();
+        let event = match report {
+            Report::Event(TrialEvent::Line { text, .. }) => {
+                attempts.observe_line(index, attempt, &text)?;
+                return Ok(Vec::new());
+            }
+            Report::Event(TrialEvent::Started { pid, gpus }) => Event::Started { trial: index, pid, gpus },
+            Report::Event(TrialEvent::Reattached) => Event::Reattached { trial: index },
+            Report::Event(TrialEvent::Waiting { reason, message }) => Event::Waiting { trial: index, reason, message },
+            Report::Ended(finished) => {
+                let tally = attempts.tally(index, attempt).await?;
+                Event::AttemptEnded { trial: index, finished, tally }
+            }
+        };
+        Ok(core.handle(event, now))
+    }
+
+    fn finish(mut self, core: &Core, reason: EndReason) -> Result<ExperimentRecord> {
+        info!(%reason, "experiment loop ended");
+        let status = self.record.experiment.status.get_or_insert_with(Default::default);
+        core.finish(status, reason, Timestamp::now());
+        self.controller.save_status(&self.record, Durability::Flushed)?;
+        Ok(self.record)
     }
 }
 
-/// Waits until `halt` asks for something other than running (forever once its sender is gone).
-async fn halted(halt: &mut watch::Receiver<Halt>) {
-    if halt.wait_for(|h| *h != Halt::Run).await.is_err() {
+/// The next halt users ask for (forever pending once its sender is gone).
+async fn next_halt(halt: &mut watch::Receiver<Halt>) -> Halt {
+    if halt.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
+    *halt.borrow_and_update()
 }
 
-fn stop_reason(phase: ExperimentPhase, reason: &'static str) -> &'static str {
-    match phase {
-        ExperimentPhase::Stopped => reason::USER_STOPPED,
-        ExperimentPhase::Running => reason::CONTROLLER_SHUTDOWN,
-        _ if reason == "GoalReached" => reason::GOAL_REACHED,
-        _ => reason,
+fn snapshot(core: &Core, started: Instant) -> Snapshot {
+    let c = core.counts();
+    Snapshot {
+        ended: c.succeeded + c.failed,
+        max_trials: core.spec().max_trials,
+        running: c.running,
+        best: core.best().map(|t| (t.name.clone(), t.objective.unwrap_or_default())),
+        elapsed: started.elapsed(),
     }
-}
-
-/// One experiment being run.
-struct Run<E> {
-    name: String,
-    ctx: Arc<TrialContext<E>>,
-    search: Box<dyn Search>,
-    /// Every trial, by index.
-    trials: Vec<Trial>,
-    /// Trials handed to a task and not back yet.
-    active: HashSet<u32>,
-    exhausted: bool,
-}
-
-impl<E> Run<E> {
-    fn limits(&self) -> Limits {
-        Limits::of(&self.ctx.spec)
-    }
-
-    fn counts(&self) -> Counts {
-        status::counts(&self.ctx.spec, &self.trials, &self.active, self.exhausted)
-    }
-
-    fn history(&self) -> Vec<Past> {
-        history(&self.ctx.spec, &self.trials)
-    }
-
-    fn snapshot(&self, started: Instant) -> Snapshot {
-        let c = self.counts();
-        Snapshot {
-            ended: c.succeeded + c.failed,
-            max_trials: self.ctx.spec.max_trials,
-            running: c.running,
-            best: status::best(&self.ctx.spec, &self.trials).map(|t| (t.name.clone(), t.objective.unwrap_or_default())),
-            elapsed: started.elapsed(),
-        }
-    }
-}
-
-/// What the search sees: values oriented so that lower is better.
-pub fn history(spec: &crate::spec::ExperimentSpec, trials: &[Trial]) -> Vec<Past> {
-    let sign = if spec.objective.goal == Goal::Maximize { -1.0 } else { 1.0 };
-    trials
-        .iter()
-        .map(|t| Past {
-            parameters: t.parameters.clone(),
-            outcome: match (t.phase, t.objective) {
-                (TrialPhase::Succeeded, Some(v)) => Outcome::Loss(sign * v),
-                (TrialPhase::Failed, _) => Outcome::Failed,
-                _ => Outcome::Pending,
-            },
-        })
-        .collect()
 }

@@ -12,15 +12,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::{Controller, Error, Halt, Result};
 use crate::executor::Executor;
-use crate::spec::{ExecutorKind, ExperimentPhase};
+use crate::experiment;
+use crate::spec::{EndReason, ExecutorKind, ExperimentPhase};
 use crate::store::{Desired, Durability, ExperimentRecord};
-use crate::trial::reason;
 
 /// How often the store is looked at when no change wakes the supervisor.
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
@@ -75,8 +76,8 @@ fn reconcile<E: Executor>(
         (Desired::Stop, None) if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
             let _ = controller.store.update_experiment(&name, Durability::Flushed, |r| {
                 let status = r.experiment.status.get_or_insert_with(Default::default);
-                status.phase = ExperimentPhase::Stopped;
-                status.reason = Some(reason::USER_STOPPED.into());
+                let message = "stopped while no trial ran; resume it to go on".to_string();
+                experiment::end_with(status, EndReason::StoppedByUser, message, Timestamp::now());
             });
         }
         (Desired::Run, None) if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
@@ -121,9 +122,7 @@ fn ended<E: Executor>(
         warn!(experiment = %name, error = %message, "experiment loop failed");
         let _ = controller.store.update_experiment(&name, Durability::Flushed, |r| {
             let status = r.experiment.status.get_or_insert_with(Default::default);
-            status.phase = ExperimentPhase::Failed;
-            status.reason = Some("ControllerError".into());
-            status.message = Some(message.clone());
+            experiment::end_with(status, EndReason::ControllerError, message.clone(), Timestamp::now());
         });
     }
 }

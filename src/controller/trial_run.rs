@@ -1,23 +1,27 @@
-//! Running one trial to its end: build its launch, stream its metrics into the store, judge the
-//! outcome, and re-run it when it was lost for a reason outside it and retries remain.
+//! The attempts of an experiment's trials: each runs in its own task through the executor, and
+//! everything it reports comes back on one channel, in order, ending with how it finished. The
+//! output lines become observations here; what they mean is the experiment core's to judge.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jiff::Timestamp;
-use tokio::sync::mpsc;
-use tracing::{info, instrument};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, info_span};
 
-use super::{Error, Result, TrialApi, reason::CONTROLLER_SHUTDOWN};
+use super::{Error, Result, TrialApi};
 use crate::executor::kube::Owner;
-use crate::executor::{Executor, Exit, Finished, Launch, StopSignal, TrialEvent};
+use crate::executor::{Executor, Finished, Launch, StopSignal, TrialEvent};
 use crate::metrics::{MetricParser, Tally};
 use crate::spec::{Collector, ExecutorKind, ExperimentSpec, parse_duration};
 use crate::store::Store;
-use crate::trial::{Observation, Trial, TrialPhase, parameters_json, reason, substitute};
+use crate::trial::{Observation, Trial, TrialReason, parameters_json, substitute};
 
 /// What every trial of one experiment shares.
 pub struct TrialContext<E> {
+    /// The experiment's name.
+    pub name: String,
     pub store: Store,
     pub executor: Arc<E>,
     pub spec: ExperimentSpec,
@@ -32,10 +36,34 @@ pub struct TrialContext<E> {
     pub origin: Option<crate::store::KubeOrigin>,
 }
 
-/// Runs `trial` (already stored as pending) until it has a final phase, or was stopped.
-#[instrument(skip_all, fields(trial = %trial.name))]
-pub async fn run_trial<E: Executor>(ctx: Arc<TrialContext<E>>, mut trial: Trial, stop: StopSignal) -> Result<Trial> {
-    loop {
+/// What an attempt's task sends back: its events as they happen, then how it finished.
+#[derive(Debug)]
+pub enum Report {
+    Event(TrialEvent),
+    Ended(Finished),
+}
+
+/// The running attempts of one experiment, with a stop signal of its own for each trial.
+pub struct Attempts<E> {
+    ctx: Arc<TrialContext<E>>,
+    tasks: JoinSet<()>,
+    sender: mpsc::UnboundedSender<(u32, Report)>,
+    reports: mpsc::UnboundedReceiver<(u32, Report)>,
+    /// Per trial, kept across its attempts: a trial asked to stop stays stopped when retried.
+    stops: HashMap<u32, watch::Sender<Option<TrialReason>>>,
+    /// Where each trial's current attempt writes its outputs.
+    output_dirs: HashMap<u32, PathBuf>,
+}
+
+impl<E: Executor> Attempts<E> {
+    pub fn new(ctx: Arc<TrialContext<E>>) -> Self {
+        let (sender, reports) = mpsc::unbounded_channel();
+        Self { ctx, tasks: JoinSet::new(), sender, reports, stops: HashMap::new(), output_dirs: HashMap::new() }
+    }
+
+    /// Starts the trial's current attempt; returns the trial's folder.
+    pub fn launch(&mut self, trial: &Trial) -> String {
+        let ctx = &self.ctx;
         let site = Site {
             spec: &ctx.spec,
             experiment_dir: &ctx.experiment_dir,
@@ -43,118 +71,107 @@ pub async fn run_trial<E: Executor>(ctx: Arc<TrialContext<E>>, mut trial: Trial,
             api: ctx.api.as_deref(),
             origin: ctx.origin.as_ref(),
         };
-        let launch = launch_for(&site, &trial);
-        trial.dir = Some(launch.trial_dir.display().to_string());
-        trial.attempts += 1;
-        let finished = watch_run(&ctx, &mut trial, launch, stop.clone()).await?;
-        let tally = reported(&ctx, &trial)?;
-        let mut verdict = judge(&ctx.spec, &finished, &tally, trial.attempts);
-        if verdict.phase == TrialPhase::Stopped && stop.borrow().as_deref() == Some(CONTROLLER_SHUTDOWN) {
-            verdict.phase = TrialPhase::Interrupted;
+        let launch = launch_for(&site, trial);
+        let dir = launch.trial_dir.display().to_string();
+        self.output_dirs.insert(trial.index, launch.output_dir());
+        let stop = self.stops.entry(trial.index).or_insert_with(|| watch::channel(None).0).subscribe();
+        let span = info_span!("trial", trial = %trial.name, attempt = trial.attempts);
+        let task = run_attempt(Arc::clone(&ctx.executor), launch, stop, trial.index, self.sender.clone());
+        self.tasks.spawn(task.instrument(span));
+        dir
+    }
+
+    /// Asks one trial to stop.
+    pub fn stop(&mut self, index: u32, cause: TrialReason) {
+        if let Some(stop) = self.stops.get(&index) {
+            stop.send_replace(Some(cause));
         }
-        trial.metrics = tally.latest();
-        trial.objective = tally.value(&ctx.spec.objective.metric, ctx.spec.objective.strategy());
-        trial.objective_step = tally.step_of(&ctx.spec.objective.metric, ctx.spec.objective.strategy());
-        trial.last_step = tally.last_step();
-        trial.exit_code = match finished.exit {
-            Exit::Code(c) => Some(c),
-            _ => None,
-        };
-        if verdict.retry {
-            info!(attempt = trial.attempts, "trial lost ({}); running it again", verdict.message);
-            trial.move_to(TrialPhase::Pending);
-            ctx.store.put_trial(&trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
-            continue;
+    }
+
+    /// Drops what was kept for a trial that has its outcome.
+    pub fn forget(&mut self, index: u32) {
+        self.stops.remove(&index);
+        self.output_dirs.remove(&index);
+    }
+
+    /// The next report of any attempt; fails when an attempt's task crashed.
+    pub async fn next(&mut self) -> Result<(u32, Report)> {
+        loop {
+            tokio::select! {
+                Some(report) = self.reports.recv() => return Ok(report),
+                Some(joined) = self.tasks.join_next() => {
+                    if let Err(source) = joined {
+                        return Err(Error::TrialTask { name: self.ctx.name.clone(), source });
+                    }
+                }
+            }
         }
-        trial.move_to(verdict.phase);
-        trial.reason = verdict
-            .reason
-            .map(str::to_string)
-            .or_else(|| stop.borrow().clone())
-            .filter(|_| verdict.phase != TrialPhase::Succeeded);
-        trial.message = (!verdict.message.is_empty()).then_some(verdict.message);
-        trial.finished_at = Some(Timestamp::now());
-        trial.pid = None;
-        ctx.store.put_trial(&trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
-        return Ok(trial);
+    }
+
+    /// Stores the metrics on one output line (stdout collector) as observations of `attempt`.
+    pub fn observe_line(&self, index: u32, attempt: u32, line: &str) -> Result<()> {
+        if self.ctx.spec.collector() != Collector::Stdout {
+            return Ok(());
+        }
+        self.observe(index, attempt, std::iter::once(line))
+    }
+
+    /// Everything `attempt` reported (output lines, pushes and, for the file collector, its file,
+    /// read now that it ended).
+    pub async fn tally(&self, index: u32, attempt: u32) -> Result<Tally> {
+        let ctx = &self.ctx;
+        if ctx.spec.collector() == Collector::File
+            && let Some(dir) = self.output_dirs.get(&index)
+        {
+            let file = dir.join(ctx.spec.metrics.file.as_deref().unwrap_or_default());
+            let text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
+            self.observe(index, attempt, text.lines())?;
+        }
+        let name = &ctx.name;
+        let observations = ctx
+            .store
+            .observations(name, index)
+            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })?;
+        Ok(Tally::of_attempt(&observations, attempt))
+    }
+
+    fn observe<'a>(&self, index: u32, attempt: u32, lines: impl Iterator<Item = &'a str>) -> Result<()> {
+        let ctx = &self.ctx;
+        let now = jiff::Timestamp::now();
+        let mut observations = Vec::new();
+        for report in lines.filter_map(|l| ctx.parser.parse_line(l)) {
+            for (metric, value) in report.values {
+                observations.push(Observation { attempt, metric, value, step: report.step, time: now });
+            }
+        }
+        let name = &ctx.name;
+        ctx.store
+            .add_observations(name, index, &observations)
+            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })
     }
 }
 
-/// Everything the current attempt reported: its output lines and what it pushed to the API.
-fn reported<E>(ctx: &TrialContext<E>, trial: &Trial) -> Result<Tally> {
-    let observations = ctx
-        .store
-        .observations(&trial.experiment, trial.index)
-        .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })?;
-    Ok(Tally::of_attempt(&observations, trial.attempts))
-}
-
-/// Runs one attempt, recording the start and every reported value as they come.
-async fn watch_run<E: Executor>(
-    ctx: &TrialContext<E>,
-    trial: &mut Trial,
+/// Runs one attempt, forwarding its events and then how it finished, in that order.
+async fn run_attempt<E: Executor>(
+    executor: Arc<E>,
     launch: Launch,
     stop: StopSignal,
-) -> Result<Finished> {
-    let output_dir = launch.output_dir();
+    index: u32,
+    reports: mpsc::UnboundedSender<(u32, Report)>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let run = ctx.executor.run(launch, tx, stop);
+    let run = executor.run(launch, tx, stop);
     tokio::pin!(run);
     let finished = loop {
         tokio::select! {
             finished = &mut run => break finished,
-            Some(event) = rx.recv() => record(ctx, trial, event)?,
+            Some(event) = rx.recv() => { let _ = reports.send((index, Report::Event(event))); }
         }
     };
     while let Ok(event) = rx.try_recv() {
-        record(ctx, trial, event)?;
+        let _ = reports.send((index, Report::Event(event)));
     }
-    if ctx.spec.collector() == Collector::File {
-        let file = output_dir.join(ctx.spec.metrics.file.as_deref().unwrap_or_default());
-        let text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
-        observe_lines(ctx, trial, text.lines())?;
-    }
-    Ok(finished)
-}
-
-fn record<E>(ctx: &TrialContext<E>, trial: &mut Trial, event: TrialEvent) -> Result<()> {
-    match event {
-        TrialEvent::Started { pid, gpus } => {
-            trial.move_to(TrialPhase::Running);
-            trial.reason = None;
-            trial.message = None;
-            trial.started_at.get_or_insert(Timestamp::now());
-            trial.pid = Some(pid);
-            trial.gpus = gpus;
-            ctx.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
-        }
-        TrialEvent::Line { text, .. } if ctx.spec.collector() == Collector::Stdout => {
-            observe_lines(ctx, trial, std::iter::once(text.as_str()))
-        }
-        TrialEvent::Line { .. } => Ok(()),
-        TrialEvent::Reattached => {
-            trial.attempts = trial.attempts.saturating_sub(1).max(1);
-            Ok(())
-        }
-        TrialEvent::Waiting { reason, message } => {
-            trial.reason = Some(reason);
-            trial.message = Some(message);
-            ctx.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
-        }
-    }
-}
-
-fn observe_lines<'a, E>(ctx: &TrialContext<E>, trial: &Trial, lines: impl Iterator<Item = &'a str>) -> Result<()> {
-    let now = Timestamp::now();
-    let mut observations = Vec::new();
-    for report in lines.filter_map(|l| ctx.parser.parse_line(l)) {
-        for (metric, value) in report.values {
-            observations.push(Observation { attempt: trial.attempts, metric, value, step: report.step, time: now });
-        }
-    }
-    ctx.store
-        .add_observations(&trial.experiment, trial.index, &observations)
-        .map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
+    let _ = reports.send((index, Report::Ended(finished)));
 }
 
 /// Where and how an experiment's trials run: what a launch is built from.
@@ -223,44 +240,4 @@ fn substitute_json(value: &serde_json::Value, lookup: &dyn Fn(&str) -> Option<St
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute_json(v, lookup))).collect()),
         other => other.clone(),
     }
-}
-
-/// The outcome of one attempt.
-#[derive(Debug, PartialEq)]
-pub struct Verdict {
-    pub phase: TrialPhase,
-    pub reason: Option<&'static str>,
-    pub message: String,
-    /// Run the trial again (lost for a reason outside it, with retries left).
-    pub retry: bool,
-}
-
-/// Judges an attempt from how its process ended and what it reported.
-pub fn judge(spec: &ExperimentSpec, finished: &Finished, tally: &Tally, attempts: u32) -> Verdict {
-    let metric = &spec.objective.metric;
-    let tail = finished.stderr_tail.join("\n");
-    let fail =
-        |reason, message: String| Verdict { phase: TrialPhase::Failed, reason: Some(reason), message, retry: false };
-    match &finished.exit {
-        Exit::Code(0) if tally.value(metric, spec.objective.strategy()).is_some() => {
-            Verdict { phase: TrialPhase::Succeeded, reason: None, message: String::new(), retry: false }
-        }
-        Exit::Code(0) => fail(reason::METRICS_UNAVAILABLE, format!("exited 0 but never reported {metric}")),
-        Exit::Code(code) => fail(reason::NON_ZERO_EXIT, format!("exit code {code}{}", with_tail(&tail))),
-        Exit::Signal(signal) => {
-            let mut v = fail(reason::KILLED, format!("killed by signal {signal}{}", with_tail(&tail)));
-            v.retry = attempts <= spec.trial.retries;
-            v
-        }
-        Exit::TimedOut => fail(
-            reason::TIMED_OUT,
-            format!("ran longer than spec.trial.timeout ({})", spec.trial.timeout.as_deref().unwrap_or("?")),
-        ),
-        Exit::StartFailed(message) => fail(reason::START_FAILED, message.clone()),
-        Exit::Stopped => Verdict { phase: TrialPhase::Stopped, reason: None, message: String::new(), retry: false },
-    }
-}
-
-fn with_tail(tail: &str) -> String {
-    if tail.is_empty() { String::new() } else { format!("; stderr ends with:\n{tail}") }
 }

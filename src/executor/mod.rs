@@ -20,6 +20,8 @@ pub use self::kube::KubeExecutor;
 pub use local::LocalExecutor;
 
 use crate::spec::{ExecutorKind, TrialTemplate};
+use crate::trial::TrialReason;
+pub use crate::trial::{Exit, Finished};
 
 /// Everything needed to start one trial, with placeholders already substituted.
 #[derive(Clone, Debug)]
@@ -71,28 +73,8 @@ pub enum TrialEvent {
     Reattached,
 }
 
-/// How the trial's process ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Exit {
-    Code(i32),
-    /// Killed by a signal that tuna did not send.
-    Signal(i32),
-    TimedOut,
-    /// Stopped on request (before or after it started).
-    Stopped,
-    /// The program could not be started.
-    StartFailed(String),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Finished {
-    pub exit: Exit,
-    /// The last lines the trial wrote to stderr, for the failure message.
-    pub stderr_tail: Vec<String>,
-}
-
-/// A stop request: `Some(reason)` once the trial should stop.
-pub type StopSignal = watch::Receiver<Option<String>>;
+/// A stop request: `Some(cause)` once the trial should stop.
+pub type StopSignal = watch::Receiver<Option<TrialReason>>;
 
 /// Runs trials.
 pub trait Executor: Send + Sync + 'static {

@@ -45,10 +45,6 @@ impl Search for Grid {
         }
         Ok(out)
     }
-
-    fn exhausted_reason(&self) -> &'static str {
-        "GridExhausted"
-    }
 }
 
 #[cfg(test)]
@@ -91,7 +87,8 @@ mod tests {
         let points: Vec<String> =
             history.iter().map(|p| format!("{}{}", p.parameters["a"], p.parameters["b"])).collect();
         assert_eq!(points, ["1x", "1y", "2x", "2y", "3x", "3y"]);
-        assert_eq!(grid.exhausted_reason(), "GridExhausted");
+        let reason = crate::search::exhausted_reason(&crate::spec::AlgorithmName::Grid);
+        assert_eq!(reason.as_str(), "GridExhausted");
     }
 
     #[test]

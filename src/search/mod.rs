@@ -12,7 +12,7 @@ mod grid;
 mod random;
 
 use crate::space::{Assignment, Space, assignment_key};
-use crate::spec::ExperimentSpec;
+use crate::spec::{AlgorithmName, EndReason, ExperimentSpec};
 
 pub use grid::Grid;
 pub use random::Random;
@@ -61,32 +61,35 @@ pub trait Search: Send {
     fn costly(&self) -> bool {
         false
     }
+}
 
-    /// The experiment's end reason when `suggest` runs dry.
-    fn exhausted_reason(&self) -> &'static str {
-        "SearchSpaceExhausted"
+/// The experiment's end reason when the algorithm's suggestions run dry.
+pub fn exhausted_reason(algorithm: &AlgorithmName) -> EndReason {
+    match algorithm {
+        AlgorithmName::Grid => EndReason::GridExhausted,
+        AlgorithmName::Random | AlgorithmName::Bayesian | AlgorithmName::Unknown(_) => EndReason::SearchSpaceExhausted,
     }
 }
 
 /// The algorithm the spec names, seeded with `seed`.
 pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
     let space = Space::new(&spec.parameters);
-    match spec.algorithm.name.as_str() {
-        "random" => Ok(Box::new(Random::new(space, seed))),
-        "bayesian" => Ok(Box::new(bayes::Bayesian::new(space, seed, &spec.algorithm.settings)?)),
-        "grid" => {
+    match &spec.algorithm.name {
+        AlgorithmName::Random => Ok(Box::new(Random::new(space, seed))),
+        AlgorithmName::Bayesian => Ok(Box::new(bayes::Bayesian::new(space, seed, &spec.algorithm.settings)?)),
+        AlgorithmName::Grid => {
             let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
             Ok(Box::new(Grid::new(
                 space.with_levels(levels.unwrap_or_else(|| grid::levels_for(&space, spec.max_trials))),
             )))
         }
-        other => Err(Error::UnknownAlgorithm(other.to_string())),
+        AlgorithmName::Unknown(other) => Err(Error::UnknownAlgorithm(other.clone())),
     }
 }
 
 /// Problems with the values of an algorithm's settings (unknown keys are the spec's to report).
 pub fn check_settings(spec: &ExperimentSpec) -> Vec<crate::spec::Problem> {
-    if spec.algorithm.name != "bayesian" {
+    if spec.algorithm.name != AlgorithmName::Bayesian {
         return Vec::new();
     }
     bayes::check_settings(&spec.algorithm.settings)

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{ALGORITHMS, Collector, Experiment, ExperimentSpec, ParameterSpec, ParameterType, Problem, Scalar, Scale};
+use super::{
+    AlgorithmName, Collector, Experiment, ExperimentSpec, ParameterSpec, ParameterType, Problem, Scalar, Scale,
+};
 
 /// Placeholders every trial command may use besides its parameters.
 pub const BUILTIN_PLACEHOLDERS: &[&str] = &["trial", "experiment", "outputDir"];
@@ -67,11 +69,11 @@ fn check_objective(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
 
 fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     let algorithm = &spec.algorithm;
-    let Some((_, settings)) = ALGORITHMS.iter().find(|(name, _)| *name == algorithm.name) else {
-        let names: Vec<_> = ALGORITHMS.iter().map(|(n, _)| *n).collect();
+    let Some(settings) = algorithm.name.settings() else {
+        let names: Vec<_> = AlgorithmName::KNOWN.iter().map(AlgorithmName::as_str).collect();
         problems.push(Problem::new(
             "spec.algorithm.name",
-            format!("{:?} is not one of {}", algorithm.name, names.join(", ")),
+            format!("{:?} is not one of {}", algorithm.name.as_str(), names.join(", ")),
         ));
         return;
     };
@@ -82,7 +84,7 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("is not a setting of {} (known settings: {known})", algorithm.name),
         ));
     }
-    if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == "grid")
+    if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == AlgorithmName::Grid)
         && levels.as_u64().is_none_or(|n| !(2..=10_000).contains(&n))
     {
         problems.push(Problem::new(
