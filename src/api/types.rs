@@ -244,3 +244,6 @@ pub enum ErrorCode {
     #[serde(other)]
     Unknown,
 }
+
+#[cfg(test)]
+mod tests;

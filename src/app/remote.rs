@@ -157,3 +157,53 @@ fn list_table(list: &ExperimentList) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::types::{ExperimentSummary, Promotion, Serving, TrialCounts};
+
+    #[test]
+    fn the_list_table_spells_each_phase_as_the_server_does() {
+        let row = |phase| ExperimentSummary {
+            name: "e".into(),
+            phase,
+            algorithm: "grid".into(),
+            max_trials: 9,
+            trials: TrialCounts { succeeded: 2, failed: 1, running: 3, ..Default::default() },
+            best_objective: Some(0.25),
+        };
+        for phase in [ExperimentPhase::Pending, ExperimentPhase::Running, ExperimentPhase::Stopped] {
+            let table = list_table(&ExperimentList { experiments: vec![row(phase)] });
+            let wire = serde_json::to_value(phase).unwrap();
+            let line =
+                format!("{:<30} {:<10} {:<8} {:>6} {:>6} {:>6}  0.25\n", "e", wire.as_str().unwrap(), "grid", 3, 9, 3);
+            assert_eq!(table.lines().nth(1).map(|l| format!("{l}\n")), Some(line));
+        }
+    }
+
+    #[test]
+    fn the_promotions_table_marks_the_served_version_and_says_where_it_is() {
+        let promotion = |version, action: &str| Promotion {
+            version,
+            action: action.into(),
+            trial: "e-0001".into(),
+            parameters: serde_json::json!({}),
+            objective: (version == 1).then_some(0.5),
+            model: "m".into(),
+            time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
+            by: "api".into(),
+        };
+        let serving = Serving { version: "v2".into(), trial: "e-0001".into(), url: Some("http://x".into()) };
+        let history = PromotionHistory {
+            experiment: "e".into(),
+            serving: Some(serving),
+            promotions: vec![promotion(1, "promote"), promotion(2, "rollback")],
+        };
+        let lines: Vec<String> = promotions_table(&history).lines().skip(1).map(String::from).collect();
+        let row = |v: &str, a: &str, o: &str| {
+            format!("{v:<8} {a:<9} {:<28} {o:>12}  {:<6} 2026-01-02T03:04:05.5Z", "e-0001", "api")
+        };
+        assert_eq!(lines, [row("v1", "promote", "0.5"), row("v2 *", "rollback", "-"), "serving v2 at http://x".into()]);
+    }
+}
