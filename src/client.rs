@@ -1,11 +1,16 @@
-//! The typed HTTP client the CLI (and tests) use to talk to `tuna serve`.
+//! The typed HTTP client the CLI (and tests) use to talk to `tuna serve`: requests and answers
+//! are the server's own wire structs (`api::types`).
+
+use std::collections::BTreeMap;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
-use crate::leaderboard::Leaderboard;
-use crate::spec::{Experiment, Problem};
+use crate::api::types::{
+    AskRequest, DeleteAnswer, ErrorBody, Experiment, ExperimentList, Leaderboard, Problem, PromoteAnswer,
+    PromoteRequest, PromotionHistory, ResumeRequest, RollbackRequest, Suggestions, TellAnswer, TellRequest, TrialList,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,48 +70,53 @@ impl Client {
             return Ok(response);
         }
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        let error = &body["error"];
-        Err(Error::Api {
-            status,
-            message: error["message"].as_str().unwrap_or("the server gave no reason").to_string(),
-            field: error["field"].as_str().map(String::from),
-            problems: serde_json::from_value(error["problems"].clone()).unwrap_or_default(),
-        })
+        // Anything but tuna's error body (a proxy's page, an empty 405) still gives a sentence.
+        let (message, field, problems) = match response.json::<ErrorBody>().await {
+            Ok(ErrorBody { error }) => (error.message, error.field, error.problems.unwrap_or_default()),
+            Err(_) => ("the server gave no reason".to_string(), None, Vec::new()),
+        };
+        Err(Error::Api { status, message, field, problems })
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T> {
-        let (url, mut builder) = self.request(method, path);
-        if let Some(body) = body {
-            builder = builder.json(&body);
-        }
+    /// Sends the request and reads the answer as `T`.
+    async fn answer<T: DeserializeOwned>(&self, url: String, builder: RequestBuilder) -> Result<T> {
         let response = self.send(url.clone(), builder).await?;
         response.json().await.map_err(|source| Error::Decode { url, source })
+    }
+
+    /// A request without a body.
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T> {
+        let (url, builder) = self.request(method, path);
+        self.answer(url, builder).await
+    }
+
+    /// A request with a JSON body.
+    async fn call_with<T: DeserializeOwned>(&self, method: Method, path: &str, body: &impl Serialize) -> Result<T> {
+        let (url, builder) = self.request(method, path);
+        self.answer(url, builder.json(body)).await
     }
 
     /// Creates an experiment from a document (YAML or JSON text).
     pub async fn submit(&self, document: String) -> Result<Experiment> {
         let (url, builder) = self.request(Method::POST, "/api/v1/experiments");
-        let response =
-            self.send(url.clone(), builder.header("content-type", "application/yaml").body(document)).await?;
-        response.json().await.map_err(|source| Error::Decode { url, source })
+        self.answer(url, builder.header("content-type", "application/yaml").body(document)).await
     }
 
-    pub async fn list(&self) -> Result<Value> {
-        self.json(Method::GET, "/api/v1/experiments", None).await
+    pub async fn list(&self) -> Result<ExperimentList> {
+        self.call(Method::GET, "/api/v1/experiments").await
     }
 
     pub async fn get(&self, name: &str) -> Result<Experiment> {
-        self.json(Method::GET, &format!("/api/v1/experiments/{name}"), None).await
+        self.call(Method::GET, &format!("/api/v1/experiments/{name}")).await
     }
 
     pub async fn leaderboard(&self, name: &str, top: Option<usize>) -> Result<Leaderboard> {
         let query = top.map(|n| format!("?top={n}")).unwrap_or_default();
-        self.json(Method::GET, &format!("/api/v1/experiments/{name}/leaderboard{query}"), None).await
+        self.call(Method::GET, &format!("/api/v1/experiments/{name}/leaderboard{query}")).await
     }
 
-    pub async fn trials(&self, name: &str) -> Result<Value> {
-        self.json(Method::GET, &format!("/api/v1/experiments/{name}/trials"), None).await
+    pub async fn trials(&self, name: &str) -> Result<TrialList> {
+        self.call(Method::GET, &format!("/api/v1/experiments/{name}/trials")).await
     }
 
     /// A trial's output; with `follow` the response streams until the trial ends.
@@ -117,43 +127,43 @@ impl Client {
     }
 
     pub async fn stop(&self, name: &str) -> Result<Experiment> {
-        self.json(Method::POST, &format!("/api/v1/experiments/{name}/stop"), None).await
+        self.call(Method::POST, &format!("/api/v1/experiments/{name}/stop")).await
     }
 
     pub async fn resume(&self, name: &str, max_trials: Option<u32>) -> Result<Experiment> {
-        let body = max_trials.map(|n| json!({ "maxTrials": n })).unwrap_or_else(|| json!({}));
-        self.json(Method::POST, &format!("/api/v1/experiments/{name}/resume"), Some(body)).await
+        let body = ResumeRequest { max_trials, ..Default::default() };
+        self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/resume"), &body).await
     }
 
-    pub async fn delete(&self, name: &str) -> Result<Value> {
-        self.json(Method::DELETE, &format!("/api/v1/experiments/{name}"), None).await
+    /// Deleted (200), or still stopping its trials (202).
+    pub async fn delete(&self, name: &str) -> Result<DeleteAnswer> {
+        self.call(Method::DELETE, &format!("/api/v1/experiments/{name}")).await
     }
 
     /// Promotes `trial` (the best when `None`); waits until it is served.
-    pub async fn promote(&self, name: &str, trial: Option<&str>) -> Result<Value> {
-        let body = trial.map(|t| json!({ "trial": t })).unwrap_or_else(|| json!({}));
-        self.json(Method::POST, &format!("/api/v1/experiments/{name}/promote"), Some(body)).await
+    pub async fn promote(&self, name: &str, trial: Option<&str>) -> Result<PromoteAnswer> {
+        let body = PromoteRequest { trial: trial.map(String::from) };
+        self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/promote"), &body).await
     }
 
     /// Serves an earlier version again (`None`: the one before the current).
-    pub async fn rollback(&self, name: &str, to: Option<&str>) -> Result<Value> {
-        let body = to.map(|v| json!({ "to": v })).unwrap_or_else(|| json!({}));
-        self.json(Method::POST, &format!("/api/v1/experiments/{name}/rollback"), Some(body)).await
+    pub async fn rollback(&self, name: &str, to: Option<&str>) -> Result<PromoteAnswer> {
+        let body = RollbackRequest { to: to.map(|v| serde_json::Value::String(v.to_string())) };
+        self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/rollback"), &body).await
     }
 
-    pub async fn promotions(&self, name: &str) -> Result<Value> {
-        self.json(Method::GET, &format!("/api/v1/experiments/{name}/promotions"), None).await
+    pub async fn promotions(&self, name: &str) -> Result<PromotionHistory> {
+        self.call(Method::GET, &format!("/api/v1/experiments/{name}/promotions")).await
     }
 
     /// Ask: up to `count` new trials of an external experiment.
-    pub async fn suggest(&self, name: &str, count: usize) -> Result<Value> {
-        self.json(Method::POST, &format!("/api/v1/experiments/{name}/suggestions"), Some(json!({ "count": count })))
-            .await
+    pub async fn suggest(&self, name: &str, count: usize) -> Result<Suggestions> {
+        self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/suggestions"), &AskRequest { count }).await
     }
 
     /// Tell: a trial's final metrics.
-    pub async fn complete(&self, name: &str, trial: &str, metrics: Value) -> Result<Value> {
+    pub async fn complete(&self, name: &str, trial: &str, metrics: BTreeMap<String, f64>) -> Result<TellAnswer> {
         let path = format!("/api/v1/experiments/{name}/trials/{trial}/complete");
-        self.json(Method::POST, &path, Some(json!({ "metrics": metrics }))).await
+        self.call_with(Method::POST, &path, &TellRequest { metrics, ..Default::default() }).await
     }
 }

@@ -5,12 +5,14 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::server::Server;
+use tuna::api::types::ParamValue;
 
 const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
 
@@ -90,15 +92,18 @@ async fn ask_and_tell_run_an_external_experiment_to_its_end() {
     client.submit(doc.to_string()).await.unwrap();
     let mut told = 0;
     loop {
-        let batch = client.suggest("ext", 2).await.unwrap();
-        let trials = batch["trials"].as_array().unwrap().clone();
+        let trials = client.suggest("ext", 2).await.unwrap().trials;
         if trials.is_empty() {
             break;
         }
         for t in trials {
-            let x = t["parameters"]["x"].as_f64().unwrap();
+            let x = match t.parameters["x"] {
+                ParamValue::Float(x) => x,
+                ParamValue::Int(x) => x as f64,
+                ParamValue::Text(ref x) => panic!("x is a double, not {x:?}"),
+            };
             assert!((-2.0..=2.0).contains(&x));
-            client.complete("ext", t["name"].as_str().unwrap(), json!({"value": x * x})).await.unwrap();
+            client.complete("ext", &t.name, BTreeMap::from([("value".to_string(), x * x)])).await.unwrap();
             told += 1;
         }
     }

@@ -13,9 +13,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
+use super::types::{AskRequest, PushAnswer, PushRequest, Suggestion, Suggestions, TellAnswer, TellRequest};
 use super::{ApiError, ApiState, Result, bearer};
 use crate::experiment::{self, Told, history};
 use crate::metrics::Tally;
@@ -37,23 +36,6 @@ pub fn routes() -> Router<Arc<ApiState>> {
 /// Pushes authenticate with the trial's token, not the server's, so they sit outside `authorize`.
 pub fn push_routes() -> Router<Arc<ApiState>> {
     Router::new().route("/api/v1/experiments/{name}/trials/{trial}/metrics", post(push))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AskRequest {
-    #[serde(default = "one")]
-    count: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-#[derive(Serialize)]
-struct Suggestion {
-    name: String,
-    parameters: Assignment,
 }
 
 /// An external experiment's search between asks, the trials it last saw, and the suggestion it
@@ -178,7 +160,7 @@ fn seed_of(record: &ExperimentRecord) -> u64 {
     record.experiment.status.as_ref().map(|s| s.seed).unwrap_or_default()
 }
 
-async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: String) -> Result<Json<Value>> {
+async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: String) -> Result<Json<Suggestions>> {
     let request: AskRequest = parse_body(&body, r#"{"count": N}"#)?;
     if request.count == 0 || request.count > MAX_ASK {
         return Err(ApiError::bad_request("count", format!("must be between 1 and {MAX_ASK}")));
@@ -191,7 +173,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let (existing, mut history) = (trials.len(), history(spec, trials));
     let wanted = room_for(&record, request.count, existing, open);
     if wanted == 0 {
-        return Ok(Json(json!({ "trials": [] })));
+        return Ok(Json(Suggestions { trials: Vec::new() }));
     }
     let fresh = asker.suggest(&state, spec, seed_of(&record), &history, wanted)?;
     if fresh.len() < wanted {
@@ -214,7 +196,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
         let state = Arc::clone(&state);
         tokio::task::spawn_blocking(move || anticipate(&state, &name, &history));
     }
-    Ok(Json(json!({ "trials": out })))
+    Ok(Json(Suggestions { trials: out }))
 }
 
 /// Does the work of the suggestion after the next result ahead, while the client evaluates
@@ -251,23 +233,11 @@ pub(super) fn prepare(state: &ApiState, record: &ExperimentRecord, told: &Trial,
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TellRequest {
-    #[serde(default)]
-    metrics: BTreeMap<String, f64>,
-    /// Where the trial's model is (`s3://…`, a path on a shared volume).
-    artifact: Option<String>,
-    /// `succeeded` (default) or `failed`.
-    state: Option<String>,
-    reason: Option<String>,
-}
-
 async fn tell(
     State(state): State<Arc<ApiState>>,
     Path((name, trial_name)): Path<(String, String)>,
     body: String,
-) -> Result<Json<Value>> {
+) -> Result<Json<TellAnswer>> {
     let request: TellRequest =
         parse_body(&body, r#"{"metrics": {"name": value}} or {"state": "failed", "reason": "…"}"#)?;
     let record = state.experiment(&name)?;
@@ -296,21 +266,11 @@ async fn tell(
     let store = || ApiError::internal(format!("store trial {trial_name}"));
     let writes = state.store.write_trial(&trial).map_err(store())?;
     state.store.flush_writes().map_err(store())?;
-    let answer = json!({ "name": trial.name, "phase": trial.phase, "objective": trial.objective });
+    let answer = TellAnswer { name: trial.name.clone(), phase: trial.phase, objective: trial.objective };
     // The next suggestion is prepared while the client reads the answer and asks again (started
     // after the flush, which it would otherwise slow).
     tokio::task::spawn_blocking(move || prepare(&state, &record, &trial, writes));
     Ok(Json(answer))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PushRequest {
-    #[serde(default)]
-    metrics: BTreeMap<String, f64>,
-    step: Option<i64>,
-    /// Where the trial's model is (`s3://…`, a path on a shared volume).
-    artifact: Option<String>,
 }
 
 async fn push(
@@ -318,7 +278,7 @@ async fn push(
     Path((name, trial_name)): Path<(String, String)>,
     headers: HeaderMap,
     body: String,
-) -> Result<Json<Value>> {
+) -> Result<Json<PushAnswer>> {
     let Some(token) = bearer(&headers) else {
         return Err(ApiError::Unauthorized("a push needs `Authorization: Bearer $TUNA_TRIAL_TOKEN`".into()));
     };
@@ -332,7 +292,7 @@ async fn push(
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
     record_artifact(&state, &trial, request.artifact.as_deref())?;
     state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
-    Ok(Json(json!({ "shouldStop": false })))
+    Ok(Json(PushAnswer { should_stop: false }))
 }
 
 /// A trial that may still report (404 when missing, 409 when finished).

@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tracing::error;
 
+use super::types::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::spec::Problem;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,17 +48,20 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, field, problems) = match &self {
-            ApiError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, "BadRequest", field.clone(), None),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", None, None),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None, None),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound", None, None),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict", None, None),
-            ApiError::Invalid(problems) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "Invalid", problems.first().map(|p| p.field.clone()), Some(problems))
-            }
+            ApiError::BadRequest { field, .. } => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest, field.clone(), None),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None, None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None, None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None, None),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict, None, None),
+            ApiError::Invalid(problems) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::Invalid,
+                problems.first().map(|p| p.field.clone()),
+                Some(problems.clone()),
+            ),
             ApiError::Internal { doing, source } => {
                 error!(error = %source, "failed to {doing}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal", None, None)
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None, None)
             }
         };
         let message = match &self {
@@ -66,7 +69,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal { .. } => "internal error; the server log has the cause".to_string(),
             other => other.to_string(),
         };
-        let body = json!({"error": {"code": code, "message": message, "field": field, "problems": problems}});
+        let body = ErrorBody { error: ErrorDetail { code, message, field, problems } };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));

@@ -7,11 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
+use super::types::{DeleteAnswer, Deleted, Deleting, ExperimentList, ExperimentSummary, ResumeRequest};
 use super::{ApiError, ApiState, Result};
-use crate::spec::{self, ExecutorKind, Experiment, ExperimentPhase, ExperimentStatus, Problem, TrialCounts};
+use crate::spec::{self, ExecutorKind, Experiment, ExperimentPhase, ExperimentStatus, Problem};
 use crate::store::{Desired, Durability, ExperimentRecord};
 
 /// How long DELETE waits for the controller to stop an experiment's trials and remove it.
@@ -60,25 +59,13 @@ async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(Sta
     Ok((StatusCode::CREATED, Json(record.experiment)))
 }
 
-/// One line of the experiment list.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub name: String,
-    pub phase: ExperimentPhase,
-    pub algorithm: String,
-    pub max_trials: u32,
-    pub trials: TrialCounts,
-    pub best_objective: Option<f64>,
-}
-
-async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<Value>> {
+async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<ExperimentList>> {
     let records = state.store.experiments().map_err(ApiError::internal("list experiments"))?;
-    let summaries: Vec<Summary> = records
+    let experiments = records
         .iter()
         .map(|r| {
             let status = r.experiment.status.clone().unwrap_or_default();
-            Summary {
+            ExperimentSummary {
                 name: r.name().to_string(),
                 phase: status.phase,
                 algorithm: r.experiment.spec.algorithm.name.to_string(),
@@ -88,7 +75,7 @@ async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<Value>> {
             }
         })
         .collect();
-    Ok(Json(json!({ "experiments": summaries })))
+    Ok(Json(ExperimentList { experiments }))
 }
 
 async fn show(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
@@ -98,14 +85,6 @@ async fn show(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> R
 async fn stop(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
     let record = desire(&state, &name, |r| r.desired = Desired::Stop)?;
     Ok(Json(record.view()))
-}
-
-/// What `resume` may change.
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ResumeRequest {
-    max_trials: Option<u32>,
-    max_failed_trials: Option<u32>,
 }
 
 async fn resume(
@@ -142,20 +121,21 @@ async fn resume(
     Ok(Json(record.view()))
 }
 
-async fn delete(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
+async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<DeleteAnswer>)> {
     desire(&state, &name, |r| r.desired = Desired::Delete)?;
     state.forget_search(&name);
     let deadline = tokio::time::Instant::now() + DELETE_WAIT;
     while tokio::time::Instant::now() < deadline {
         if state.store.experiment(&name).map_err(ApiError::internal(format!("read experiment {name}")))?.is_none() {
-            return Ok((StatusCode::OK, Json(json!({"deleted": name}))));
+            return Ok((StatusCode::OK, Json(DeleteAnswer::Deleted(Deleted { deleted: name }))));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"deleting": name, "message": "the controller is still stopping its trials"})),
-    ))
+    let message = "the controller is still stopping its trials".to_string();
+    Ok((StatusCode::ACCEPTED, Json(DeleteAnswer::Deleting(Deleting { deleting: name, message }))))
 }
 
 /// Records what a user asked for; 404 when there is no such experiment.

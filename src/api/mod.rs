@@ -15,6 +15,7 @@ mod health;
 pub mod openapi;
 mod promote;
 mod trials;
+pub mod types;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -18,7 +18,7 @@ pub fn document() -> Value {
         entry[*method] = json!({
             "summary": summary,
             "parameters": params,
-            "responses": {"default": {"description": "JSON; errors are {\"error\": {code, message, field}}"}},
+            "responses": {"default": {"description": "JSON; errors are {\"error\": {code, message, field, problems}}"}},
         });
     }
     json!({

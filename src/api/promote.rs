@@ -7,9 +7,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::types::{PromoteAnswer, PromoteRequest, PromotionHistory, RollbackRequest};
 use super::{ApiError, ApiState, Result};
 use crate::store::{Durability, PromotionRequest};
 
@@ -23,25 +22,20 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/experiments/{name}/promotions", get(history))
 }
 
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PromoteRequest {
-    trial: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RollbackRequest {
-    /// `v2` or `2`; the version before the current when absent.
-    to: Option<Value>,
-}
-
-async fn promote(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: String) -> Result<Json<Value>> {
+async fn promote(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<PromoteAnswer>> {
     let request: PromoteRequest = parse(&body, r#"{"trial": "NAME"} (or {} for the best trial)"#)?;
     ask(&state, &name, request.trial, None).await
 }
 
-async fn rollback(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body: String) -> Result<Json<Value>> {
+async fn rollback(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<PromoteAnswer>> {
     let request: RollbackRequest = parse(&body, r#"{"to": "v1"} (or {} for the previous version)"#)?;
     let to = match &request.to {
         None => 0,
@@ -56,7 +50,12 @@ async fn rollback(State(state): State<Arc<ApiState>>, Path(name): Path<String>, 
 }
 
 /// Records the request, then waits for the promoter's outcome of it.
-async fn ask(state: &ApiState, name: &str, trial: Option<String>, rollback_to: Option<u32>) -> Result<Json<Value>> {
+async fn ask(
+    state: &ApiState,
+    name: &str,
+    trial: Option<String>,
+    rollback_to: Option<u32>,
+) -> Result<Json<PromoteAnswer>> {
     let current = state.experiment(name)?;
     let id = current
         .promotion_request
@@ -76,9 +75,8 @@ async fn ask(state: &ApiState, name: &str, trial: Option<String>, rollback_to: O
             if !outcome.ok {
                 return Err(ApiError::Conflict(outcome.message));
             }
-            return Ok(Json(
-                json!({"version": outcome.version.map(|v| format!("v{v}")), "message": outcome.message, "serving": record.serving}),
-            ));
+            let version = outcome.version.map(|v| format!("v{v}"));
+            return Ok(Json(PromoteAnswer { version, message: outcome.message, serving: record.serving }));
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -87,11 +85,11 @@ async fn ask(state: &ApiState, name: &str, trial: Option<String>, rollback_to: O
     )))
 }
 
-async fn history(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn history(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<PromotionHistory>> {
     let record = state.experiment(&name)?;
     let promotions =
         state.store.promotions(&name).map_err(ApiError::internal(format!("read the promotions of {name}")))?;
-    Ok(Json(json!({"experiment": name, "serving": record.serving, "promotions": promotions})))
+    Ok(Json(PromotionHistory { experiment: name, serving: record.serving, promotions }))
 }
 
 fn parse<T: serde::de::DeserializeOwned + Default>(body: &str, shape: &str) -> Result<T> {

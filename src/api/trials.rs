@@ -13,9 +13,9 @@ use axum::{Json, Router};
 use futures::stream;
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::types::{ObservationList, TrialList, TrialView};
 use super::{ApiError, ApiState, Result};
 use crate::leaderboard;
 
@@ -53,31 +53,32 @@ async fn board(
     })
 }
 
-async fn list(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn list(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<TrialList>> {
     state.experiment(&name)?;
     let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    Ok(Json(json!({ "trials": trials })))
+    Ok(Json(TrialList { trials }))
 }
 
-async fn show(State(state): State<Arc<ApiState>>, Path((name, trial)): Path<(String, String)>) -> Result<Json<Value>> {
+async fn show(
+    State(state): State<Arc<ApiState>>,
+    Path((name, trial)): Path<(String, String)>,
+) -> Result<Json<TrialView>> {
     let trial = state.trial(&name, &trial)?;
     let output_dir = trial.dir.as_ref().map(|d| format!("{d}/output"));
-    let mut value = serde_json::to_value(&trial).unwrap_or_default();
-    value["outputDir"] = json!(output_dir);
-    value["durationSeconds"] = json!(trial.duration_seconds(Timestamp::now()));
-    Ok(Json(value))
+    let duration_seconds = trial.duration_seconds(Timestamp::now());
+    Ok(Json(TrialView { trial, output_dir, duration_seconds }))
 }
 
 async fn observations(
     State(state): State<Arc<ApiState>>,
     Path((name, trial)): Path<(String, String)>,
-) -> Result<Json<Value>> {
+) -> Result<Json<ObservationList>> {
     let trial = state.trial(&name, &trial)?;
     let observations = state
         .store
         .observations(&name, trial.index)
         .map_err(ApiError::internal(format!("read observations of {}", trial.name)))?;
-    Ok(Json(json!({ "trial": trial.name, "observations": observations })))
+    Ok(Json(ObservationList { trial: trial.name, observations }))
 }
 
 #[derive(Deserialize)]

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use serde_json::Value;
 
+use crate::api::types::{DeleteAnswer, Experiment, ExperimentList, ExperimentPhase, PromotionHistory};
 use crate::cli::Command;
 use crate::client::Client;
 use crate::config::Config;
-use crate::spec::{Experiment, ExperimentPhase};
 
 /// How often `leaderboard --watch` redraws.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
@@ -51,8 +50,9 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
             tokio::time::sleep(WATCH_EVERY).await;
         },
         Command::Trials { name } => {
-            let trials = client.trials(&name).await?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&trials["trials"])?)?;
+            let list = client.trials(&name).await?;
+            // Through a `Value`, so the keys come out sorted as they always have.
+            writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::to_value(&list.trials)?)?)?;
         }
         Command::Logs { name, trial, follow } => {
             let mut body = client.logs(&name, &trial, follow).await?.bytes_stream();
@@ -66,20 +66,15 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
             let experiment = client.resume(&name, max_trials).await?;
             writeln!(out, "experiment {} resumed (maxTrials {})", name_of(&experiment), experiment.spec.max_trials)?;
         }
-        Command::Delete { name } => {
-            let answer = client.delete(&name).await?;
-            match answer.get("deleted") {
-                Some(_) => writeln!(out, "experiment {name} deleted")?,
-                None => writeln!(out, "experiment {name} is being deleted (its trials are stopping)")?,
-            }
-        }
+        Command::Delete { name } => match client.delete(&name).await? {
+            DeleteAnswer::Deleted(_) => writeln!(out, "experiment {name} deleted")?,
+            DeleteAnswer::Deleting(_) => writeln!(out, "experiment {name} is being deleted (its trials are stopping)")?,
+        },
         Command::Promote { name, trial } => {
-            let answer = client.promote(&name, trial.as_deref()).await?;
-            writeln!(out, "{}", answer["message"].as_str().unwrap_or_default())?;
+            writeln!(out, "{}", client.promote(&name, trial.as_deref()).await?.message)?;
         }
         Command::Rollback { name, to } => {
-            let answer = client.rollback(&name, to.as_deref()).await?;
-            writeln!(out, "{}", answer["message"].as_str().unwrap_or_default())?;
+            writeln!(out, "{}", client.rollback(&name, to.as_deref()).await?.message)?;
         }
         Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
         Command::Run { .. } | Command::Validate { .. } | Command::Serve(_) | Command::Crd | Command::Render { .. } => {
@@ -120,45 +115,95 @@ fn describe(experiment: &Experiment) -> String {
     text
 }
 
-fn promotions_table(answer: &Value) -> String {
-    let current = answer["serving"]["version"].as_str().unwrap_or("");
+fn promotions_table(history: &PromotionHistory) -> String {
+    let current = history.serving.as_ref().map_or("", |s| s.version.as_str());
     let mut text =
         format!("{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n", "VERSION", "ACTION", "TRIAL", "OBJECTIVE", "BY", "TIME");
-    for p in answer["promotions"].as_array().into_iter().flatten() {
-        let version = format!("v{}", p["version"]);
+    for p in &history.promotions {
+        let version = format!("v{}", p.version);
         let mark = if version == current { " *" } else { "" };
         text.push_str(&format!(
             "{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n",
             version + mark,
-            p["action"].as_str().unwrap_or(""),
-            p["trial"].as_str().unwrap_or(""),
-            p["objective"].as_f64().map_or("-".into(), |v| v.to_string()),
-            p["by"].as_str().unwrap_or(""),
-            p["time"].as_str().unwrap_or("")
+            p.action,
+            p.trial,
+            p.objective.map_or("-".into(), |v| v.to_string()),
+            p.by,
+            p.time
         ));
     }
-    if let Some(url) = answer["serving"]["url"].as_str() {
+    if let Some(url) = history.serving.as_ref().and_then(|s| s.url.as_deref()) {
         text.push_str(&format!("serving {current} at {url}\n"));
     }
     text
 }
 
-fn list_table(list: &Value) -> String {
+fn list_table(list: &ExperimentList) -> String {
     let mut text =
         format!("{:<30} {:<10} {:<8} {:>6} {:>6} {:>6}  {}\n", "NAME", "PHASE", "SEARCH", "DONE", "MAX", "RUN", "BEST");
-    for e in list["experiments"].as_array().into_iter().flatten() {
-        let t = &e["trials"];
-        let done = t["succeeded"].as_u64().unwrap_or(0) + t["failed"].as_u64().unwrap_or(0);
+    for e in &list.experiments {
+        let t = &e.trials;
         text.push_str(&format!(
             "{:<30} {:<10} {:<8} {:>6} {:>6} {:>6}  {}\n",
-            e["name"].as_str().unwrap_or(""),
-            e["phase"].as_str().unwrap_or(""),
-            e["algorithm"].as_str().unwrap_or(""),
-            done,
-            e["maxTrials"].as_u64().unwrap_or(0),
-            t["running"].as_u64().unwrap_or(0),
-            e["bestObjective"].as_f64().map_or("-".to_string(), |v| v.to_string())
+            e.name,
+            // The phase's wire name (its Debug form), as a `String` so the width pads it.
+            format!("{:?}", e.phase),
+            e.algorithm,
+            u64::from(t.succeeded) + u64::from(t.failed),
+            e.max_trials,
+            t.running,
+            e.best_objective.map_or("-".to_string(), |v| v.to_string())
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::types::{ExperimentSummary, Promotion, Serving, TrialCounts};
+
+    #[test]
+    fn the_list_table_spells_each_phase_as_the_server_does() {
+        let row = |phase| ExperimentSummary {
+            name: "e".into(),
+            phase,
+            algorithm: "grid".into(),
+            max_trials: 9,
+            trials: TrialCounts { succeeded: 2, failed: 1, running: 3, ..Default::default() },
+            best_objective: Some(0.25),
+        };
+        for phase in [ExperimentPhase::Pending, ExperimentPhase::Running, ExperimentPhase::Stopped] {
+            let table = list_table(&ExperimentList { experiments: vec![row(phase)] });
+            let wire = serde_json::to_value(phase).unwrap();
+            let line =
+                format!("{:<30} {:<10} {:<8} {:>6} {:>6} {:>6}  0.25\n", "e", wire.as_str().unwrap(), "grid", 3, 9, 3);
+            assert_eq!(table.lines().nth(1).map(|l| format!("{l}\n")), Some(line));
+        }
+    }
+
+    #[test]
+    fn the_promotions_table_marks_the_served_version_and_says_where_it_is() {
+        let promotion = |version, action: &str| Promotion {
+            version,
+            action: action.into(),
+            trial: "e-0001".into(),
+            parameters: serde_json::json!({}),
+            objective: (version == 1).then_some(0.5),
+            model: "m".into(),
+            time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
+            by: "api".into(),
+        };
+        let serving = Serving { version: "v2".into(), trial: "e-0001".into(), url: Some("http://x".into()) };
+        let history = PromotionHistory {
+            experiment: "e".into(),
+            serving: Some(serving),
+            promotions: vec![promotion(1, "promote"), promotion(2, "rollback")],
+        };
+        let lines: Vec<String> = promotions_table(&history).lines().skip(1).map(String::from).collect();
+        let row = |v: &str, a: &str, o: &str| {
+            format!("{v:<8} {a:<9} {:<28} {o:>12}  {:<6} 2026-01-02T03:04:05.5Z", "e-0001", "api")
+        };
+        assert_eq!(lines, [row("v1", "promote", "0.5"), row("v2 *", "rollback", "-"), "serving v2 at http://x".into()]);
+    }
 }
