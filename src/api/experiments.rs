@@ -10,7 +10,7 @@ use axum::{Json, Router};
 
 use super::types::{DeleteAnswer, Deleted, Deleting, ExperimentList, ExperimentSummary, ResumeRequest};
 use super::{ApiError, ApiState, Result};
-use crate::spec::{self, ExecutorKind, Experiment, ExperimentPhase, ExperimentStatus, Problem};
+use crate::spec::{self, ExecutorKind, Experiment, ExperimentStatus, Problem};
 use crate::store::{Desired, Durability, ExperimentRecord};
 
 /// How long DELETE waits for the controller to stop an experiment's trials and remove it.
