@@ -1,11 +1,9 @@
 //! The `tuna` command line.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::app;
 use crate::config::{Config, ServeConfig};
 
 #[derive(Parser, Debug)]
@@ -116,27 +114,4 @@ pub enum Format {
     Table,
     Json,
     Csv,
-}
-
-/// Parses the command line, runs the command and turns its result into an exit code.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    crate::telemetry::init(&cli.config.log);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(app::execute(cli)) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    tuna::cli::main()
+    tuna::app::main()
 }

@@ -20,6 +20,29 @@ use crate::leaderboard::Leaderboard;
 use crate::spec::Experiment;
 use crate::store::Store;
 
+/// Parses the command line, runs the command and turns its result into an exit code.
+pub fn main() -> ExitCode {
+    let cli = <Cli as clap::Parser>::parse();
+    crate::telemetry::init(&cli.config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs one parsed command.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = &cli.config;
