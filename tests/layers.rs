@@ -115,7 +115,7 @@ fn against_rows(module: &str, text: &str, edges: &mut BTreeSet<String>) -> Vec<S
     for (n, line) in text.lines().enumerate() {
         for named in named_modules(line).into_iter().filter(|m| m != module) {
             edges.insert(format!("{module} -> {named}"));
-            if !row(&named).is_some_and(|r| r < own) {
+            if row(&named).is_none_or(|r| r >= own) {
                 wrong.push(format!("line {}: {module} (row {own}) names {named}: {}", n + 1, line.trim()));
             }
         }
