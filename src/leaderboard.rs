@@ -86,8 +86,9 @@ pub fn rank(experiment: &Experiment, trials: &[Trial], top: Option<usize>, now: 
 }
 
 impl Leaderboard {
-    /// Columns: rank, trial, phase, objective, the additional metrics, every parameter, duration.
-    fn columns(&self, experiment: &Experiment) -> (Vec<String>, Vec<Vec<String>>) {
+    /// Columns: rank, trial, phase, objective, the additional metrics, every parameter, duration;
+    /// values written by `number`.
+    fn columns(&self, experiment: &Experiment, number: fn(f64) -> String) -> (Vec<String>, Vec<Vec<String>>) {
         let spec = &experiment.spec;
         let metrics = &spec.objective.additional_metrics;
         let params: Vec<&str> = spec.parameters.iter().map(|p| p.name.as_str()).collect();
@@ -121,7 +122,7 @@ impl Leaderboard {
 
     /// An aligned text table.
     pub fn table(&self, experiment: &Experiment) -> String {
-        let (header, rows) = self.columns(experiment);
+        let (header, rows) = self.columns(experiment, number);
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
@@ -141,9 +142,9 @@ impl Leaderboard {
         out
     }
 
-    /// RFC 4180 CSV with the same columns as the table.
+    /// RFC 4180 CSV with the same columns as the table, numbers in full precision.
     pub fn csv(&self, experiment: &Experiment) -> String {
-        let (header, rows) = self.columns(experiment);
+        let (header, rows) = self.columns(experiment, exact);
         let escape = |c: &String| {
             if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.clone() }
         };
@@ -151,11 +152,34 @@ impl Leaderboard {
     }
 }
 
-/// Up to 6 significant digits, without trailing zeros.
-fn number(v: f64) -> String {
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" { "0".into() } else { s.to_string() }
+/// A number as shown to people: 6 significant digits without trailing zeros (`0.0114159`,
+/// `123457`), in scientific notation when tiny or huge (`1.5e-9`, never `0`).
+pub fn number(v: f64) -> String {
+    /// Below this (and from `LARGE` up) a fixed notation would show only zeros or too many digits.
+    const SMALL: i32 = -4;
+    const LARGE: i32 = 15;
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".into() } else { v.to_string() };
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(SMALL..LARGE).contains(&magnitude) {
+        let s = format!("{v:.5e}");
+        return match s.split_once('e') {
+            Some((mantissa, exponent)) => format!("{}e{exponent}", without_trailing_zeros(mantissa)),
+            None => s,
+        };
+    }
+    let decimals = (5 - magnitude).max(0) as usize;
+    without_trailing_zeros(&format!("{v:.decimals$}")).to_string()
+}
+
+fn without_trailing_zeros(s: &str) -> &str {
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
+}
+
+/// A number in a machine format: every digit, as Rust reads it back (`0.1`, `1e-9`).
+fn exact(v: f64) -> String {
+    v.to_string()
 }
 
 #[cfg(test)]
@@ -205,5 +229,33 @@ mod tests {
         let csv = board.csv(&exp);
         assert_eq!(csv, "rank,trial,phase,acc,loss,x,seconds\n1,e-0000,Succeeded,0.5,0.25,0,\n");
         assert!(board.table(&exp).starts_with("rank  trial   phase      acc  loss  x  seconds\n1     e-0000"));
+    }
+
+    #[test]
+    fn numbers_shown_to_people_keep_six_significant_digits() {
+        let cases = [
+            (0.011416, "0.011416"),
+            (0.0114159265, "0.0114159"),
+            (0.123456789, "0.123457"),
+            (123456.789, "123457"),
+            (2.0, "2"),
+            (-0.5, "-0.5"),
+            (1.5e-9, "1.5e-9"),
+            (-2.5e-7, "-2.5e-7"),
+            (1e20, "1e20"),
+            (0.0, "0"),
+        ];
+        for (v, shown) in cases {
+            assert_eq!(number(v), shown, "{v}");
+        }
+    }
+
+    #[test]
+    fn csv_keeps_every_digit_and_the_table_six_significant_ones() {
+        let exp = experiment("maximize");
+        let t = trial(0, TrialPhase::Succeeded, Some(0.123456789));
+        let board = rank(&exp, &[t], None, Timestamp::UNIX_EPOCH);
+        assert!(board.csv(&exp).contains(",0.123456789,"), "{}", board.csv(&exp));
+        assert!(board.table(&exp).contains(" 0.123457 "), "{}", board.table(&exp));
     }
 }
