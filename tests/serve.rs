@@ -53,7 +53,7 @@ fn submitted_experiments_run_side_by_side_and_rank_through_the_cli() {
     let list = text(&server.cli(&["list"]).stdout);
     assert!(list.contains("quickstart-grid") && list.contains("other"), "{list}");
     let csv = server.cli(&["leaderboard", "other", "--format", "csv"]);
-    assert!(text(&csv.stdout).starts_with("rank,trial,phase,score,x,seconds\n1,"));
+    assert!(text(&csv.stdout).starts_with("rank,trial,phase,score,x,seconds,objective_step,last_step,cause\n1,"));
     let logs = server.cli(&["logs", "quickstart-grid", "quickstart-grid-0000"]);
     assert!(text(&logs.stdout).contains("epoch=1 loss="), "{}", text(&logs.stdout));
 }
