@@ -157,8 +157,14 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
     }
     if let Some(best) = board.trials.first().filter(|r| r.rank == Some(1)) {
         let metric = &board.objective.metric;
-        writeln!(out, "best trial: {} ({metric} = {})", best.name, leaderboard::number(best.objective.unwrap_or_default()))?;
-        if let Some(note) = trials.iter().find(|t| t.name == best.name).and_then(|t| leaderboard::step_note(t, metric)) {
+        writeln!(
+            out,
+            "best trial: {} ({metric} = {})",
+            best.name,
+            leaderboard::number(best.objective.unwrap_or_default())
+        )?;
+        if let Some(note) = trials.iter().find(|t| t.name == best.name).and_then(|t| leaderboard::step_note(t, metric))
+        {
             writeln!(out, "  {note}")?;
         }
         if let Some(dir) = &best.output_dir {
