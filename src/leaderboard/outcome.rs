@@ -27,7 +27,7 @@ pub(super) fn one_line(phase: TrialPhase, reason: Option<&str>, message: Option<
     }
     let mut lines = message.unwrap_or_default().lines().map(printable);
     let head = lines.next().unwrap_or_default();
-    let last = lines.filter(|l| !l.is_empty()).last();
+    let last = lines.rfind(|l| !l.is_empty());
     let head = if last.is_some() { without_announcement(&head) } else { head.as_str() };
     let reason = reason.map(printable).unwrap_or_default();
     let parts: Vec<&str> =
