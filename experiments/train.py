@@ -3,7 +3,8 @@
 
 Example training program for tuna; Python 3 standard library only.
 
-    python3 train.py --lr 0.05 --epochs 10 --penalty l2 --batch 32 --momentum 0.0 [--seed 0] [--data PATH]
+    python3 train.py --lr 0.05 --epochs 10 --penalty l2 --batch 32 --momentum 0.0 \
+        [--keep best-loss|best-accuracy|last] [--seed 0] [--data PATH]
 
 * Data: a CSV with a header line, numeric feature columns and a final 0/1
   ``target`` column (default: ``data/breast_cancer.csv`` next to this script).
@@ -16,12 +17,24 @@ Example training program for tuna; Python 3 standard library only.
 * Optimiser: mini-batch SGD with classical (heavy-ball) momentum:
   v = momentum*v - lr*grad; w = w + v.
 * After each epoch one line goes to stdout:
-  ``epoch=N loss=L accuracy=A`` (validation log-loss and accuracy, 6 decimals).
+  ``epoch=N loss=L accuracy=A`` (validation log-loss and accuracy, 6 decimals;
+  with ``--push`` the same rounded values are pushed at step N).
   Logits are clipped to [-30, 30], probabilities to [1e-12, 1-1e-12] and
   weights/velocities to +-1e6, so the loss stays finite (at most ~27.6) even
   when training diverges.
-* At the end the model is written as JSON to ``$TUNA_OUTPUT_DIR/model.json``
-  (or ``./model.json`` when the variable is unset).
+* The model is written as JSON to ``$TUNA_OUTPUT_DIR/model.json`` (or
+  ``./model.json`` when the variable is unset), with the ``epoch`` it is from.
+  ``--keep`` says which epoch that is, and must match the experiment's
+  objective so that the model tuna promotes is the one it ranked:
+  - ``best-loss`` (default; for ``metric: loss, goal: minimize``, whose
+    strategy is ``min``): the epoch with the lowest reported loss;
+  - ``best-accuracy`` (for ``metric: accuracy, goal: maximize``, strategy
+    ``max``): the epoch with the highest reported accuracy;
+  - ``last`` (for ``strategy: latest``): the final epoch.
+  Epochs are compared by the values as reported (6 decimals) and a tie keeps
+  the earlier epoch, as tuna does, so the kept epoch is the trial's
+  ``objectiveStep``. The best epoch so far is saved as soon as it improves
+  (replacing the file in one step), so a trial stopped early leaves it too.
 """
 
 import argparse
@@ -40,6 +53,10 @@ LOGIT_CLIP = 30.0
 PROB_EPS = 1e-12
 WEIGHT_CLIP = 1e6
 
+# The epoch --keep saves: its name -> (the reported metric it compares, whether larger is better);
+# "last" compares nothing.
+KEEP = {"best-loss": ("loss", False), "best-accuracy": ("accuracy", True), "last": (None, None)}
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "data", "breast_cancer.csv")
 
@@ -51,6 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--penalty", choices=("l1", "l2", "none"), default="l2")
     p.add_argument("--batch", type=int, default=32, help="mini-batch size")
     p.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum in [0, 1)")
+    p.add_argument("--keep", choices=KEEP, default="best-loss",
+                   help="which epoch's model to save: lowest loss, highest accuracy, or the last")
     p.add_argument("--seed", type=int, default=0, help="seed for init and batch order")
     p.add_argument("--data", default=DEFAULT_DATA, help="CSV file (header, features..., target)")
     p.add_argument("--push", action="store_true",
@@ -127,7 +146,21 @@ def evaluate(w, b, rows, labels):
     return loss / n, correct / n
 
 
-def train(args, names, rows, labels):
+def reported(value):
+    """The value as the epoch's line reports it (6 decimals): what tuna ranks."""
+    return float(f"{value:.6f}")
+
+
+def improves(keep, metrics, best):
+    """Whether this epoch's reported ``metrics`` replace the kept epoch's (``best``, or None)."""
+    metric, larger = KEEP[keep]
+    if best is None or metric is None:
+        return True
+    return metrics[metric] > best[metric] if larger else metrics[metric] < best[metric]
+
+
+def train(args, names, rows, labels, save):
+    """Trains, calling ``save(model)`` whenever ``--keep`` keeps an epoch (``last``: every epoch)."""
     tr_idx, va_idx = stratified_split(labels, VAL_FRACTION, SPLIT_SEED)
     mean, std = standardizer([rows[i] for i in tr_idx])
 
@@ -150,8 +183,7 @@ def train(args, names, rows, labels):
     mul, exp = operator.mul, math.exp
     C = WEIGHT_CLIP
 
-    acc = 0.0
-    loss = 0.0
+    kept = None
     for epoch in range(1, args.epochs + 1):
         rng.shuffle(order)
         for start in range(0, len(order), args.batch):
@@ -184,19 +216,28 @@ def train(args, names, rows, labels):
             w = [min(max(wj + v, -C), C) for wj, v in zip(w, vw)]
             b = min(max(b + vb, -C), C)
         loss, acc = evaluate(w, b, x_va, y_va)
+        metrics = {"loss": reported(loss), "accuracy": reported(acc)}
         print(f"epoch={epoch} loss={loss:.6f} accuracy={acc:.6f}", flush=True)
         if args.push:
             import tuna_push
-            tuna_push.report(step=epoch, loss=loss, accuracy=acc)
+            tuna_push.report(step=epoch, **metrics)
+        if improves(args.keep, metrics, kept):
+            kept = metrics
+            save(model(args, names, w, b, mean, std, epoch, metrics, len(x_tr), len(x_va)))
 
+
+def model(args, names, w, b, mean, std, epoch, metrics, n_train, n_val):
+    """The model as saved: weights, standardisation, the epoch it is from and its reported metrics."""
     return {
-        "weights": w,
+        "weights": list(w),
         "bias": b,
         "mean": mean,
         "std": std,
         "features": names,
-        "accuracy": acc,
-        "loss": loss,
+        "epoch": epoch,
+        "keep": args.keep,
+        "accuracy": metrics["accuracy"],
+        "loss": metrics["loss"],
         "params": {
             "lr": args.lr,
             "epochs": args.epochs,
@@ -206,10 +247,23 @@ def train(args, names, rows, labels):
             "momentum": args.momentum,
             "seed": args.seed,
             "split_seed": SPLIT_SEED,
-            "n_train": len(x_tr),
-            "n_val": len(x_va),
+            "n_train": n_train,
+            "n_val": n_val,
         },
     }
+
+
+def saver(out_dir):
+    """A ``save(model)`` that replaces ``out_dir/model.json`` in one step (never half written)."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "model.json")
+
+    def save(model):
+        with open(path + ".partial", "w") as f:
+            json.dump(model, f)
+        os.replace(path + ".partial", path)
+
+    return save
 
 
 def main(argv=None):
@@ -219,11 +273,7 @@ def main(argv=None):
     except (OSError, ValueError, StopIteration) as exc:
         print(f"train.py: cannot load {args.data}: {exc}", file=sys.stderr)
         return 1
-    model = train(args, names, rows, labels)
-    out_dir = os.environ.get("TUNA_OUTPUT_DIR") or "."
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "model.json"), "w") as f:
-        json.dump(model, f)
+    train(args, names, rows, labels, saver(os.environ.get("TUNA_OUTPUT_DIR") or "."))
     return 0
 
 

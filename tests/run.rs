@@ -2,8 +2,10 @@
 //! on disk, then `tuna leaderboard` reading what it left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -103,13 +105,138 @@ fn failing_trials_fail_the_experiment_with_their_exit_code_and_stderr() {
     let board = leaderboard(&dir.path().join("data"), "failing");
     let rows = trials(&board);
     assert_eq!(rows.len(), 2, "stops launching once failures exceed maxFailedTrials");
+    let stderr = text(&out.stderr);
     for row in rows {
         assert_eq!(row["phase"], "Failed");
         assert_eq!(row["reason"], "NonZeroExit");
         assert!(row.get("rank").is_none());
         let message = row["message"].as_str().unwrap();
         assert!(message.contains("exit code 3") && message.contains("bad input"), "{message}");
+        let line = ended_line(&stderr, row["name"].as_str().unwrap());
+        assert!(line.contains("NonZeroExit: exit code 3: bad input"), "the cause is on screen: {line}");
     }
+}
+
+/// The progress line that says how trial `name` ended.
+fn ended_line<'a>(stderr: &'a str, name: &str) -> &'a str {
+    let ended = |l: &&str| l.contains(&format!(" {name} ")) && !l.contains(" started ");
+    stderr.lines().find(ended).unwrap_or_else(|| panic!("no line says how {name} ended: {stderr}"))
+}
+
+#[test]
+fn an_experiment_whose_every_trial_fails_fails_with_no_trial_succeeded_and_shows_each_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "doomed",
+        r#"[sh, -c, "echo boom >&2; exit 3"]"#,
+        "  maxTrials: 3
+",
+    );
+    let out = tuna(&dir.path().join("data"), &["run", spec.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let board = leaderboard(&dir.path().join("data"), "doomed");
+    assert_eq!(trials(&board).len(), 3, "three failures are within the default maxFailedTrials (3)");
+    for row in trials(&board) {
+        let line = ended_line(&stderr, row["name"].as_str().unwrap());
+        assert!(line.contains("Failed") && line.contains("exit code 3") && line.contains("boom"), "{line}");
+    }
+    assert!(stdout.contains("boom"), "the leaderboard table shows the cause too: {stdout}");
+    assert!(stdout.contains("NoTrialSucceeded") || stderr.contains("NoTrialSucceeded"), "{stdout}{stderr}");
+    assert!(!out.status.success(), "an experiment without a single success is no success: {stdout}");
+}
+
+/// A free port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The status line of `GET path` on `port`.
+fn get(port: u16, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+/// The saved model's epoch and value of `metric` (what train.py records in model.json).
+fn saved(model_dir: &Path, metric: &str) -> (i64, f64) {
+    let model: Value = serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).unwrap()).unwrap();
+    (model["epoch"].as_i64().unwrap(), model[metric].as_f64().unwrap())
+}
+
+#[test]
+fn the_bayesian_quickstart_promotes_and_serves_the_epoch_its_leaderboard_ranks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The example as it is (budget, trainer, gate), but on a free port; its folder stays the
+    // trainer's working directory.
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let port = free_port();
+    let example = std::fs::read_to_string(experiments.join("quickstart-bayesian.yaml")).unwrap();
+    let copied = example
+        .replace("workingDir: .\n", &format!("workingDir: {}\n", experiments.display()))
+        .replace("port: 9000", &format!("port: {port}"));
+    assert_ne!(copied, example);
+    let spec = dir.path().join("quickstart-bayesian.yaml");
+    std::fs::write(&spec, copied).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--serve", "--gpus", "none", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !lines.iter().any(|l: &String| l.contains("serving until Ctrl-C")) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("tuna run --serve never served: {}", lines.join("\n"));
+            }
+        }
+    }
+    assert!(get(port, "/healthz").contains("200"), "the promoted model answers on port {port}");
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    lines.extend(rx.try_iter());
+    let (stdout, stderr) = (text(&out.stdout), lines.join("\n"));
+    assert!(out.status.success(), "{stderr}");
+
+    let board = leaderboard(&data, "quickstart-bayesian");
+    let rows = trials(&board);
+    let first = &rows[0];
+    let name = first["name"].as_str().unwrap();
+    assert_eq!(first["rank"], 1);
+    assert!(stderr.contains(&format!("v1 is trial {name} (promote)")), "the #1 trial is the one served: {stderr}");
+    let (step, last) = (first["objectiveStep"].as_i64().unwrap(), first["lastStep"].as_i64().unwrap());
+    let served = data.join("models/quickstart-bayesian/v1");
+    assert_eq!(
+        saved(&served, "loss"),
+        (step, first["objective"].as_f64().unwrap()),
+        "the model served is the ranked epoch's"
+    );
+    let noted =
+        |out: &str| out.lines().any(|l| l.contains("note: loss ") && l.contains(&format!("at step {step} of {last};")));
+    assert_eq!(noted(&stdout), step < last, "the summary notes an earlier step: {stdout}");
+    assert_eq!(noted(&stderr), step < last, "so does the promotion: {stderr}");
+
+    let mut earlier = 0;
+    for row in rows {
+        let output = Path::new(row["outputDir"].as_str().unwrap());
+        let (step, value) = (row["objectiveStep"].as_i64().unwrap(), row["objective"].as_f64().unwrap());
+        assert_eq!(saved(output, "loss"), (step, value), "{} saved the epoch it is ranked by", row["name"]);
+        earlier += usize::from(step < row["lastStep"].as_i64().unwrap());
+    }
+    assert!(earlier > 0, "some trial's lowest loss came before its last epoch, so the check above meant something");
 }
 
 #[test]

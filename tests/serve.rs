@@ -51,11 +51,12 @@ fn submitted_experiments_run_side_by_side_and_rank_through_the_cli() {
     let board = server.cli(&["leaderboard", "quickstart-grid", "--top", "3"]);
     let table = text(&board.stdout);
     assert!(table.starts_with("rank  trial"), "{table}");
-    assert_eq!(table.lines().count(), 4, "a header and three rows: {table}");
+    let rows = table.lines().filter(|l| !l.starts_with("@ step N of M")).count();
+    assert_eq!(rows, 4, "a header and three rows (besides the footnote of a step mark): {table}");
     let list = text(&server.cli(&["list"]).stdout);
     assert!(list.contains("quickstart-grid") && list.contains("other"), "{list}");
     let csv = server.cli(&["leaderboard", "other", "--format", "csv"]);
-    assert!(text(&csv.stdout).starts_with("rank,trial,phase,score,x,seconds\n1,"));
+    assert!(text(&csv.stdout).starts_with("rank,trial,phase,score,x,seconds,objective_step,last_step,cause\n1,"));
     let logs = server.cli(&["logs", "quickstart-grid", "quickstart-grid-0000"]);
     assert!(text(&logs.stdout).contains("epoch=1 loss="), "{}", text(&logs.stdout));
 }

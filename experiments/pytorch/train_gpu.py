@@ -3,7 +3,8 @@
 
 Example training program for tuna:
 
-    python3 train_gpu.py --lr 0.01 --epochs 20 --hidden 32 --batch 32 [--seed 0] [--data PATH]
+    python3 train_gpu.py --lr 0.01 --epochs 20 --hidden 32 --batch 32 \
+        [--keep best-accuracy|best-loss|last] [--seed 0] [--data PATH]
 
 * Reads ``../data/breast_cancer.csv`` (relative to this script) with the csv
   module, uses the same stratified 80/20 split (fixed split seed 0) and
@@ -12,8 +13,16 @@ Example training program for tuna:
   on the binary cross-entropy (logits) loss.
 * Prints ``# device=cuda:0`` or ``# device=cpu`` first, then one line per
   epoch: ``epoch=N loss=L accuracy=A`` (validation loss and accuracy, 6 decimals).
-* Saves the state dict and normalisation statistics to
-  ``$TUNA_OUTPUT_DIR/model.pt`` (or ``./model.pt``).
+* Saves the state dict, normalisation statistics and the ``epoch`` they are
+  from to ``$TUNA_OUTPUT_DIR/model.pt`` (or ``./model.pt``). ``--keep`` says
+  which epoch, as in ``../train.py``, and must match the experiment's objective
+  so that the model tuna promotes is the one it ranked: ``best-accuracy``
+  (default; for ``metric: accuracy, goal: maximize``, strategy ``max``),
+  ``best-loss`` (``metric: loss, goal: minimize``, strategy ``min``) or
+  ``last`` (``strategy: latest``). Epochs are compared by their reported
+  values (6 decimals), a tie keeps the earlier epoch, as tuna does, and the
+  best epoch so far is saved as soon as it improves (replacing the file in one
+  step).
 * Exits with code 3 if PyTorch is not installed.
 """
 
@@ -36,6 +45,9 @@ SPLIT_SEED = 0
 VAL_FRACTION = 0.2
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "data", "breast_cancer.csv")
+# The epoch --keep saves: its name -> (the reported metric it compares, whether larger is better);
+# "last" compares nothing.
+KEEP = {"best-accuracy": ("accuracy", True), "best-loss": ("loss", False), "last": (None, None)}
 
 
 def parse_args(argv=None):
@@ -44,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--hidden", type=int, default=32, help="hidden layer width")
     p.add_argument("--batch", type=int, default=32, help="mini-batch size")
+    p.add_argument("--keep", choices=KEEP, default="best-accuracy",
+                   help="which epoch's model to save: highest accuracy, lowest loss, or the last")
     p.add_argument("--seed", type=int, default=0, help="seed for init and batch order")
     p.add_argument("--data", default=DEFAULT_DATA)
     a = p.parse_args(argv)
@@ -81,6 +95,14 @@ def stratified_split(labels, val_fraction, seed):
     return sorted(train), sorted(val)
 
 
+def improves(keep, metrics, best):
+    """Whether this epoch's reported ``metrics`` replace the kept epoch's (``best``, or None)."""
+    metric, larger = KEEP[keep]
+    if best is None or metric is None:
+        return True
+    return metrics[metric] > best[metric] if larger else metrics[metric] < best[metric]
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -111,7 +133,10 @@ def main(argv=None):
     loss_fn = nn.BCEWithLogitsLoss()
     gen = torch.Generator().manual_seed(args.seed)
 
-    acc = 0.0
+    out_dir = os.environ.get("TUNA_OUTPUT_DIR") or "."
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "model.pt")
+    kept = None
     for epoch in range(1, args.epochs + 1):
         model.train()
         perm = torch.randperm(len(x_tr), generator=gen).to(device)
@@ -130,20 +155,23 @@ def main(argv=None):
         if not math.isfinite(val_loss):  # keep the printed numbers finite
             val_loss = 30.0
         print(f"epoch={epoch} loss={val_loss:.6f} accuracy={acc:.6f}", flush=True)
-
-    out_dir = os.environ.get("TUNA_OUTPUT_DIR") or "."
-    os.makedirs(out_dir, exist_ok=True)
-    torch.save(
-        {
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "mean": mean,
-            "std": std,
-            "features": names,
-            "accuracy": acc,
-            "params": vars(args),
-        },
-        os.path.join(out_dir, "model.pt"),
-    )
+        metrics = {"loss": float(f"{val_loss:.6f}"), "accuracy": float(f"{acc:.6f}")}
+        if improves(args.keep, metrics, kept):
+            kept = metrics
+            torch.save(
+                {
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                    "mean": mean,
+                    "std": std,
+                    "features": names,
+                    "epoch": epoch,
+                    "accuracy": metrics["accuracy"],
+                    "loss": metrics["loss"],
+                    "params": vars(args),
+                },
+                path + ".partial",
+            )
+            os.replace(path + ".partial", path)
     return 0
 
 

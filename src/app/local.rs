@@ -20,6 +20,7 @@ use crate::promote::Promoter;
 use crate::spec::{self, Collector, ExecutorKind, Experiment, ExperimentPhase};
 use crate::store::{Durability, PromotionRequest, Store};
 use crate::token::TrialSecret;
+use crate::trial::Trial;
 
 /// Reads and validates an experiment document.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
@@ -155,13 +156,17 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
         )?;
     }
     if let Some(best) = board.trials.first().filter(|r| r.rank == Some(1)) {
+        let metric = &board.objective.metric;
         writeln!(
             out,
-            "best trial: {} ({} = {})",
+            "best trial: {} ({metric} = {})",
             best.name,
-            board.objective.metric,
-            best.objective.unwrap_or_default()
+            leaderboard::number(best.objective.unwrap_or_default())
         )?;
+        if let Some(note) = trials.iter().find(|t| t.name == best.name).and_then(|t| leaderboard::step_note(t, metric))
+        {
+            writeln!(out, "  {note}")?;
+        }
         if let Some(dir) = &best.output_dir {
             writeln!(out, "best output: {dir}")?;
         }
@@ -198,16 +203,12 @@ impl ProgressPrinter {
     fn show(&mut self, progress: Progress<'_>) {
         let (trial, snapshot, what) = match &progress {
             Progress::Launched { trial, snapshot } => (*trial, snapshot, "started".to_string()),
-            Progress::Ended { trial, snapshot } => {
-                let result = match (trial.objective, &trial.reason) {
-                    (Some(v), None) => format!("{:?} objective={v}", trial.phase),
-                    (_, Some(reason)) => format!("{:?} ({reason})", trial.phase),
-                    (None, None) => format!("{:?}", trial.phase),
-                };
-                (*trial, snapshot, result)
-            }
+            Progress::Ended { trial, snapshot } => (*trial, snapshot, ended(trial)),
         };
-        let best = snapshot.best.as_ref().map_or("best -".to_string(), |(n, v)| format!("best {v} ({n})"));
+        let best = snapshot
+            .best
+            .as_ref()
+            .map_or("best -".to_string(), |(n, v)| format!("best {} ({n})", leaderboard::number(*v)));
         let params: Vec<String> = trial.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let detail = if matches!(progress, Progress::Launched { .. }) { params.join(" ") } else { String::new() };
         let clear = if self.terminal { "\r\x1b[2K" } else { "" };
@@ -219,5 +220,51 @@ impl ProgressPrinter {
             snapshot.running,
             snapshot.elapsed.as_secs_f64()
         );
+    }
+}
+
+/// How a trial ended, for its progress line: its objective (and the step it came at, when not the
+/// last), or its cause (`Failed (NonZeroExit: exit code 2: train.py: error: …)`).
+fn ended(trial: &Trial) -> String {
+    match (trial.objective, leaderboard::cause(trial)) {
+        (Some(v), None) => {
+            let at = match (trial.ranked_before_end(), trial.objective_step, trial.last_step) {
+                (true, Some(step), Some(last)) => format!(" @ step {step} of {last}"),
+                _ => String::new(),
+            };
+            format!("{:?} objective={}{at}", trial.phase, leaderboard::number(v))
+        }
+        (_, Some(cause)) => format!("{:?} ({cause})", trial.phase),
+        (None, None) => format!("{:?}", trial.phase),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Assignment;
+    use crate::trial::TrialPhase;
+
+    fn trial(phase: TrialPhase) -> Trial {
+        let mut t = Trial::new("e", 0, Assignment::new(), Timestamp::UNIX_EPOCH);
+        t.phase = phase;
+        t
+    }
+
+    #[test]
+    fn a_failed_trial_s_progress_line_carries_its_cause() {
+        let mut t = trial(TrialPhase::Failed);
+        t.reason = Some("NonZeroExit".into());
+        t.message = Some("exit code 3; stderr ends with:\nboom".into());
+        assert_eq!(ended(&t), "Failed (NonZeroExit: exit code 3: boom)");
+    }
+
+    #[test]
+    fn a_succeeded_trial_s_progress_line_shows_its_value_and_an_earlier_step() {
+        let mut t = trial(TrialPhase::Succeeded);
+        (t.objective, t.objective_step, t.last_step) = (Some(0.0114159265), Some(1), Some(21));
+        assert_eq!(ended(&t), "Succeeded objective=0.0114159 @ step 1 of 21");
+        t.objective_step = Some(21);
+        assert_eq!(ended(&t), "Succeeded objective=0.0114159");
     }
 }

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 pub use serving::ServingManager;
 
+use crate::leaderboard;
 use crate::spec::{ExperimentPhase, PromotionPolicy, Serving};
 use crate::store::{Durability, ExperimentRecord, Promotion, PromotionOutcome, Store};
 use crate::trial::{TrialPhase, parameters_json};
@@ -96,7 +97,8 @@ impl Promoter {
             .update_experiment(record.name(), Durability::Flushed, |r| r.promotion_outcome = Some(outcome.clone()));
     }
 
-    /// Promotes `trial` (the best when `None`) as a new version.
+    /// Promotes `trial` (the best when `None`) as a new version; the message adds a note when the
+    /// trial's ranked value came from before its last step (its saved model may be a later one).
     async fn promote(&self, record: &ExperimentRecord, trial: Option<&str>, by: &str) -> Result<(u32, String), String> {
         let name = record.name();
         let trials = self.store.trials(name).map_err(|e| e.to_string())?;
@@ -139,7 +141,9 @@ impl Promoter {
             time: Timestamp::now(),
             by: by.into(),
         };
-        self.make_current(record, entry).await
+        let note = leaderboard::step_note(chosen, &record.experiment.spec.objective.metric);
+        let (version, message) = self.make_current(record, entry).await?;
+        Ok((version, note.map_or_else(|| message.clone(), |note| format!("{message}\n{note}"))))
     }
 
     /// Makes version `to` current again (`0`: the one before the current).
@@ -229,4 +233,57 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Assignment;
+    use crate::trial::Trial;
+
+    /// A store holding experiment `e` (objective: minimize `loss`) and one succeeded trial whose
+    /// loss came at `step` of `last`, with a model in its output folder.
+    fn with_trial(dir: &Path, step: i64, last: i64) -> (Store, ExperimentRecord) {
+        let experiment = crate::spec::parse(
+            "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: e}\nspec:\n  \
+             objective: {metric: loss, goal: minimize}\n  parameters: [{name: x, type: int, min: 0, max: 9}]\n  \
+             trial: {command: [\"true\"]}\n",
+        )
+        .unwrap();
+        let store = Store::open(&dir.join("data")).unwrap();
+        let record = ExperimentRecord::new(experiment, None);
+        store.put_experiment(&record).unwrap();
+        let mut trial = Trial::new("e", 0, Assignment::new(), Timestamp::UNIX_EPOCH);
+        (trial.phase, trial.objective) = (TrialPhase::Succeeded, Some(0.0114159));
+        (trial.objective_step, trial.last_step) = (Some(step), Some(last));
+        let trial_dir = dir.join("e-0000");
+        std::fs::create_dir_all(trial_dir.join("output")).unwrap();
+        std::fs::write(trial_dir.join("output/model.json"), "{}").unwrap();
+        trial.dir = Some(trial_dir.display().to_string());
+        store.put_trial(&trial).unwrap();
+        (store, record)
+    }
+
+    #[tokio::test]
+    async fn promoting_a_trial_ranked_from_an_earlier_step_says_which_step_its_value_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, record) = with_trial(dir.path(), 1, 21);
+        let promoter = Promoter::new(store, &dir.path().join("data"));
+        let (version, message) = promoter.promote(&record, Some("e-0000"), "test").await.unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(
+            message,
+            "v1 is trial e-0000 (promote)\nnote: loss 0.0114159 was reported at step 1 of 21; its saved model is \
+             step 21's unless its trainer keeps the best step's checkpoint"
+        );
+    }
+
+    #[tokio::test]
+    async fn promoting_a_trial_ranked_by_its_last_step_adds_no_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, record) = with_trial(dir.path(), 21, 21);
+        let promoter = Promoter::new(store, &dir.path().join("data"));
+        let (_, message) = promoter.promote(&record, Some("e-0000"), "test").await.unwrap();
+        assert_eq!(message, "v1 is trial e-0000 (promote)");
+    }
 }
