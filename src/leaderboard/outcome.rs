@@ -17,7 +17,7 @@ const CAUSE_CHARS: usize = 120;
 /// train.py: error: unrecognized arguments: --learning-rate`), cut to [`CAUSE_CHARS`]. `None` for a
 /// succeeded trial, or one with neither reason nor message.
 pub fn cause(trial: &Trial) -> Option<String> {
-    one_line(trial.phase, trial.reason.as_deref(), trial.message.as_deref())
+    one_line(trial.phase, trial.reason.as_ref().map(|r| r.as_str()), trial.message.as_deref())
 }
 
 /// [`cause`] from a trial's phase, reason and message (a trial's, or a leaderboard row's).
@@ -91,7 +91,7 @@ mod tests {
     fn ended(phase: TrialPhase, reason: Option<&str>, message: Option<&str>) -> Trial {
         let mut t = Trial::new("e", 0, Assignment::new(), Timestamp::UNIX_EPOCH);
         t.phase = phase;
-        t.reason = reason.map(str::to_string);
+        t.reason = reason.map(crate::trial::TrialReason::from);
         t.message = message.map(str::to_string);
         t
     }
