@@ -268,10 +268,8 @@ mod tests {
     }
 
     fn experiment(goal: &str) -> Experiment {
-        crate::spec::parse(&format!(
-            "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: e}}\nspec:\n  objective: {{metric: acc, goal: {goal}, additionalMetrics: [loss]}}\n  parameters: [{{name: x, type: int, min: 0, max: 9}}]\n  trial: {{command: [\"true\"]}}\n"
-        ))
-        .unwrap()
+        let spec = crate::spec::ExperimentSpec::test().metric("acc").also(&["loss"]);
+        if goal == "maximize" { spec.maximize() } else { spec }.named("e")
     }
 
     #[test]

@@ -244,12 +244,7 @@ mod tests {
     /// A store holding experiment `e` (objective: minimize `loss`) and one succeeded trial whose
     /// loss came at `step` of `last`, with a model in its output folder.
     fn with_trial(dir: &Path, step: i64, last: i64) -> (Store, ExperimentRecord) {
-        let experiment = crate::spec::parse(
-            "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: e}\nspec:\n  \
-             objective: {metric: loss, goal: minimize}\n  parameters: [{name: x, type: int, min: 0, max: 9}]\n  \
-             trial: {command: [\"true\"]}\n",
-        )
-        .unwrap();
+        let experiment = crate::spec::ExperimentSpec::test().named("e");
         let store = Store::open(&dir.join("data")).unwrap();
         let record = ExperimentRecord::new(experiment, None);
         store.put_experiment(&record).unwrap();

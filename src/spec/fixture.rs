@@ -29,6 +29,23 @@ impl ExperimentSpec {
         }
     }
 
+    /// The experiment document `name` with this spec.
+    pub fn named(self, name: &str) -> super::Experiment {
+        super::Experiment::new(name, self)
+    }
+
+    /// The objective's metric.
+    pub fn metric(mut self, metric: &str) -> Self {
+        self.objective.metric = metric.into();
+        self
+    }
+
+    /// Metrics shown beside the objective.
+    pub fn also(mut self, metrics: &[&str]) -> Self {
+        self.objective.additional_metrics = metrics.iter().map(|m| m.to_string()).collect();
+        self
+    }
+
     pub fn bayesian(mut self) -> Self {
         self.algorithm.name = AlgorithmName::Bayesian;
         self

@@ -4,10 +4,7 @@ use crate::trial::TrialPhase;
 use jiff::Timestamp;
 
 fn experiment(name: &str) -> ExperimentRecord {
-    let text = format!(
-        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  objective: {{metric: acc, goal: maximize}}\n  parameters: [{{name: x, type: double, min: 0, max: 1}}]\n  trial: {{command: [\"true\"]}}\n"
-    );
-    ExperimentRecord::new(crate::spec::parse(&text).unwrap(), None)
+    ExperimentRecord::new(crate::spec::ExperimentSpec::test().metric("acc").maximize().named(name), None)
 }
 
 /// Opens a store this process just closed: sled's background flusher may hold the file lock for a
