@@ -345,3 +345,6 @@ fn snapshot(core: &Core, started: Instant) -> Snapshot {
         elapsed: started.elapsed(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 
 use super::plan::Counts;
+use crate::leaderboard::cause;
 use crate::spec::{BestTrial, EndReason, ExperimentPhase, ExperimentSpec, ExperimentStatus, TrialCounts};
 use crate::trial::{Trial, TrialPhase, parameters_json};
 
@@ -177,22 +178,15 @@ fn end_message(status: &ExperimentStatus, spec: &ExperimentSpec, trials: &[Trial
     }
 }
 
-/// The last `n` failed trials, latest first: `name (reason): message`, each message on one line.
+/// The last `n` failed trials, latest first, each with its one-line cause:
+/// `e-0002 (NonZeroExit: exit code 2: boom)`.
 fn last_failures(trials: &[Trial], n: usize) -> String {
     let quoted: Vec<String> = trials
         .iter()
         .rev()
         .filter(|t| t.phase == TrialPhase::Failed)
         .take(n)
-        .map(|t| {
-            let message = t.message.as_deref().unwrap_or("").split('\n').map(str::trim).filter(|l| !l.is_empty());
-            format!(
-                "{} ({}): {}",
-                t.name,
-                t.reason.as_ref().map_or("?", |r| r.as_str()),
-                message.collect::<Vec<_>>().join(" | ")
-            )
-        })
+        .map(|t| format!("{} ({})", t.name, cause(t).unwrap_or_else(|| "no reason given".into())))
         .collect();
     quoted.join("; ")
 }

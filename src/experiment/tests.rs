@@ -86,7 +86,7 @@ fn an_experiment_whose_every_trial_failed_ends_no_trial_succeeded_even_within_ma
     assert_eq!(status.phase, ExperimentPhase::Failed);
     let message = status.message.unwrap();
     assert!(
-        message.contains("no trial succeeded") && message.contains("e-0002 (NonZeroExit): exit code 3"),
+        message.contains("no trial succeeded") && message.contains("e-0002 (NonZeroExit: exit code 3)"),
         "{message}"
     );
 }
