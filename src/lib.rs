@@ -1,38 +1,49 @@
-//! tuna: a hyperparameter tuning service. Modules from the bottom row up (each imports only rows
-//! below it; see `../shared/DESIGN.md`).
+//! tuna: a hyperparameter tuning service. Modules from the bottom row up: each names only modules
+//! of rows below its own. The rows, the data flow and the experiment core's state machines are in
+//! `ARCHITECTURE.md`; `tests/layers.rs` checks the rows.
 
-/// What users write: the `Experiment` document, its parsing and its one validator.
+// Row 0
+/// What users write: the `Experiment` document, its parsing and its one validator; the
+/// experiment's phase machine and end reasons.
 pub mod spec;
 
+// Row 1
 /// The search space and the assignments drawn from it, on the unit cube.
 pub mod space;
-/// Trials, their phases and observations.
-pub mod trial;
 
-/// Running trials: the `Executor` trait and local processes.
-pub mod executor;
-/// Ranking trials and rendering the ranking.
-pub mod leaderboard;
-/// Reading metrics from trial output; objective strategies.
-pub mod metrics;
-/// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
-pub mod search;
-/// The sled store.
-pub mod store;
+// Row 2
+/// Trials, their phases, reasons and observations; how an attempt ended.
+pub mod trial;
 /// Per-trial tokens for pushed metrics.
 pub mod token;
 
+// Row 3
+/// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
+pub mod search;
+/// Reading metrics from trial output; objective strategies.
+pub mod metrics;
+/// Ranking trials and rendering the ranking; a trial's outcome in one line.
+pub mod leaderboard;
+
+// Row 4
 /// The experiment core: one experiment's life as a pure state machine (events in, commands out),
 /// with every rule about budgets, verdicts, phases and end reasons.
 pub mod experiment;
+/// The sled store.
+pub mod store;
+/// Running one attempt of a trial: the `Executor` trait, local processes and Kubernetes Jobs.
+pub mod executor;
 
-/// The REST API (axum).
-pub mod api;
-/// The experiment loop, and the supervisor that runs every stored experiment.
+// Row 5
+/// The shells around the core: the experiment loop, the supervisor, ask/tell review, the CR
+/// reconciler.
 pub mod controller;
 /// Promotion of a trial's model to serving: versions, the gate, rollback.
 pub mod promote;
+/// The REST API (axum) and its wire types.
+pub mod api;
 
+// Row 6
 /// The typed HTTP client of the API.
 pub mod client;
 /// Configuration shared by every command.
@@ -40,7 +51,10 @@ pub mod config;
 /// Diagnostics.
 pub mod telemetry;
 
-/// The composition root: builds store, executor and controller for a command.
-pub mod app;
-/// The command line.
+// Row 7
+/// The command line (clap types).
 pub mod cli;
+
+// Row 8
+/// The composition root: builds store, executor and controller for a command; runs the CLI.
+pub mod app;
