@@ -10,7 +10,7 @@ use axum::{Json, Router};
 
 use super::types::{DeleteAnswer, Deleted, Deleting, ExperimentList, ExperimentSummary, ResumeRequest};
 use super::{ApiError, ApiState, Result};
-use crate::spec::{self, ExecutorKind, Experiment, ExperimentStatus, Problem};
+use crate::spec::{ExecutorKind, Experiment, ExperimentStatus, Problem};
 use crate::store::{Desired, Durability, ExperimentRecord};
 
 /// How long DELETE waits for the controller to stop an experiment's trials and remove it.
@@ -26,7 +26,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 
 async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(StatusCode, Json<Experiment>)> {
     let mut experiment =
-        spec::parse(&body).and_then(crate::search::validated).map_err(|e| ApiError::Invalid(e.problems()))?;
+        crate::search::parse_document(&body).map_err(|e| ApiError::Invalid(e.problems()))?;
     let mut problems = Vec::new();
     if let Some(dir) =
         experiment.spec.trial.working_dir.as_deref().filter(|d| d.starts_with('/') || d.split('/').any(|c| c == ".."))

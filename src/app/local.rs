@@ -17,7 +17,7 @@ use crate::controller::{Admission, Controller, Progress, TrialApi};
 use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::leaderboard;
 use crate::promote::Promoter;
-use crate::spec::{self, Collector, ExecutorKind, Experiment, ExperimentPhase};
+use crate::spec::{Collector, ExecutorKind, Experiment, ExperimentPhase};
 use crate::store::{Durability, PromotionRequest, Store};
 use crate::token::TrialSecret;
 use crate::trial::Trial;
@@ -25,8 +25,7 @@ use crate::trial::Trial;
 /// Reads and validates an experiment document.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-    spec::parse(&text)
-        .and_then(crate::search::validated)
+    crate::search::parse_document(&text)
         .with_context(|| format!("{} is not a valid experiment", file.display()))
 }
 

@@ -135,7 +135,7 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
     // The status is tuna's own writing; only the rest is the user's.
     let mut document = serde_json::to_value(cr).unwrap_or_default();
     document.as_object_mut().map(|o| o.remove("status"));
-    let valid = match spec::from_value(document).and_then(crate::search::validated) {
+    let valid = match crate::search::check_document(document) {
         Ok(valid) => valid,
         Err(e) => {
             let message = e.problems().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");

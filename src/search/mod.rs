@@ -99,8 +99,19 @@ pub fn check_settings(spec: &ExperimentSpec) -> Vec<crate::spec::Problem> {
         .collect()
 }
 
+/// Reads and checks an experiment document (YAML or JSON): its shape and meaning (`spec::parse`)
+/// and its algorithm's settings. The one way in for `tuna run`/`validate`, the API and the CRs.
+pub fn parse_document(text: &str) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
+    crate::spec::parse(text).and_then(validated)
+}
+
+/// [`parse_document`] for a document already parsed (an API body, a custom resource).
+pub fn check_document(value: serde_json::Value) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
+    crate::spec::from_value(value).and_then(validated)
+}
+
 /// The experiment when its settings' values are valid too (`spec::parse` checks the rest).
-pub fn validated(experiment: crate::spec::Experiment) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
+fn validated(experiment: crate::spec::Experiment) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
     let problems = check_settings(&experiment.spec);
     if problems.is_empty() { Ok(experiment) } else { Err(crate::spec::SpecError::Invalid(problems)) }
 }
