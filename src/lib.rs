@@ -12,36 +12,36 @@ pub mod spec;
 pub mod space;
 
 // Row 2
-/// Trials, their phases, reasons and observations; how an attempt ended.
-pub mod trial;
 /// Per-trial tokens for pushed metrics.
 pub mod token;
+/// Trials, their phases, reasons and observations; how an attempt ended.
+pub mod trial;
 
 // Row 3
-/// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
-pub mod search;
-/// Reading metrics from trial output; objective strategies.
-pub mod metrics;
 /// Ranking trials and rendering the ranking; a trial's outcome in one line.
 pub mod leaderboard;
+/// Reading metrics from trial output; objective strategies.
+pub mod metrics;
+/// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
+pub mod search;
 
 // Row 4
+/// Running one attempt of a trial: the `Executor` trait, local processes and Kubernetes Jobs.
+pub mod executor;
 /// The experiment core: one experiment's life as a pure state machine (events in, commands out),
 /// with every rule about budgets, verdicts, phases and end reasons.
 pub mod experiment;
 /// The sled store.
 pub mod store;
-/// Running one attempt of a trial: the `Executor` trait, local processes and Kubernetes Jobs.
-pub mod executor;
 
 // Row 5
+/// The REST API (axum) and its wire types.
+pub mod api;
 /// The shells around the core: the experiment loop, the supervisor, ask/tell review, the CR
 /// reconciler.
 pub mod controller;
 /// Promotion of a trial's model to serving: versions, the gate, rollback.
 pub mod promote;
-/// The REST API (axum) and its wire types.
-pub mod api;
 
 // Row 6
 /// The typed HTTP client of the API.

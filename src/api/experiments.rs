@@ -25,8 +25,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 }
 
 async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(StatusCode, Json<Experiment>)> {
-    let mut experiment =
-        crate::search::parse_document(&body).map_err(|e| ApiError::Invalid(e.problems()))?;
+    let mut experiment = crate::search::parse_document(&body).map_err(|e| ApiError::Invalid(e.problems()))?;
     let mut problems = Vec::new();
     if let Some(dir) =
         experiment.spec.trial.working_dir.as_deref().filter(|d| d.starts_with('/') || d.split('/').any(|c| c == ".."))

@@ -25,8 +25,7 @@ use crate::trial::Trial;
 /// Reads and validates an experiment document.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-    crate::search::parse_document(&text)
-        .with_context(|| format!("{} is not a valid experiment", file.display()))
+    crate::search::parse_document(&text).with_context(|| format!("{} is not a valid experiment", file.display()))
 }
 
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
