@@ -44,7 +44,8 @@ impl TrialPhase {
 
 /// Why a trial failed, was stopped or waits (`reason`), written as the strings the store and the
 /// API have always carried.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum TrialReason {
     /// The program exited with a code other than 0.
     NonZeroExit,
@@ -115,15 +116,15 @@ impl From<&str> for TrialReason {
     }
 }
 
-impl Serialize for TrialReason {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+impl From<String> for TrialReason {
+    fn from(text: String) -> Self {
+        TrialReason::from(text.as_str())
     }
 }
 
-impl<'de> Deserialize<'de> for TrialReason {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|text| TrialReason::from(text.as_str()))
+impl From<TrialReason> for String {
+    fn from(reason: TrialReason) -> Self {
+        reason.as_str().to_string()
     }
 }
 

@@ -7,7 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// `spec.algorithm.name`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum AlgorithmName {
     Random,
     Grid,
@@ -53,15 +54,15 @@ impl From<&str> for AlgorithmName {
     }
 }
 
-impl Serialize for AlgorithmName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+impl From<String> for AlgorithmName {
+    fn from(name: String) -> Self {
+        AlgorithmName::from(name.as_str())
     }
 }
 
-impl<'de> Deserialize<'de> for AlgorithmName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|name| AlgorithmName::from(name.as_str()))
+impl From<AlgorithmName> for String {
+    fn from(name: AlgorithmName) -> Self {
+        name.as_str().to_string()
     }
 }
 

@@ -49,7 +49,8 @@ impl ExperimentPhase {
 }
 
 /// Why an experiment is in its phase (`status.reason`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum EndReason {
     /// A trial reached `spec.objective.target`.
     GoalReached,
@@ -143,18 +144,6 @@ impl From<String> for EndReason {
 impl From<EndReason> for String {
     fn from(reason: EndReason) -> Self {
         reason.as_str().to_string()
-    }
-}
-
-impl Serialize for EndReason {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for EndReason {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(EndReason::from)
     }
 }
 
