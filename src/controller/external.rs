@@ -1,7 +1,9 @@
 //! Experiments whose trials a client runs (`executor: external`): the API creates trials on ask and
 //! records results on tell; this loop only asks the core to review them (trials left open past
 //! `spec.trial.timeout` fail; the experiment ends by the same rules as `run`) and keeps the status
-//! current.
+//! current. It costs nothing while nothing happens: it wakes for trial writes, the next deadline,
+//! or a halt; it keeps the trials in memory and re-reads only those written since; it writes the
+//! status only when it changed.
 
 use std::time::Duration;
 
@@ -12,10 +14,10 @@ use tracing::instrument;
 use super::{Controller, Error, Halt, Result};
 use crate::executor::Executor;
 use crate::experiment;
+use crate::spec::{ExperimentSpec, parse_duration};
 use crate::store::{Durability, ExperimentRecord};
+use crate::trial::Trial;
 
-/// How often open trials are checked against their timeout when nothing else happens.
-const TIMEOUT_CHECK: Duration = Duration::from_secs(1);
 /// After a trial write, how long to let more arrive before one pass over them all: an ask/tell
 /// client writes twice per trial, often hundreds of times a second, and the status needs no more.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -24,7 +26,9 @@ impl<E: Executor> Controller<E> {
     /// Watches an external experiment until it ends or `halt` says otherwise.
     #[instrument(skip_all, fields(experiment = %name))]
     pub async fn watch_external(&self, name: &str, mut halt: watch::Receiver<Halt>) -> Result<ExperimentRecord> {
-        let mut changes = self.store.watch_trials(name);
+        let changes = self.store.watch_trials(name);
+        let read = |source| Error::LoadExperiment { name: name.into(), source };
+        let mut trials = self.store.trials(name).map_err(read)?;
         loop {
             let mut record = self.load(name)?;
             let now = Timestamp::now();
@@ -32,9 +36,12 @@ impl<E: Executor> Controller<E> {
             if halted == Halt::Interrupt {
                 return Ok(record);
             }
+            for index in changes.take() {
+                if let Some(trial) = self.store.trial(name, index).map_err(read)? {
+                    upsert(&mut trials, trial);
+                }
+            }
             let spec = record.experiment.spec.clone();
-            let mut trials =
-                self.store.trials(name).map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
             let review = experiment::review(&spec, &mut trials, record.exhausted, halted, now);
             for trial in trials.iter().filter(|t| review.expired.contains(&t.index)) {
                 self.save_trial(trial)?;
@@ -45,17 +52,46 @@ impl<E: Executor> Controller<E> {
                 self.save_status(&record, Durability::Flushed)?;
                 return Ok(record);
             }
+            let before = status.clone();
             experiment::begin(status, now);
             experiment::refresh(status, &spec, &trials, &review.open);
-            self.save_status(&record, Durability::Lazy)?;
+            if *status != before {
+                self.save_status(&record, Durability::Lazy)?;
+            }
+            let deadline = next_deadline(&spec, &trials, now);
             tokio::select! {
-                _ = &mut changes => {
-                    tokio::time::sleep(SETTLE).await;
-                    while changes.next_timeout(Duration::ZERO).is_ok() {}
-                }
-                _ = tokio::time::sleep(TIMEOUT_CHECK) => {}
+                _ = changes.next() => tokio::time::sleep(SETTLE).await,
+                _ = sleep_for(deadline) => {}
                 _ = super::next_halt(&mut halt) => {}
             }
         }
+    }
+}
+
+/// Puts a trial read again in its place (trials are numbered densely from 0).
+fn upsert(trials: &mut Vec<Trial>, trial: Trial) {
+    match trials.binary_search_by_key(&trial.index, |t| t.index) {
+        Ok(at) => trials[at] = trial,
+        Err(at) => trials.insert(at, trial),
+    }
+}
+
+/// How long until the first open trial's result is overdue; `None` without a timeout or open trial.
+fn next_deadline(spec: &ExperimentSpec, trials: &[Trial], now: Timestamp) -> Option<Duration> {
+    let timeout = parse_duration(spec.trial.timeout.as_deref()?)?;
+    let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    let first = trials
+        .iter()
+        .filter(|t| !t.phase.is_finished())
+        .map(|t| t.started_at.unwrap_or(t.created_at).as_millisecond().saturating_add(timeout_ms))
+        .min()?;
+    // A millisecond past it, so the review finds it overdue.
+    Some(Duration::from_millis(u64::try_from(first - now.as_millisecond() + 1).unwrap_or(0)))
+}
+
+async fn sleep_for(deadline: Option<Duration>) {
+    match deadline {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }

@@ -23,26 +23,41 @@ use crate::experiment;
 use crate::spec::{EndReason, ExecutorKind, ExperimentPhase};
 use crate::store::{Desired, Durability, ExperimentRecord};
 
-/// How often the store is looked at when no change wakes the supervisor.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How often every experiment is looked at although no change woke the supervisor: a safety net
+/// only (each write names the experiment it changed), so rare enough to cost nothing when idle.
+const RECONCILE_ALL_EVERY: Duration = Duration::from_secs(60);
 
 type Outcome = (String, Result<ExperimentRecord>);
 
 /// Runs until `shutdown` turns true, then interrupts every experiment (re-queued on the next start).
 pub async fn supervise<E: Executor>(controller: Arc<Controller<E>>, mut shutdown: watch::Receiver<bool>) -> Result<()> {
-    let mut changes = controller.store.watch_experiments();
+    let changes = controller.store.watch_experiments();
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
     let mut halts: HashMap<String, watch::Sender<Halt>> = HashMap::new();
+    let mut every = tokio::time::interval(RECONCILE_ALL_EVERY);
     loop {
-        for record in
-            controller.store.experiments().map_err(|source| Error::LoadExperiment { name: "*".into(), source })?
-        {
-            reconcile(&controller, &record, &mut halts, &mut tasks);
-        }
         tokio::select! {
-            _ = &mut changes => {}
-            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
-            Some(joined) = tasks.join_next() => ended(&controller, &mut halts, joined),
+            names = changes.next() => {
+                for name in names {
+                    if let Some(record) = load(&controller, &name)? {
+                        reconcile(&controller, &record, &mut halts, &mut tasks);
+                    }
+                }
+            }
+            _ = every.tick() => {
+                changes.take();
+                let all = controller.store.experiments().map_err(|source| Error::LoadExperiment { name: "*".into(), source })?;
+                for record in all {
+                    reconcile(&controller, &record, &mut halts, &mut tasks);
+                }
+            }
+            Some(joined) = tasks.join_next() => {
+                if let Some(name) = ended(&controller, &mut halts, joined)
+                    && let Some(record) = load(&controller, &name)?
+                {
+                    reconcile(&controller, &record, &mut halts, &mut tasks);
+                }
+            }
             _ = shutdown.wait_for(|s| *s) => break,
         }
     }
@@ -101,19 +116,24 @@ fn reconcile<E: Executor>(
     }
 }
 
+fn load<E: Executor>(controller: &Controller<E>, name: &str) -> Result<Option<ExperimentRecord>> {
+    controller.store.experiment(name).map_err(|source| Error::LoadExperiment { name: name.into(), source })
+}
+
 /// A task ended: forget it; an experiment whose loop failed is marked failed with the cause.
+/// Returns the experiment's name, to be reconciled again (a stop or delete may wait on it).
 fn ended<E: Executor>(
     controller: &Controller<E>,
     halts: &mut HashMap<String, watch::Sender<Halt>>,
     joined: std::result::Result<Outcome, tokio::task::JoinError>,
-) {
+) -> Option<String> {
     let (name, result) = match joined {
         Ok(outcome) => outcome,
         Err(e) => {
-            // A panicked task has lost its name; the next reconcile restarts whatever is unfinished.
+            // A panicked task has lost its name; the next full look restarts whatever is unfinished.
             error!(error = %e, "an experiment task panicked");
             halts.retain(|_, h| !h.is_closed());
-            return;
+            return None;
         }
     };
     halts.remove(&name);
@@ -125,6 +145,7 @@ fn ended<E: Executor>(
             experiment::end_with(status, EndReason::ControllerError, message.clone(), Timestamp::now());
         });
     }
+    Some(name)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

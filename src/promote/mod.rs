@@ -26,8 +26,9 @@ use crate::spec::{ExperimentPhase, PromotionPolicy, Serving};
 use crate::store::{Durability, ExperimentRecord, Promotion, PromotionOutcome, Store};
 use crate::trial::{TrialPhase, parameters_json};
 
-/// How often the store is looked at when no change wakes the promoter.
-const LOOK_EVERY: Duration = Duration::from_secs(2);
+/// How often every experiment is looked at although no change woke the promoter (a safety net:
+/// each write names the experiment it changed).
+const LOOK_EVERY: Duration = Duration::from_secs(60);
 /// The outcome id of the automatic promotion (user requests count from 1).
 pub const AUTO: u64 = 0;
 
@@ -53,7 +54,7 @@ impl Promoter {
 
     /// Serves what was being served before a restart, then follows requests until `shutdown`.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut changes = self.store.watch_experiments();
+        let changes = self.store.watch_experiments();
         serving::reap_leftovers(&self.models);
         for record in self.store.experiments().unwrap_or_default() {
             if let Some(serving) = &record.serving
@@ -63,14 +64,23 @@ impl Promoter {
                 warn!(experiment = record.name(), error = %e, "failed to restore serving");
             }
         }
+        let mut every = tokio::time::interval(LOOK_EVERY);
         loop {
-            for record in self.store.experiments().unwrap_or_default() {
-                self.reconcile(&record).await;
-            }
-            tokio::select! {
-                _ = &mut changes => {}
-                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            // Each write names the experiment it changed; a full look now and then is a safety net.
+            let changed = tokio::select! {
+                names = changes.next() => Some(names),
+                _ = every.tick() => None,
                 _ = shutdown.wait_for(|s| *s) => break,
+            };
+            let records = match changed {
+                Some(names) => names.iter().filter_map(|n| self.store.experiment(n).ok().flatten()).collect(),
+                None => {
+                    changes.take();
+                    self.store.experiments().unwrap_or_default()
+                }
+            };
+            for record in records {
+                self.reconcile(&record).await;
             }
         }
         self.serving.stop_all().await;

@@ -12,12 +12,15 @@
 //! once before answering.
 
 mod codec;
+mod notify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+pub use notify::Changes;
 
 use crate::spec::Experiment;
 use crate::trial::{Observation, Trial};
@@ -202,6 +205,8 @@ pub struct Store {
     /// each write lands: a reader that noted the count before reading the trials knows they are
     /// still current while the count is unchanged (one process owns the database).
     trial_writes: Arc<Mutex<HashMap<String, u64>>>,
+    /// Who wants to hear of changes (never holds up a write).
+    notices: Arc<notify::Notices>,
 }
 
 impl Store {
@@ -223,8 +228,16 @@ impl Store {
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
         }
-        let store =
-            Self { db, experiments, trials, observations, promotions, artifacts, trial_writes: Default::default() };
+        let store = Self {
+            db,
+            experiments,
+            trials,
+            observations,
+            promotions,
+            artifacts,
+            trial_writes: Default::default(),
+            notices: Default::default(),
+        };
         store.flush("the schema version")?;
         Ok(store)
     }
@@ -244,6 +257,7 @@ impl Store {
         let what = format!("experiment {}", record.name());
         let bytes = codec::encode(record, &what)?;
         self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.notices.experiment_changed(record.name());
         self.flush(&what)
     }
 
@@ -255,6 +269,7 @@ impl Store {
             .experiments
             .compare_and_swap(record.name(), None::<&[u8]>, Some(bytes))
             .map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.notices.experiment_changed(record.name());
         self.flush(&what)?;
         Ok(swapped.is_ok())
     }
@@ -293,20 +308,24 @@ impl Store {
         if let Some(e) = failure {
             return Err(e);
         }
+        if updated.is_some() {
+            self.notices.experiment_changed(name);
+        }
         if durability == Durability::Flushed {
             self.flush(&what())?;
         }
         updated.map(|bytes| codec::decode(&bytes, what)).transpose()
     }
 
-    /// A stream of changes to the experiments (any write), for whoever reconciles them.
-    pub fn watch_experiments(&self) -> sled::Subscriber {
-        self.experiments.watch_prefix(b"")
+    /// The names of the experiments written (or deleted) since the subscriber last looked, for
+    /// whoever reconciles them. A subscriber never holds up a write, however slowly it looks.
+    pub fn watch_experiments(&self) -> Changes {
+        self.notices.experiments()
     }
 
-    /// A stream of changes to one experiment's trials.
-    pub fn watch_trials(&self, experiment: &str) -> sled::Subscriber {
-        self.trials.watch_prefix(codec::experiment_prefix(experiment))
+    /// The indexes of one experiment's trials written since the subscriber last looked.
+    pub fn watch_trials(&self, experiment: &str) -> Changes<u32> {
+        self.notices.trials(experiment)
     }
 
     /// Removes an experiment with its trials and observations.
@@ -321,6 +340,7 @@ impl Store {
         }
         self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.count_trial_write(name);
+        self.notices.experiment_changed(name);
         self.flush(&what)
     }
 
@@ -352,7 +372,9 @@ impl Store {
         self.trials
             .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
             .map_err(|source| Error::Write { what, source })?;
-        Ok(self.count_trial_write(&trial.experiment))
+        let count = self.count_trial_write(&trial.experiment);
+        self.notices.trial_changed(&trial.experiment, trial.index);
+        Ok(count)
     }
 
     /// How many times the experiment's trials were written (or deleted) since the store opened.
