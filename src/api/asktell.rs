@@ -247,24 +247,35 @@ async fn tell(
             "experiment {name} runs its own trials; only executor: external trials are completed by clients"
         )));
     }
-    let mut trial = open_trial(&state, &name, &trial_name)?;
-    let attempt = trial.attempts.max(1);
-    record_metrics(&state, &trial, attempt, &request.metrics, None)?;
-    record_artifact(&state, &trial, request.artifact.as_deref())?;
-    let observations = state
-        .store
-        .observations(&name, trial.index)
-        .map_err(ApiError::internal(format!("read observations of {trial_name}")))?;
-    let tally = Tally::of_attempt(&observations, attempt);
+    let index = open_trial(&state, &name, &trial_name)?.index;
     let said = match request.state.as_deref() {
         None | Some("succeeded") => Told::Succeeded,
         Some("failed") => Told::Failed { reason: request.reason.clone() },
         Some(other) => return Err(ApiError::bad_request("state", format!("{other:?} is not succeeded or failed"))),
     };
-    experiment::record_result(&mut trial, spec, &tally);
-    experiment::told(spec, &tally, said).conclude(&mut trial, Timestamp::now());
+    let reported = state
+        .store
+        .observations(&name, index)
+        .map_err(ApiError::internal(format!("read observations of {trial_name}")))?;
+    let now = Timestamp::now();
+    let mut new = Vec::new();
+    // The result is recorded only if the trial is still open when it is written: of two tells
+    // racing for one trial, one wins and the other gets 409 (and its metrics are not kept).
+    let changed = state.store.change_trial(&name, index, |trial| {
+        let open = open_for_metrics(trial)?;
+        new = observations_of(&request.metrics, open.attempts.max(1), None, now)?;
+        let tally = Tally::of_attempt(&[reported.as_slice(), new.as_slice()].concat(), open.attempts.max(1));
+        experiment::record_result(trial, spec, &tally);
+        experiment::told(spec, &tally, said.clone()).conclude(trial, now);
+        Ok(())
+    });
     let store = || ApiError::internal(format!("store trial {trial_name}"));
-    let writes = state.store.write_trial(&trial).map_err(store())?;
+    let (trial, writes) = match changed.map_err(store())? {
+        None => return Err(ApiError::NotFound(format!("experiment {name} has no trial {trial_name}"))),
+        Some(result) => result?,
+    };
+    state.store.add_observations(&name, index, &new).map_err(store())?;
+    record_artifact(&state, &trial, request.artifact.as_deref())?;
     state.store.flush_writes().map_err(store())?;
     let answer = TellAnswer { name: trial.name.clone(), phase: trial.phase, objective: trial.objective };
     // The next suggestion is prepared while the client reads the answer and asks again (started
@@ -298,6 +309,12 @@ async fn push(
 /// A trial that may still report (404 when missing, 409 when finished).
 fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
     let trial = state.trial(name, trial)?;
+    open_for_metrics(&trial)?;
+    Ok(trial)
+}
+
+/// The trial when it may still report; 409 once it has finished.
+fn open_for_metrics(trial: &Trial) -> Result<&Trial> {
     if trial.phase.is_finished() {
         return Err(ApiError::Conflict(format!(
             "trial {} has finished ({:?}); it takes no more metrics",
@@ -305,6 +322,22 @@ fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
         )));
     }
     Ok(trial)
+}
+
+/// The metrics of one report as observations of `attempt`; every value must be finite.
+fn observations_of(
+    metrics: &BTreeMap<String, f64>,
+    attempt: u32,
+    step: Option<i64>,
+    time: Timestamp,
+) -> Result<Vec<Observation>> {
+    if let Some((metric, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(ApiError::bad_request(format!("metrics.{metric}"), "must be a finite number"));
+    }
+    Ok(metrics
+        .iter()
+        .map(|(metric, &value)| Observation { attempt, metric: metric.clone(), value, step, time })
+        .collect())
 }
 
 /// Adds the metrics as observations; the caller's `flush_writes` makes them durable, one flush
@@ -316,14 +349,7 @@ fn record_metrics(
     metrics: &BTreeMap<String, f64>,
     step: Option<i64>,
 ) -> Result<()> {
-    if let Some((metric, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(ApiError::bad_request(format!("metrics.{metric}"), "must be a finite number"));
-    }
-    let time = Timestamp::now();
-    let observations: Vec<Observation> = metrics
-        .iter()
-        .map(|(metric, &value)| Observation { attempt, metric: metric.clone(), value, step, time })
-        .collect();
+    let observations = observations_of(metrics, attempt, step, Timestamp::now())?;
     state
         .store
         .add_observations(&trial.experiment, trial.index, &observations)

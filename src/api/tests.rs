@@ -352,3 +352,39 @@ async fn a_preparation_for_an_experiment_replaced_since_its_tell_builds_no_searc
     let asker = slot.lock().await;
     assert!(asker.search.is_none() && asker.prepared.is_none(), "the next ask builds the search");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_tells_for_one_trial_record_exactly_one_result() {
+    let api = Arc::new(api(None));
+    let (status, _) = api.call("POST", "/api/v1/experiments", &external("race", 400), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut wins = Vec::new();
+    for round in 0..200 {
+        let (status, asked) = api.call("POST", "/api/v1/experiments/race/suggestions", r#"{"count": 1}"#, None).await;
+        assert_eq!(status, StatusCode::OK, "{asked}");
+        let trial = asked["trials"][0]["name"].as_str().unwrap().to_string();
+        let uri = format!("/api/v1/experiments/race/trials/{trial}/complete");
+        let tells: Vec<_> = [1.0, 2.0]
+            .into_iter()
+            .map(|v| {
+                let (api, uri) = (Arc::clone(&api), uri.clone());
+                tokio::spawn(async move {
+                    api.call("POST", &uri, &format!(r#"{{"metrics": {{"value": {v}}}}}"#), None).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tells {
+            answers.push(t.await.unwrap());
+        }
+        let ok: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| b).collect();
+        assert_eq!(ok.len(), 1, "round {round}: exactly one tell wins: {answers:?}");
+        assert!(answers.iter().any(|(s, _)| *s == StatusCode::CONFLICT), "the other is refused: {answers:?}");
+        let stored = api.state.store.trial("race", round).unwrap().unwrap();
+        assert_eq!(stored.objective, ok[0]["objective"].as_f64(), "round {round}: the stored result is the winner's");
+        let observations = api.state.store.observations("race", round).unwrap();
+        assert_eq!(observations.len(), 1, "round {round}: only the winner's metrics are kept: {observations:?}");
+        wins.push(stored.objective);
+    }
+    assert_eq!(wins.len(), 200);
+}

@@ -29,6 +29,7 @@ impl<E: Executor> Controller<E> {
         let changes = self.store.watch_trials(name);
         let read = |source| Error::LoadExperiment { name: name.into(), source };
         let mut trials = self.store.trials(name).map_err(read)?;
+        let mut written = std::collections::BTreeSet::new();
         loop {
             let mut record = self.load(name)?;
             let now = Timestamp::now();
@@ -36,15 +37,16 @@ impl<E: Executor> Controller<E> {
             if halted == Halt::Interrupt {
                 return Ok(record);
             }
-            for index in changes.take() {
+            written.extend(changes.take());
+            for index in std::mem::take(&mut written) {
                 if let Some(trial) = self.store.trial(name, index).map_err(read)? {
                     upsert(&mut trials, trial);
                 }
             }
             let spec = record.experiment.spec.clone();
             let review = experiment::review(&spec, &mut trials, record.exhausted, halted, now);
-            for trial in trials.iter().filter(|t| review.expired.contains(&t.index)) {
-                self.save_trial(trial)?;
+            if !self.save_expired(name, &spec, &review.expired, &mut trials, now)? {
+                continue; // a result came in first: review again with it
             }
             let status = record.experiment.status.get_or_insert_with(Default::default);
             if let Some(reason) = review.end {
@@ -60,11 +62,50 @@ impl<E: Executor> Controller<E> {
             }
             let deadline = next_deadline(&spec, &trials, now);
             tokio::select! {
-                _ = changes.next() => tokio::time::sleep(SETTLE).await,
+                indexes = changes.next() => {
+                    written.extend(indexes);
+                    tokio::time::sleep(SETTLE).await;
+                }
                 _ = sleep_for(deadline) => {}
                 _ = super::next_halt(&mut halt) => {}
             }
         }
+    }
+}
+
+impl<E: Executor> Controller<E> {
+    /// Writes the deadline's verdict on each expired trial, each only if it is still open (a tell
+    /// may win the race); returns whether all were written (else `trials` holds the winners').
+    fn save_expired(
+        &self,
+        name: &str,
+        spec: &ExperimentSpec,
+        expired: &[u32],
+        trials: &mut Vec<Trial>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut all = true;
+        for &index in expired {
+            let changed = self.store.change_trial(name, index, |t| match experiment::expired(spec, t, now) {
+                Some(verdict) => {
+                    verdict.conclude(t, now);
+                    Ok(())
+                }
+                None => Err(()),
+            });
+            let trial = crate::trial::trial_name(name, index);
+            match changed.map_err(|source| Error::SaveTrial { trial: trial.clone(), source })? {
+                Some(Ok((written, _))) => upsert(trials, written),
+                Some(Err(())) | None => {
+                    all = false;
+                    let read = self.store.trial(name, index).map_err(|source| Error::SaveTrial { trial, source })?;
+                    if let Some(current) = read {
+                        upsert(trials, current);
+                    }
+                }
+            }
+        }
+        Ok(all)
     }
 }
 

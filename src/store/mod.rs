@@ -377,6 +377,41 @@ impl Store {
         Ok(count)
     }
 
+    /// Changes a trial only as it is now: `change` edits the trial just read (or refuses, with its
+    /// own error), and the result is written by compare-and-swap, so of two writers racing for one
+    /// trial (two tells, a tell and a deadline) exactly one wins and the other sees the winner's
+    /// trial. `change` may run more than once. `None` when there is no such trial; otherwise the
+    /// trial as written with the count of trial writes ([`Store::trial_writes`]), or the refusal.
+    /// Like [`Store::write_trial`], it reaches the disk with the next flush.
+    pub fn change_trial<E>(
+        &self,
+        experiment: &str,
+        index: u32,
+        mut change: impl FnMut(&mut Trial) -> std::result::Result<(), E>,
+    ) -> Result<Option<std::result::Result<(Trial, u64), E>>> {
+        let key = codec::trial_key(experiment, index);
+        let what = || format!("trial {index} of {experiment}");
+        loop {
+            let Some(old) = self.trials.get(&key).map_err(|source| Error::Read { what: what(), source })? else {
+                return Ok(None);
+            };
+            let mut trial: Trial = codec::decode(&old, what)?;
+            if let Err(refusal) = change(&mut trial) {
+                return Ok(Some(Err(refusal)));
+            }
+            let bytes = codec::encode(&trial, &what())?;
+            let swapped = self
+                .trials
+                .compare_and_swap(&key, Some(old), Some(bytes))
+                .map_err(|source| Error::Write { what: what(), source })?;
+            if swapped.is_ok() {
+                let count = self.count_trial_write(experiment);
+                self.notices.trial_changed(experiment, index);
+                return Ok(Some(Ok((trial, count))));
+            }
+        }
+    }
+
     /// How many times the experiment's trials were written (or deleted) since the store opened.
     /// Read it before reading the trials: while it stays the same, what was read is current.
     pub fn trial_writes(&self, experiment: &str) -> u64 {
