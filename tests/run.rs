@@ -431,3 +431,32 @@ fn a_changed_spec_is_refused_unless_fresh() {
     assert!(tuna(&data, &["run", spec.to_str().unwrap(), "--fresh"]).status.success());
     assert_eq!(trials(&leaderboard(&data, "changing")).len(), 3);
 }
+
+#[test]
+fn a_runs_files_are_its_users_alone_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "private", r#"[sh, -c, "echo score=${x}; echo oops >&2"]"#, "  maxTrials: 1\n");
+    let data = dir.path().join("data");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022 && exec {} run {} --data-dir {}",
+            env!("CARGO_BIN_EXE_tuna"),
+            spec.display(),
+            data.display()
+        ))
+        .env("TUNA_GPUS", "none")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let trial = data.join("experiments/private/trials/private-0000");
+    for folder in [data.clone(), data.join("db"), data.join("experiments"), trial.clone(), trial.join("output")] {
+        assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+    }
+    for log in ["stdout.log", "stderr.log"] {
+        assert_eq!(mode(&trial.join(log)), 0o600, "{log}");
+    }
+    assert_eq!(mode(&data.join("db/db")), 0o600);
+}

@@ -90,9 +90,17 @@ impl Executor for LocalExecutor {
     }
 }
 
+/// Trial folders and logs are the user's alone (as the data dir is), whatever the umask.
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
+
 async fn spawn(launch: &Launch, gpus: &[u32]) -> Result<Child, String> {
     let output_dir = launch.output_dir();
-    tokio::fs::create_dir_all(&output_dir)
+    // Private to the user running tuna whatever the umask: trials' logs and models may hold secrets.
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(&output_dir)
         .await
         .map_err(|e| format!("cannot create the trial's output directory {}: {e}", output_dir.display()))?;
     let (program, args) = launch.command.split_first().ok_or("the trial command is empty")?;
@@ -164,7 +172,7 @@ async fn pump(
     log: std::path::PathBuf,
     events: mpsc::UnboundedSender<TrialEvent>,
 ) -> VecDeque<String> {
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await.ok();
+    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).mode(PRIVATE_FILE).open(&log).await.ok();
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);

@@ -13,6 +13,7 @@
 
 mod codec;
 mod notify;
+mod private;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,12 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: sled::Error,
+    },
+    #[error("failed to make the data dir {path} private to this user")]
+    Private {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("the store at {path} has schema version {found}; this build reads version {SCHEMA_VERSION}")]
     SchemaVersion { path: PathBuf, found: String },
@@ -210,9 +217,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir`. The data dir and the database are made private to
+    /// the user running tuna (folders 0700, files 0600, whatever the umask, as etcd does): the
+    /// stored documents carry trials' `env` values, which may be credentials.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("db");
+        private::make_private(dir, &path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
         let db = sled::Config::new().path(&path).open().map_err(|source| Error::Open { path: path.clone(), source })?;
         let tree = |name: &str| db.open_tree(name).map_err(|source| Error::Open { path: path.clone(), source });
         let (experiments, trials, observations, meta) =
@@ -228,6 +238,7 @@ impl Store {
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
         }
+        private::make_private(dir, &path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
         let store = Self {
             db,
             experiments,

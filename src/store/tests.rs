@@ -84,3 +84,23 @@ fn a_store_with_a_foreign_schema_version_is_refused() {
     let err = reopen(dir.path()).err().unwrap();
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
+
+#[test]
+fn the_data_dir_and_the_database_are_private_to_their_user_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(&data).unwrap();
+    store.put_experiment(&experiment("secret")).unwrap();
+    drop(store);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("db")), 0o700);
+    let files: Vec<_> = std::fs::read_dir(data.join("db")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.iter().any(|f| f.ends_with("db")), "{files:?}");
+    for file in files.iter().filter(|f| f.is_file()) {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+}
