@@ -23,6 +23,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("the document is invalid")]
     Invalid(Vec<Problem>),
+    /// A request the framework refused before a handler saw it (a body that is not UTF-8 or is too
+    /// large, a query that does not parse, a method the route does not take), in the same shape.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     #[error("failed to {doing}")]
     Internal {
         doing: String,
@@ -32,6 +36,43 @@ pub enum ApiError {
 }
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// The code of a framework rejection, by its status.
+fn rejected_code(status: StatusCode) -> ErrorCode {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::Timeout,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
+    }
+}
+
+/// The most of a rejection's plain-text body kept as its message.
+const REJECTION_TEXT: usize = 4096;
+
+/// Gives every error answer the one JSON shape: a 4xx/5xx that is not JSON already (axum's own
+/// rejections answer plain text or nothing) is rewritten, its text kept as the message.
+pub async fn one_shape(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), REJECTION_TEXT).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_lowercase() } else { text };
+    ApiError::Rejected { status, message }.into_response()
+}
 
 impl ApiError {
     pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -59,6 +100,7 @@ impl IntoResponse for ApiError {
                 problems.first().map(|p| p.field.clone()),
                 Some(problems.clone()),
             ),
+            ApiError::Rejected { status, .. } => (*status, rejected_code(*status), None, None),
             ApiError::Internal { doing, source } => {
                 error!(error = %source, "failed to {doing}");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None, None)

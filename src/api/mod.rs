@@ -163,6 +163,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(health::routes())
         .fallback(|| async { ApiError::NotFound("no such route; see /api/v1/openapi.json".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(error::one_shape))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), measure))
         .with_state(state)
 }

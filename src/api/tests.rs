@@ -388,3 +388,27 @@ async fn racing_tells_for_one_trial_record_exactly_one_result() {
     }
     assert_eq!(wins.len(), 200);
 }
+
+#[tokio::test]
+async fn framework_rejections_come_back_in_the_one_error_shape() {
+    let api = api(None);
+    api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
+    let cases: Vec<(&str, String, Vec<u8>, StatusCode, &str)> = vec![
+        ("GET", "/api/v1/experiments/e/leaderboard?top=lots".into(), vec![], StatusCode::BAD_REQUEST, "BadRequest"),
+        ("POST", "/api/v1/experiments".into(), vec![0xff, 0xfe, b'{'], StatusCode::BAD_REQUEST, "BadRequest"),
+        ("POST", "/api/v1/experiments".into(), vec![b' '; BODY_LIMIT + 1], StatusCode::PAYLOAD_TOO_LARGE, "TooLarge"),
+        ("PUT", "/api/v1/experiments/e".into(), vec![], StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+        ("GET", "/api/v1/nothing".into(), vec![], StatusCode::NOT_FOUND, "NotFound"),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let request = Request::builder().method(method).uri(&uri).body(Body::from(body)).unwrap();
+        let response = api.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status, "{method} {uri}");
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(content_type.as_deref(), Some("application/json"), "{method} {uri}");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let parsed: crate::api::types::ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(format!("{:?}", parsed.error.code), code, "{method} {uri}");
+        assert!(!parsed.error.message.is_empty(), "{method} {uri}");
+    }
+}

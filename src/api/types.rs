@@ -240,6 +240,11 @@ pub enum ErrorCode {
     Conflict,
     Invalid,
     Internal,
+    MethodNotAllowed,
+    TooLarge,
+    UnsupportedMediaType,
+    Timeout,
+    TooManyRequests,
     /// A code this client does not know (from a newer server); the message still reads.
     #[serde(other)]
     Unknown,
