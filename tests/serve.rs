@@ -137,7 +137,9 @@ async fn trials_push_with_their_own_token_and_nobody_else_can() {
         }
         async move { request.send().await.unwrap().status().as_u16() }
     };
-    let own = secret.token("quickstart-push", "quickstart-push-0001");
+    let uid = experiment["metadata"]["uid"].as_str().expect("an experiment has an incarnation").to_string();
+    let holder = |trial| tuna::token::Holder { experiment: "quickstart-push", incarnation: &uid, trial, attempt: 1 };
+    let own = secret.token(&holder("quickstart-push-0001"));
     assert_eq!(push("quickstart-push-0001", Some(own.clone())).await, 409, "the trial has finished");
     assert_eq!(push("quickstart-push-0002", Some(own)).await, 403, "another trial's token");
     assert_eq!(push("quickstart-push-0002", None).await, 401, "no token");
@@ -218,4 +220,23 @@ fn sigterm_interrupts_running_trials_and_the_next_start_finishes_them() {
     let server = Server::start(&data, dir.path());
     let experiment = server.wait_finished("long");
     assert_eq!(experiment["status"]["trials"]["succeeded"], 4, "{experiment}");
+}
+
+#[test]
+fn a_server_refuses_to_start_with_a_weak_or_placeholder_token() {
+    let dir = tempfile::tempdir().unwrap();
+    for token in ["s3cret", "change-me-before-applying", ""] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("TUNA_TOKEN", token)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{token:?} was accepted");
+        assert!(
+            stderr.contains("refusing to start with --token") && stderr.contains("openssl rand -hex 32"),
+            "{stderr}"
+        );
+    }
 }

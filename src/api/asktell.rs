@@ -22,6 +22,7 @@ use crate::search::{self, Outcome, Past, Search};
 use crate::space::Assignment;
 use crate::spec::{ExecutorKind, ExperimentSpec};
 use crate::store::{Durability, ExperimentRecord};
+use crate::token::Holder;
 use crate::trial::{Observation, Trial, TrialPhase};
 
 /// The most suggestions one ask returns.
@@ -284,22 +285,37 @@ async fn tell(
     Ok(Json(answer))
 }
 
+/// A push: the trial's token is checked (from its headers, against the experiment's incarnation
+/// and the trial's open attempt) before its body is read, so a request without the right token
+/// costs the server no more than its headers.
 async fn push(
     State(state): State<Arc<ApiState>>,
     Path((name, trial_name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Body,
 ) -> Result<Json<PushAnswer>> {
     let Some(token) = bearer(&headers) else {
+        state.failed_auth()?;
         return Err(ApiError::Unauthorized("a push needs `Authorization: Bearer $TUNA_TRIAL_TOKEN`".into()));
     };
-    if !state.secret.verify(&name, &trial_name, token) {
-        return Err(ApiError::Forbidden(format!("this token is not trial {trial_name}'s")));
-    }
-    let request: PushRequest = parse_body(&body, r#"{"metrics": {"name": value}, "step": N}"#)?;
-    let trial = open_trial(&state, &name, &trial_name)?;
+    let not_yours = || ApiError::Forbidden(format!("this token is not that of trial {trial_name}'s running attempt"));
+    let (Ok(record), Ok(trial)) = (state.experiment(&name), state.trial(&name, &trial_name)) else {
+        state.failed_auth()?;
+        return Err(not_yours());
+    };
     // A trial pushes only once started; if the start is not recorded yet, this is its next attempt.
     let attempt = if trial.phase == TrialPhase::Pending { trial.attempts + 1 } else { trial.attempts };
+    let holder = Holder { experiment: &name, incarnation: record.uid(), trial: &trial_name, attempt };
+    if !state.secret.verify(&holder, token) {
+        state.failed_auth()?;
+        return Err(not_yours());
+    }
+    open_for_metrics(&trial)?;
+    let bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+        .await
+        .map_err(|e| ApiError::bad_request("body", format!("could not be read: {e}")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("body", "is not UTF-8"))?;
+    let request: PushRequest = parse_body(text, r#"{"metrics": {"name": value}, "step": N}"#)?;
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
     record_artifact(&state, &trial, request.artifact.as_deref())?;
     state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;

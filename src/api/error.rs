@@ -21,6 +21,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("the document is invalid")]
     Invalid(Vec<Problem>),
     /// A request the framework refused before a handler saw it (a body that is not UTF-8 or is too
@@ -94,6 +96,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None, None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None, None),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict, None, None),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyRequests, None, None),
             ApiError::Invalid(problems) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::Invalid,
@@ -113,6 +116,9 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code, message, field, problems } };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }

@@ -81,7 +81,13 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
     asks: std::sync::Mutex<HashMap<String, AskSlot>>,
+    /// Failed authentications in the current second (the server token, trial tokens).
+    failures: std::sync::Mutex<(Instant, u32)>,
 }
+
+/// Failed authentications answered per second before the rest get 429: a guesser is slowed to a
+/// crawl, while a misconfigured client still sees its 401/403.
+const FAILED_AUTH_PER_SECOND: u32 = 20;
 
 impl ApiState {
     pub fn new(store: Store, token: Option<String>, secret: TrialSecret, gpu_capacity: usize) -> Self {
@@ -93,7 +99,22 @@ impl ApiState {
             ready: AtomicBool::new(false),
             metrics: ApiMetrics::default(),
             asks: Default::default(),
+            failures: std::sync::Mutex::new((Instant::now(), 0)),
         }
+    }
+
+    /// Counts a failed authentication; `Err(429)` once this second's allowance is spent.
+    fn failed_auth(&self) -> Result<()> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (since, count) = &mut *failures;
+        if since.elapsed() >= std::time::Duration::from_secs(1) {
+            (*since, *count) = (Instant::now(), 0);
+        }
+        *count += 1;
+        if *count > FAILED_AUTH_PER_SECOND {
+            return Err(ApiError::TooManyRequests("too many failed authentications; retry in a second".into()));
+        }
+        Ok(())
     }
 
     fn ask_slot(&self, name: &str) -> AskSlot {
@@ -125,6 +146,18 @@ impl ApiState {
             .map_err(ApiError::internal(format!("read trial {trial}")))?
             .filter(|t| t.name == trial)
             .ok_or_else(missing)
+    }
+}
+
+#[cfg(test)]
+impl ApiState {
+    /// The token a trial's open attempt was given (as the push route checks it).
+    pub(crate) fn trial_token(&self, experiment: &str, trial: &str) -> String {
+        let record = self.experiment(experiment).unwrap_or_else(|e| panic!("{e}"));
+        let t = self.trial(experiment, trial).unwrap_or_else(|e| panic!("{e}"));
+        let attempt = if t.phase == crate::trial::TrialPhase::Pending { t.attempts + 1 } else { t.attempts };
+        let holder = crate::token::Holder { experiment, incarnation: record.uid(), trial, attempt };
+        self.secret.token(&holder)
     }
 }
 
@@ -187,11 +220,13 @@ async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: N
     if let Some(expected) = &state.token {
         match bearer(request.headers()) {
             None => {
+                state.failed_auth()?;
                 return Err(ApiError::Unauthorized(
                     "this server needs `Authorization: Bearer <token>` (tuna --token)".into(),
                 ));
             }
             Some(given) if !constant_time_eq(given.as_bytes(), expected.as_bytes()) => {
+                state.failed_auth()?;
                 return Err(ApiError::Unauthorized("the bearer token is not this server's token".into()));
             }
             Some(_) => {}

@@ -135,8 +135,8 @@ async fn a_push_needs_the_trials_own_token_and_an_open_trial() {
     api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 2}"#, Some("s3cret")).await;
     let push = r#"{"metrics": {"value": 0.5}, "step": 1}"#;
     let uri = "/api/v1/experiments/e/trials/e-0000/metrics";
-    let own = api.state.secret.token("e", "e-0000");
-    let other = api.state.secret.token("e", "e-0001");
+    let own = api.state.trial_token("e", "e-0000");
+    let other = api.state.trial_token("e", "e-0001");
     let (status, body) = api.call("POST", uri, push, Some(&own)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"shouldStop": false})));
     assert_eq!(api.call("POST", uri, push, Some(&other)).await.0, StatusCode::FORBIDDEN);
@@ -411,4 +411,43 @@ async fn framework_rejections_come_back_in_the_one_error_shape() {
         assert_eq!(format!("{:?}", parsed.error.code), code, "{method} {uri}");
         assert!(!parsed.error.message.is_empty(), "{method} {uri}");
     }
+}
+
+#[tokio::test]
+async fn a_token_is_good_for_one_incarnation_and_one_attempt_only() {
+    let api = api(None);
+    let push = r#"{"metrics": {"value": 0.5}}"#;
+    let uri = "/api/v1/experiments/e/trials/e-0000/metrics";
+    api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
+    api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 1}"#, None).await;
+    let old = api.state.trial_token("e", "e-0000");
+    assert_eq!(api.call("POST", uri, push, Some(&old)).await.0, StatusCode::OK);
+    // Deleted and created again under the same name: a new experiment, whose trial e-0000 the
+    // old token must not reach.
+    api.state.store.delete_experiment("e").unwrap();
+    api.state.forget_search("e");
+    api.call("POST", "/api/v1/experiments", &external("e", 3), None).await;
+    api.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 1}"#, None).await;
+    assert_eq!(api.call("POST", uri, push, Some(&old)).await.0, StatusCode::FORBIDDEN, "the old incarnation's token");
+    let new = api.state.trial_token("e", "e-0000");
+    assert_ne!(new, old);
+    assert_eq!(api.call("POST", uri, push, Some(&new)).await.0, StatusCode::OK);
+    // The trial's next attempt gets a token of its own; the first attempt's stops working.
+    let mut trial = api.state.store.trial("e", 0).unwrap().unwrap();
+    trial.attempts = 2;
+    api.state.store.put_trial(&trial).unwrap();
+    assert_eq!(api.call("POST", uri, push, Some(&new)).await.0, StatusCode::FORBIDDEN, "an ended attempt's token");
+    assert_eq!(api.call("POST", uri, push, Some(&api.state.trial_token("e", "e-0000"))).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn failed_authentications_past_the_allowance_are_told_to_wait() {
+    let api = api(Some("s3cret"));
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(api.call("GET", "/api/v1/experiments", "", Some("guess")).await.0);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count(), FAILED_AUTH_PER_SECOND as usize);
+    assert!(statuses.iter().skip(FAILED_AUTH_PER_SECOND as usize).all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(api.call("GET", "/api/v1/experiments", "", Some("s3cret")).await.0, StatusCode::OK, "the right token");
 }

@@ -30,6 +30,12 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
             serve.listen
         );
     }
+    if let Some(why) = config.token.as_deref().and_then(crate::token::weak_api_token) {
+        bail!(
+            "refusing to start with --token (TUNA_TOKEN): {why}. On Kubernetes: kubectl -n tuna-system \
+             create secret generic tuna-token --from-literal=token=\"$(openssl rand -hex 32)\""
+        );
+    }
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
     let store = super::open_store(&data_dir)?;
     let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;

@@ -184,6 +184,8 @@ fn create(
     experiment.status = Some(ExperimentStatus { seed, ..Default::default() });
     experiment.metadata = kube::api::ObjectMeta { name: experiment.metadata.name.clone(), ..Default::default() };
     let mut record = ExperimentRecord::new(experiment, None);
+    // The custom resource's UID is the incarnation: its Jobs and tokens belong to this CR only.
+    record.experiment.metadata.uid = Some(origin.uid.clone());
     record.origin = Some(origin);
     ctx.store.create_experiment(&record)?;
     Ok(record)

@@ -235,6 +235,7 @@ impl<E: Executor> Controller<E> {
         self.save_status(record, Durability::Flushed)?;
         let ctx = TrialContext {
             name: name.clone(),
+            incarnation: record.uid().to_string(),
             store: self.store.clone(),
             executor: Arc::clone(&self.executor),
             spec,

@@ -16,12 +16,15 @@ use crate::executor::{Executor, Finished, Launch, StopSignal, TrialEvent};
 use crate::metrics::{MetricParser, Tally};
 use crate::spec::{Collector, ExecutorKind, ExperimentSpec, parse_duration};
 use crate::store::Store;
+use crate::token::Holder;
 use crate::trial::{Observation, Trial, TrialReason, parameters_json, substitute};
 
 /// What every trial of one experiment shares.
 pub struct TrialContext<E> {
     /// The experiment's name.
     pub name: String,
+    /// The experiment's incarnation (`metadata.uid`): trial tokens are bound to it.
+    pub incarnation: String,
     pub store: Store,
     pub executor: Arc<E>,
     pub spec: ExperimentSpec,
@@ -65,6 +68,7 @@ impl<E: Executor> Attempts<E> {
     pub fn launch(&mut self, trial: &Trial) -> String {
         let ctx = &self.ctx;
         let site = Site {
+            incarnation: &ctx.incarnation,
             spec: &ctx.spec,
             experiment_dir: &ctx.experiment_dir,
             working_dir: &ctx.working_dir,
@@ -176,6 +180,8 @@ async fn run_attempt<E: Executor>(
 
 /// Where and how an experiment's trials run: what a launch is built from.
 pub struct Site<'a> {
+    /// The experiment's incarnation, which the trial's push token is bound to.
+    pub incarnation: &'a str,
     pub spec: &'a ExperimentSpec,
     /// The experiment's folder under the data dir (trial logs and, locally, outputs).
     pub experiment_dir: &'a Path,
@@ -212,7 +218,13 @@ pub fn launch_for(site: &Site<'_>, trial: &Trial) -> Launch {
     }
     if let Some(api) = site.api {
         env.push(("TUNA_API".into(), api.base_url.clone()));
-        env.push(("TUNA_TRIAL_TOKEN".into(), api.secret.token(&trial.experiment, &trial.name)));
+        let holder = Holder {
+            experiment: &trial.experiment,
+            incarnation: site.incarnation,
+            trial: &trial.name,
+            attempt: trial.attempts,
+        };
+        env.push(("TUNA_TRIAL_TOKEN".into(), api.secret.token(&holder)));
     }
     Launch {
         experiment: trial.experiment.clone(),

@@ -172,7 +172,11 @@ pub enum Desired {
 }
 
 impl ExperimentRecord {
-    pub fn new(experiment: Experiment, spec_dir: Option<PathBuf>) -> Self {
+    /// A new experiment, with a new incarnation: `metadata.uid` is drawn afresh (whatever the
+    /// document said), so an experiment created again under an old name is a different one to
+    /// every token and Job of the old.
+    pub fn new(mut experiment: Experiment, spec_dir: Option<PathBuf>) -> Self {
+        experiment.metadata.uid = Some(format!("{:032x}", rand::random::<u128>()));
         Self {
             experiment,
             spec_dir,
@@ -187,6 +191,12 @@ impl ExperimentRecord {
 
     pub fn name(&self) -> &str {
         self.experiment.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The experiment's incarnation (`metadata.uid`): a custom resource's UID, else drawn when it
+    /// was created; empty for a record stored before incarnations existed.
+    pub fn uid(&self) -> &str {
+        self.experiment.metadata.uid.as_deref().unwrap_or_default()
     }
 
     /// The experiment as users see it: its status with what is being served.

@@ -69,7 +69,7 @@ impl Api {
     async fn told(&self) {
         self.create().await;
         let _: (_, Suggestions) = self.call("POST", "/api/v1/experiments/e/suggestions", r#"{"count": 2}"#).await;
-        let own = self.state.secret.token("e", "e-0000");
+        let own = self.state.trial_token("e", "e-0000");
         let push = r#"{"metrics": {"value": 0.5}, "step": 1}"#;
         let _: (_, PushAnswer) =
             self.call_as("POST", "/api/v1/experiments/e/trials/e-0000/metrics", push, Some(&own)).await;
@@ -98,7 +98,7 @@ async fn ask_push_and_tell_answers_read_into_their_types_and_the_clients_request
     assert_eq!(names, ["e-0000", "e-0001"], "parallelTrials: 2");
     assert_eq!(asked.trials[0].parameters, api.state.store.trial("e", 0).unwrap().unwrap().parameters);
     let push = PushRequest { metrics: [("value".to_string(), 0.5)].into(), step: Some(1), artifact: None };
-    let own = api.state.secret.token("e", "e-0000");
+    let own = api.state.trial_token("e", "e-0000");
     let uri = "/api/v1/experiments/e/trials/e-0000/metrics";
     let (status, pushed): (_, PushAnswer) = api.call_as("POST", uri, &body(&push), Some(&own)).await;
     assert_eq!((status, pushed), (StatusCode::OK, PushAnswer { should_stop: false }));
@@ -223,7 +223,7 @@ fn requests_leave_out_what_the_client_did_not_set() {
 
 #[test]
 fn an_error_code_this_client_does_not_know_still_reads_with_its_message() {
-    let text = r#"{"error": {"code": "TooManyRequests", "message": "slow down", "field": null, "problems": null}}"#;
+    let text = r#"{"error": {"code": "SomethingNewer", "message": "slow down", "field": null, "problems": null}}"#;
     let body: ErrorBody = serde_json::from_str(text).unwrap();
     assert_eq!((body.error.code, body.error.message.as_str()), (ErrorCode::Unknown, "slow down"));
 }
