@@ -184,6 +184,10 @@ pub struct Trial {
     /// The process (group) id while running locally, so a restarted controller can clean up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// What tells the process with `pid` from a later one given the same PID (after it ended, or
+    /// after a reboot): a restarted controller kills the group only when they match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_stamp: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<u32>,
     pub created_at: Timestamp,
@@ -214,6 +218,7 @@ impl Trial {
             attempts: 0,
             exit_code: None,
             pid: None,
+            pid_stamp: None,
             gpus: Vec::new(),
             created_at: now,
             started_at: None,

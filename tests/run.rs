@@ -460,3 +460,108 @@ fn a_runs_files_are_its_users_alone_whatever_the_umask() {
     }
     assert_eq!(mode(&data.join("db/db")), 0o600);
 }
+
+/// Whether a process is still running (a zombie waiting for its parent counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+/// A spec whose one trial writes its PID to `pidfile` and sleeps, unless `quick` exists.
+fn sleeper(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (pidfile, quick) = (dir.join("trial.pid"), dir.join("quick"));
+    let script = format!(
+        "if [ -e {q} ]; then echo score=1; else echo $$ > {p}; exec sleep 30; fi",
+        q = quick.display(),
+        p = pidfile.display()
+    );
+    let spec = write_spec(dir, name, &format!("[sh, -c, {script:?}]"), "  maxTrials: 1\n");
+    (spec, pidfile, quick)
+}
+
+#[test]
+fn a_trial_dies_with_the_tuna_run_that_started_it_even_by_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, pidfile, _) = sleeper(dir.path(), "orphan");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("TUNA_GPUS", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid: u32 = wait_for_file(&pidfile).trim().parse().unwrap();
+    assert!(alive(pid));
+    run.kill().unwrap(); // SIGKILL: tuna gets no chance to stop anything
+    run.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = alive(pid);
+    if survived {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(!survived, "the trial (pid {pid}) outlived its tuna run");
+}
+
+#[test]
+fn a_resumed_run_never_kills_a_stranger_that_got_the_recorded_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (spec, pidfile, quick) = sleeper(dir.path(), "reuse");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--data-dir"])
+        .arg(&data)
+        .env("TUNA_GPUS", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let trial_pid: u32 = wait_for_file(&pidfile).trim().parse().unwrap();
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let _ = Command::new("kill").args(["-9", &trial_pid.to_string()]).status();
+    // A stranger in a process group of its own now holds the PID the store recorded.
+    let mut stranger =
+        std::os::unix::process::CommandExt::process_group(&mut Command::new("sleep"), 0).arg("30").spawn().unwrap();
+    {
+        let store = open_store(&data);
+        let mut trial = store.trial("reuse", 0).unwrap().unwrap();
+        assert_eq!(trial.pid, Some(trial_pid), "the crashed run recorded its trial's PID");
+        trial.pid = Some(stranger.id());
+        store.put_trial(&trial).unwrap();
+    }
+    std::fs::write(&quick, "").unwrap();
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stranger_alive = alive(stranger.id());
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert!(stranger_alive, "the resumed run killed a process that was not its trial");
+}
+
+/// The store a finished (or killed) run left, opened by this test (sled may hold its lock a moment).
+fn open_store(data: &Path) -> tuna::store::Store {
+    for _ in 0..100 {
+        if let Ok(store) = tuna::store::Store::open(data) {
+            return store;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tuna::store::Store::open(data).unwrap()
+}

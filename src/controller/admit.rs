@@ -76,7 +76,7 @@ impl<E: Executor> Controller<E> {
             let before = trial.clone();
             if let Some(pid) = trial.pid.filter(|_| !matches!(trial.phase, TrialPhase::Succeeded | TrialPhase::Failed))
             {
-                self.executor.reap(pid);
+                self.executor.reap(pid, trial.pid_stamp.as_deref());
             }
             requeued += u32::from(experiment::requeue(&mut trial, now));
             if trial != before {

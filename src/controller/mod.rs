@@ -308,7 +308,9 @@ impl<E: Executor> Shell<'_, E> {
                 attempts.observe_line(index, attempt, &text)?;
                 return Ok(Vec::new());
             }
-            Report::Event(TrialEvent::Started { pid, gpus }) => Event::Started { trial: index, pid, gpus },
+            Report::Event(TrialEvent::Started { pid, pid_stamp, gpus }) => {
+                Event::Started { trial: index, pid, pid_stamp, gpus }
+            }
             Report::Event(TrialEvent::Reattached) => Event::Reattached { trial: index },
             Report::Event(TrialEvent::Waiting { reason, message }) => Event::Waiting { trial: index, reason, message },
             Report::Ended(finished) => {

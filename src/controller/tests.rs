@@ -44,7 +44,7 @@ impl Executor for Scripted {
         };
         let index: u32 = launch.trial.rsplit('-').next().unwrap().parse().unwrap();
         let act = (self.script)(index, attempt);
-        events.send(TrialEvent::Started { pid: 1000 + index, gpus: vec![] }).unwrap();
+        events.send(TrialEvent::Started { pid: 1000 + index, pid_stamp: None, gpus: vec![] }).unwrap();
         for line in act.lines {
             events.send(TrialEvent::Line { stream: Stream::Stdout, text: line.into() }).unwrap();
         }
@@ -57,7 +57,7 @@ impl Executor for Scripted {
         }
     }
 
-    fn reap(&self, _pid: u32) {}
+    fn reap(&self, _pid: u32, _pid_stamp: Option<&str>) {}
 
     fn gpu_capacity(&self) -> Option<usize> {
         None

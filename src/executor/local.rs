@@ -3,6 +3,7 @@
 //! handed out so that no device serves two running trials.
 
 mod gpu;
+pub mod process;
 
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -53,7 +55,8 @@ impl Executor for LocalExecutor {
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         };
         let pid = child.id().unwrap_or_default();
-        let _ = events.send(TrialEvent::Started { pid, gpus: lease.devices().to_vec() });
+        let pid_stamp = process::stamp(pid);
+        let _ = events.send(TrialEvent::Started { pid, pid_stamp, gpus: lease.devices().to_vec() });
         let stdout = child
             .stdout
             .take()
@@ -64,7 +67,6 @@ impl Executor for LocalExecutor {
             .map(|s| tokio::spawn(pump(s, Stream::Stderr, launch.trial_dir.join("stderr.log"), events.clone())));
 
         let exit = supervise(&mut child, pid, launch.timeout, &mut stop, self.grace).await;
-        signal_group(pid, Signal::SIGKILL); // whatever the trial left behind in its group
         let _ = tokio::time::timeout(PIPE_DRAIN_LIMIT, async {
             if let Some(out) = stdout {
                 let _ = out.await;
@@ -81,8 +83,12 @@ impl Executor for LocalExecutor {
         Finished { exit, stderr_tail: stderr_tail.into() }
     }
 
-    fn reap(&self, pid: u32) {
-        signal_group(pid, Signal::SIGKILL);
+    fn reap(&self, pid: u32, pid_stamp: Option<&str>) {
+        if process::is_same(pid, pid_stamp) {
+            signal_group(pid, Signal::SIGKILL);
+        } else {
+            debug!(pid, "not reaping: that PID is no longer the trial's process (it ended, or the machine restarted)");
+        }
     }
 
     fn gpu_capacity(&self) -> Option<usize> {
@@ -104,9 +110,14 @@ async fn spawn(launch: &Launch, gpus: &[u32]) -> Result<Child, String> {
         .await
         .map_err(|e| format!("cannot create the trial's output directory {}: {e}", output_dir.display()))?;
     let (program, args) = launch.command.split_first().ok_or("the trial command is empty")?;
+    let not_found =
+        || format!("cannot start {program:?} in {}: No such file or directory", launch.working_dir.display());
+    let trial_path = launch.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let resolved = process::on_path(program, &launch.working_dir, trial_path).ok_or_else(not_found)?;
+    let (program, args) = process::tied(&resolved, args);
     let devices = gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    Command::new(program)
-        .args(args)
+    Command::new(&program)
+        .args(&args)
         .current_dir(&launch.working_dir)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .env("CUDA_VISIBLE_DEVICES", devices)
@@ -115,7 +126,23 @@ async fn spawn(launch: &Launch, gpus: &[u32]) -> Result<Child, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start {program:?} in {}: {e}", launch.working_dir.display()))
+        .map_err(|e| format!("cannot start {resolved:?} in {}: {e}", launch.working_dir.display()))
+}
+
+/// Waits until the trial's process has exited, without reaping it: while it is a zombie its PID,
+/// and so its process group's id, cannot go to another process. Only then is it safe to kill
+/// what the trial left in its group.
+async fn exited(pid: u32) {
+    let id = Id::Pid(Pid::from_raw(pid as i32));
+    let _ = tokio::task::spawn_blocking(move || waitid(id, WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)).await;
+}
+
+/// Kills whatever the trial left in its group (its process has exited and is not yet reaped),
+/// then reaps it.
+async fn reap_group(child: &mut Child, pid: u32) -> std::io::Result<std::process::ExitStatus> {
+    exited(pid).await;
+    signal_group(pid, Signal::SIGKILL);
+    child.wait().await
 }
 
 /// Waits for the process, ending its group on timeout or stop.
@@ -133,17 +160,18 @@ async fn supervise(
         }
     };
     let ending = tokio::select! {
-        status = child.wait() => return exit_of(status),
-        _ = deadline => Exit::TimedOut,
-        _ = stop.wait_for(Option::is_some) => Exit::Stopped,
+        _ = exited(pid) => None,
+        _ = deadline => Some(Exit::TimedOut),
+        _ = stop.wait_for(Option::is_some) => Some(Exit::Stopped),
     };
+    let Some(ending) = ending else { return exit_of(reap_group(child, pid).await) };
     debug!(pid, ?ending, "ending the trial's process group");
     signal_group(pid, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+    if tokio::time::timeout(grace, exited(pid)).await.is_err() {
         warn!(pid, "trial ignored SIGTERM for {grace:?}; killing it");
         signal_group(pid, Signal::SIGKILL);
-        let _ = child.wait().await;
     }
+    let _ = reap_group(child, pid).await;
     ending
 }
 

@@ -62,8 +62,9 @@ pub enum Stream {
 /// What happens while a trial runs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrialEvent {
-    /// The process started, with these devices.
-    Started { pid: u32, gpus: Vec<u32> },
+    /// The process started, with these devices; `pid_stamp` tells this process from a later one
+    /// given the same PID (see `local::process`), where the executor can say.
+    Started { pid: u32, pid_stamp: Option<String>, gpus: Vec<u32> },
     /// One line of output.
     Line { stream: Stream, text: String },
     /// Not started yet, and why (e.g. `Unschedulable`: no node has a free `nvidia.com/gpu`).
@@ -87,8 +88,9 @@ pub trait Executor: Send + Sync + 'static {
         stop: StopSignal,
     ) -> impl Future<Output = Finished> + Send;
 
-    /// Ends whatever is left of a trial that a previous controller started and lost (after a crash).
-    fn reap(&self, pid: u32);
+    /// Ends whatever is left of a trial that a previous controller started and lost (after a crash),
+    /// only if `pid` is still that trial's process (`pid_stamp` as its start reported it).
+    fn reap(&self, pid: u32, pid_stamp: Option<&str>);
 
     /// How many GPUs trials can be given; `None` when the executor does not count them.
     fn gpu_capacity(&self) -> Option<usize>;
@@ -115,8 +117,8 @@ impl Executor for Dispatch {
         }
     }
 
-    fn reap(&self, pid: u32) {
-        self.local.reap(pid);
+    fn reap(&self, pid: u32, pid_stamp: Option<&str>) {
+        self.local.reap(pid, pid_stamp);
     }
 
     fn gpu_capacity(&self) -> Option<usize> {

@@ -43,8 +43,8 @@ pub enum Event {
     Halt(Halt),
     /// An attempt of the trial was handed to the executor; its files are in `dir`.
     Launched { trial: u32, dir: String },
-    /// The attempt's process started, with these devices.
-    Started { trial: u32, pid: u32, gpus: Vec<u32> },
+    /// The attempt's process started, with these devices (`pid_stamp`: see `Trial::pid_stamp`).
+    Started { trial: u32, pid: u32, pid_stamp: Option<String>, gpus: Vec<u32> },
     /// The attempt follows one a previous controller started: the same attempt, not a new one.
     Reattached { trial: u32 },
     /// The attempt has not started yet, and why (e.g. `Unschedulable`).
@@ -161,7 +161,8 @@ impl Core {
                 }
                 Vec::new()
             }
-            Event::Started { trial, pid, gpus } => self.change(trial, |t| {
+            Event::Started { trial, pid, pid_stamp, gpus } => self.change(trial, |t| {
+                t.pid_stamp = pid_stamp;
                 t.move_to(TrialPhase::Running);
                 t.reason = None;
                 t.message = None;

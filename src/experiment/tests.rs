@@ -41,7 +41,7 @@ fn run(spec: ExperimentSpec, script: impl Fn(&Trial) -> (Finished, Tally)) -> Ru
             let Some(trial) = launched.pop_front() else { break };
             let (finished, tally) = script(&trial);
             let i = trial.index;
-            commands.extend(core.handle(Event::Started { trial: i, pid: 100 + i, gpus: vec![] }, NOW));
+            commands.extend(core.handle(Event::Started { trial: i, pid: 100 + i, pid_stamp: None, gpus: vec![] }, NOW));
             commands.extend(core.handle(Event::AttemptEnded { trial: i, finished, tally }, NOW));
         }
         if commands.is_empty() {
@@ -285,14 +285,14 @@ fn started_waiting_and_reattached_events_update_the_running_trial() {
     let saved = core.handle(waiting, NOW);
     assert!(matches!(&saved[..], [Command::Save(t)] if t.reason == Some(TrialReason::Other("Unschedulable".into()))));
     core.handle(Event::Launched { trial: 0, dir: "/d/e-0000".into() }, NOW);
-    let saved = core.handle(Event::Started { trial: 0, pid: 42, gpus: vec![1] }, NOW);
+    let saved = core.handle(Event::Started { trial: 0, pid: 42, pid_stamp: Some("b@1".into()), gpus: vec![1] }, NOW);
     let [Command::Save(t)] = &saved[..] else { panic!("{saved:?}") };
     assert_eq!((t.phase, t.pid, t.gpus.clone(), t.reason.clone()), (TrialPhase::Running, Some(42), vec![1], None));
     assert_eq!(t.dir.as_deref(), Some("/d/e-0000"));
     core.handle(Event::Reattached { trial: 0 }, NOW);
     assert_eq!(core.trial(0).unwrap().attempts, 1, "the same attempt, not a new one");
     assert!(
-        core.handle(Event::Started { trial: 5, pid: 1, gpus: vec![] }, NOW).is_empty(),
+        core.handle(Event::Started { trial: 5, pid: 1, pid_stamp: None, gpus: vec![] }, NOW).is_empty(),
         "unknown trials are ignored"
     );
 }

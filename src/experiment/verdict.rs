@@ -33,6 +33,7 @@ impl Verdict {
         trial.message = (!self.message.is_empty()).then_some(self.message);
         trial.finished_at = Some(now);
         trial.pid = None;
+        trial.pid_stamp = None;
     }
 }
 
@@ -138,6 +139,7 @@ pub fn requeue(trial: &mut Trial, now: Timestamp) -> bool {
     }
     let requeued = trial.phase != TrialPhase::Pending && trial.move_to(TrialPhase::Pending);
     trial.pid = None;
+    trial.pid_stamp = None;
     trial.started_at = None;
     trial.finished_at = None;
     requeued

@@ -83,7 +83,7 @@ impl Executor for KubeExecutor {
     }
 
     /// Jobs outlive the controller and are re-attached by name; nothing to clean up.
-    fn reap(&self, _pid: u32) {}
+    fn reap(&self, _pid: u32, _pid_stamp: Option<&str>) {}
 
     /// The cluster's scheduler counts GPUs; a trial waits (with the reason shown) until one fits.
     fn gpu_capacity(&self) -> Option<usize> {
@@ -159,7 +159,7 @@ impl JobWatch {
         }
         if !self.started {
             self.started = true;
-            let _ = events.send(TrialEvent::Started { pid: 0, gpus: Vec::new() });
+            let _ = events.send(TrialEvent::Started { pid: 0, pid_stamp: None, gpus: Vec::new() });
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
             self.logs = Some(tokio::spawn(follow_log(pods.clone(), pod_name, events.clone())));
         }
