@@ -60,6 +60,19 @@ pub struct ServeConfig {
     /// [default: the listening address].
     #[arg(long, env = "TUNA_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    #[arg(long, env = "TUNA_HEADER_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout: u64,
+
+    /// Seconds a client may take to send a request's body before it is answered 408.
+    #[arg(long, env = "TUNA_BODY_TIMEOUT", default_value_t = 30, value_name = "SECONDS")]
+    pub body_timeout: u64,
+
+    /// Connections served at once; more are closed as they arrive (the server stays responsive to
+    /// the ones it has).
+    #[arg(long, env = "TUNA_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl Config {

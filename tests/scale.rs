@@ -43,3 +43,70 @@ async fn a_thousand_trial_ask_and_its_tells_leave_every_route_answering() {
     let board = tokio::time::timeout(ANSWER_WITHIN, client.leaderboard("wide", Some(3))).await.expect("answers");
     assert_eq!(board.unwrap().trials.len(), 3);
 }
+
+fn address(server: &Server) -> String {
+    server.url.trim_start_matches("http://").to_string()
+}
+
+/// Reads until the server closes the connection (or `within` passes); returns what it sent and
+/// whether it closed.
+fn read_until_closed(stream: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[test]
+fn half_sent_headers_are_cut_off_and_connections_past_the_limit_are_closed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--header-timeout", "1", "--max-connections", "4"];
+    let server = Server::start_with(&dir.path().join("data"), dir.path(), &args, &[]);
+    let addr = address(&server);
+    let mut stalled: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap(); // and never the blank line
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = std::net::TcpStream::connect(&addr).unwrap();
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (answer, closed) = read_until_closed(&mut fifth, Duration::from_secs(5));
+    assert!(closed && answer.is_empty(), "past the limit a connection is closed unanswered: {answer:?}");
+    for s in &mut stalled {
+        let (_, closed) = read_until_closed(s, Duration::from_secs(5));
+        assert!(closed, "a client that never finishes its headers is cut off after the header timeout");
+    }
+    let out = server.cli(&["list"]);
+    assert!(
+        out.status.success(),
+        "the server answers again once they are gone: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_push_without_its_token_is_refused_before_its_body_is_read() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let mut s = std::net::TcpStream::connect(address(&server)).unwrap();
+    let head = "POST /api/v1/experiments/e/trials/e-0000/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{";
+    s.write_all(head.as_bytes()).unwrap();
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 401"), "answered at once, the body never read: {answer:?}");
+    assert!(answer.contains("\"error\""), "{answer}");
+}

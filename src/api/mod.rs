@@ -14,6 +14,7 @@ mod experiments;
 mod health;
 pub mod openapi;
 mod promote;
+mod serve;
 mod trials;
 pub mod types;
 
@@ -32,6 +33,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::Mutex;
 
 pub use error::{ApiError, Result};
+pub use serve::{Bounds, serve};
 
 use crate::store::{ExperimentRecord, Store};
 use crate::token::TrialSecret;
@@ -199,20 +201,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(middleware::from_fn(error::one_shape))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), measure))
         .with_state(state)
-}
-
-/// Serves the API on `listener` until `shutdown` resolves. Small JSON answers go out at once
-/// (TCP_NODELAY): without it Nagle's algorithm and delayed ACKs add ~40 ms to every call.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<ApiState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 /// Checks the server token on every `/api` route except pushes (which carry the trial's token).

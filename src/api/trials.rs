@@ -105,11 +105,15 @@ async fn logs(
     let path = record.dir.as_ref().map(|d| PathBuf::from(d).join(file));
     let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     if !query.follow {
-        let text = match &path {
-            Some(p) => tokio::fs::read(p).await.unwrap_or_default(),
-            None => Vec::new(),
+        // Streamed from disk in chunks: a download costs the same memory whatever the log's size.
+        let file = match &path {
+            Some(p) => tokio::fs::File::open(p).await.ok(),
+            None => None,
         };
-        return Ok((content_type, text).into_response());
+        return Ok(match file {
+            Some(file) => (content_type, Body::from_stream(tokio_util::io::ReaderStream::new(file))).into_response(),
+            None => (content_type, Vec::new()).into_response(),
+        });
     }
     let follow = Follow { state, experiment: name, trial, file, path, offset: 0, done: false };
     let body = stream::unfold(follow, |mut f| async move {

@@ -134,7 +134,7 @@ async fn push_endpoint(store: &Store, data_dir: &Path, gpus: usize) -> anyhow::R
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to open a port for pushes")?;
     let address = listener.local_addr().context("failed to read the push port")?;
     let state = Arc::new(ApiState::new(store.clone(), None, secret.clone(), gpus));
-    tokio::spawn(api::serve(listener, state, std::future::pending()));
+    tokio::spawn(api::serve(listener, state, api::Bounds::default(), std::future::pending()));
     Ok(TrialApi { base_url: format!("http://{address}"), secret })
 }
 

@@ -79,7 +79,12 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
 
     let mut stopping = shutdown_rx.clone();
-    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), async move {
+    let bounds = api::Bounds {
+        header_timeout: std::time::Duration::from_secs(serve.header_timeout),
+        body_timeout: std::time::Duration::from_secs(serve.body_timeout),
+        max_connections: serve.max_connections,
+    };
+    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), bounds, async move {
         let _ = stopping.wait_for(|s| *s).await;
     }));
     super::wait_for_interrupt().await;

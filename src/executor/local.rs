@@ -192,6 +192,32 @@ fn signal_group(pid: u32, signal: Signal) {
     }
 }
 
+/// The longest piece of output taken as one line: a longer line (or output with no newline at all)
+/// is cut into pieces of this size, so memory stays bounded whatever a trial prints.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Reads the next line into `line` (with its newline), or at most [`MAX_LINE`] bytes of it;
+/// returns its length (0 at the end of the stream).
+async fn next_line(reader: &mut BufReader<impl AsyncRead + Unpin>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    line.clear();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(line.len());
+        }
+        let window = &buf[..buf.len().min(MAX_LINE - line.len())];
+        let (taken, ended) = match window.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (window.len(), false),
+        };
+        line.extend_from_slice(&window[..taken]);
+        reader.consume(taken);
+        if ended || line.len() >= MAX_LINE {
+            return Ok(line.len());
+        }
+    }
+}
+
 /// Copies one output stream to its log file and to the controller, line by line; returns the last
 /// lines (for stderr's failure message).
 async fn pump(
@@ -205,8 +231,7 @@ async fn pump(
     let mut line = Vec::new();
     let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
+        match next_line(&mut reader, &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -224,4 +249,22 @@ async fn pump(
         let _ = f.flush().await;
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_without_end_is_cut_into_bounded_pieces() {
+        let mut text = vec![b'x'; MAX_LINE * 3 + 10];
+        text.extend_from_slice(b"\nshort\n");
+        let mut reader = BufReader::new(&text[..]);
+        let mut line = Vec::new();
+        let mut lengths = Vec::new();
+        while next_line(&mut reader, &mut line).await.unwrap() > 0 {
+            lengths.push(line.len());
+        }
+        assert_eq!(lengths, [MAX_LINE, MAX_LINE, MAX_LINE, 11, 6]);
+    }
 }
