@@ -25,7 +25,11 @@ pub fn routes() -> Router<Arc<ApiState>> {
 }
 
 async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(StatusCode, Json<Experiment>)> {
-    let mut experiment = crate::search::parse_document(&body).map_err(|e| ApiError::Invalid(e.problems()))?;
+    // Parsing and checking a document is CPU work that grows with it: off the async workers, so a
+    // large one never holds up other requests.
+    let parsed = tokio::task::spawn_blocking(move || crate::search::parse_document(&body)).await;
+    let parsed = parsed.map_err(|e| ApiError::Internal { doing: "check the document".into(), source: Box::new(e) })?;
+    let mut experiment = parsed.map_err(|e| ApiError::Invalid(e.problems()))?;
     let mut problems = Vec::new();
     if let Some(dir) =
         experiment.spec.trial.working_dir.as_deref().filter(|d| d.starts_with('/') || d.split('/').any(|c| c == ".."))

@@ -194,3 +194,18 @@ fn durations_parse_in_the_usual_units() {
     assert_eq!(parse_duration("0s"), None);
     assert_eq!(parse_duration("5 minutes"), None);
 }
+
+#[test]
+fn a_parameter_with_too_many_values_is_refused_at_its_field_and_checked_in_linear_time() {
+    let many: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
+    let doc = format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: big}}\nspec:\n  objective: {{metric: m, goal: minimize}}\n  parameters: [{{name: d, type: discrete, values: [{}]}}]\n  trial: {{command: [\"true\"]}}\n",
+        many.join(", ")
+    );
+    let err = crate::spec::parse(&doc).unwrap_err().to_string();
+    assert!(err.contains("spec.parameters[0].values: lists 20000 values; at most 10000"), "{err}");
+    let ok: Vec<String> = (0..9_999).map(|i| i.to_string()).collect();
+    let doc = doc.replace(&many.join(", "), &format!("{}, 3", ok.join(", ")));
+    let err = crate::spec::parse(&doc).unwrap_err().to_string();
+    assert!(err.contains("spec.parameters[0].values[9999]: repeats an earlier value"), "{err}");
+}

@@ -11,6 +11,10 @@ use super::{
 /// Placeholders every trial command may use besides its parameters.
 pub const BUILTIN_PLACEHOLDERS: &[&str] = &["trial", "experiment", "outputDir"];
 
+/// The most values a categorical or discrete parameter may list: enough for any real choice, and
+/// a bound on the work every suggestion does over them.
+pub const MAX_VALUES: usize = 10_000;
+
 /// The longest name Kubernetes accepts for a label value and most objects.
 const MAX_NAME_LEN: usize = 63;
 
@@ -180,8 +184,23 @@ fn check_values(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut V
             format!("is required for a {} parameter; list at least one value", kind_name(p.kind)),
         ));
     }
+    if p.values.len() > MAX_VALUES {
+        problems.push(Problem::new(
+            at("values"),
+            format!(
+                "lists {} values; at most {MAX_VALUES} are allowed (use an int or double range for more)",
+                p.values.len()
+            ),
+        ));
+        return;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(p.values.len());
     for (j, v) in p.values.iter().enumerate() {
-        if p.values[..j].contains(v) {
+        let key = match v {
+            Scalar::Number(n) => format!("n{}", (n + 0.0).to_bits()), // + 0.0: -0 and 0 are one value
+            Scalar::Text(t) => format!("t{t}"),
+        };
+        if !seen.insert(key) {
             problems.push(Problem::new(format!("{}[{j}]", at("values")), "repeats an earlier value; remove it"));
         }
         if p.kind == ParameterType::Discrete && !matches!(v, Scalar::Number(n) if n.is_finite()) {
