@@ -21,6 +21,7 @@ use crate::metrics::Tally;
 use crate::search::{self, Outcome, Past, Search};
 use crate::space::Assignment;
 use crate::spec::{ExecutorKind, ExperimentSpec};
+use crate::store::MAX_OBSERVATIONS;
 use crate::store::{Durability, ExperimentRecord};
 use crate::token::Holder;
 use crate::trial::{Observation, Trial, TrialPhase};
@@ -340,6 +341,9 @@ fn open_for_metrics(trial: &Trial) -> Result<&Trial> {
     Ok(trial)
 }
 
+/// The most metrics one report (push or tell) may carry.
+const MAX_METRICS_PER_REPORT: usize = 1000;
+
 /// The metrics of one report as observations of `attempt`; every value must be finite.
 fn observations_of(
     metrics: &BTreeMap<String, f64>,
@@ -347,6 +351,12 @@ fn observations_of(
     step: Option<i64>,
     time: Timestamp,
 ) -> Result<Vec<Observation>> {
+    if metrics.len() > MAX_METRICS_PER_REPORT {
+        return Err(ApiError::bad_request(
+            "metrics",
+            format!("holds {} metrics; one report may carry at most {MAX_METRICS_PER_REPORT}", metrics.len()),
+        ));
+    }
     if let Some((metric, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
         return Err(ApiError::bad_request(format!("metrics.{metric}"), "must be a finite number"));
     }
@@ -366,10 +376,20 @@ fn record_metrics(
     step: Option<i64>,
 ) -> Result<()> {
     let observations = observations_of(metrics, attempt, step, Timestamp::now())?;
-    state
+    let kept = state
         .store
         .add_observations(&trial.experiment, trial.index, &observations)
-        .map_err(ApiError::internal(format!("store metrics of {}", trial.name)))
+        .map_err(ApiError::internal(format!("store metrics of {}", trial.name)))?;
+    if kept < observations.len() {
+        return Err(ApiError::bad_request(
+            "metrics",
+            format!(
+                "trial {} has reported {MAX_OBSERVATIONS} values, the most one trial keeps; report less often",
+                trial.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn record_artifact(state: &ApiState, trial: &Trial, uri: Option<&str>) -> Result<()> {

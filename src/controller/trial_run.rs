@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, info_span, warn};
 
 use super::{Error, Result, TrialApi};
 use crate::executor::kube::Owner;
@@ -56,12 +56,22 @@ pub struct Attempts<E> {
     stops: HashMap<u32, watch::Sender<Option<TrialReason>>>,
     /// Where each trial's current attempt writes its outputs.
     output_dirs: HashMap<u32, PathBuf>,
+    /// The trials whose observations reached the store's cap (said once each).
+    truncated: std::sync::Mutex<std::collections::BTreeSet<u32>>,
 }
 
 impl<E: Executor> Attempts<E> {
     pub fn new(ctx: Arc<TrialContext<E>>) -> Self {
         let (sender, reports) = mpsc::unbounded_channel();
-        Self { ctx, tasks: JoinSet::new(), sender, reports, stops: HashMap::new(), output_dirs: HashMap::new() }
+        Self {
+            ctx,
+            tasks: JoinSet::new(),
+            sender,
+            reports,
+            stops: HashMap::new(),
+            output_dirs: HashMap::new(),
+            truncated: Default::default(),
+        }
     }
 
     /// Starts the trial's current attempt; returns the trial's folder.
@@ -149,9 +159,18 @@ impl<E: Executor> Attempts<E> {
             }
         }
         let name = &ctx.name;
-        ctx.store
+        let kept = ctx
+            .store
             .add_observations(name, index, &observations)
-            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })
+            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })?;
+        if kept < observations.len() && self.truncated.lock().unwrap_or_else(|e| e.into_inner()).insert(index) {
+            warn!(
+                trial = %crate::trial::trial_name(name, index),
+                "the trial reported more than {} values; the rest are dropped",
+                crate::store::MAX_OBSERVATIONS
+            );
+        }
+        Ok(())
     }
 }
 

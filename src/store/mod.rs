@@ -26,6 +26,10 @@ pub use notify::Changes;
 use crate::spec::Experiment;
 use crate::trial::{Observation, Trial};
 
+/// The most observations one trial keeps (all attempts together): a trial that reports more has the
+/// rest dropped (and told so), so no trial can fill the disk with metrics.
+pub const MAX_OBSERVATIONS: usize = 100_000;
+
 /// The on-disk schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -224,6 +228,8 @@ pub struct Store {
     trial_writes: Arc<Mutex<HashMap<String, u64>>>,
     /// Who wants to hear of changes (never holds up a write).
     notices: Arc<notify::Notices>,
+    /// Observations stored per trial, counted once from the disk and then kept up to date.
+    observation_counts: Arc<Mutex<HashMap<(String, u32), usize>>>,
 }
 
 impl Store {
@@ -258,6 +264,7 @@ impl Store {
             artifacts,
             trial_writes: Default::default(),
             notices: Default::default(),
+            observation_counts: Default::default(),
         };
         store.flush("the schema version")?;
         Ok(store)
@@ -361,6 +368,7 @@ impl Store {
         }
         self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.count_trial_write(name);
+        self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
         self.notices.experiment_changed(name);
         self.flush(&what)
     }
@@ -450,16 +458,24 @@ impl Store {
         }
     }
 
-    /// Appends observations of one trial; they reach the disk with the next flush.
-    pub fn add_observations(&self, experiment: &str, index: u32, observations: &[Observation]) -> Result<()> {
+    /// Appends observations of one trial, up to [`MAX_OBSERVATIONS`] in all; returns how many were
+    /// kept (the rest are dropped). They reach the disk with the next flush.
+    pub fn add_observations(&self, experiment: &str, index: u32, observations: &[Observation]) -> Result<usize> {
         let what = format!("observations of trial {index} of {experiment}");
-        for observation in observations {
+        let mut counts = self.observation_counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts
+            .entry((experiment.to_string(), index))
+            .or_insert_with(|| self.observations.scan_prefix(codec::trial_key(experiment, index)).count());
+        let kept = observations.len().min(MAX_OBSERVATIONS.saturating_sub(*count));
+        *count += kept;
+        drop(counts);
+        for observation in &observations[..kept] {
             let seq = self.db.generate_id().map_err(|source| Error::Write { what: what.clone(), source })?;
             self.observations
                 .insert(codec::observation_key(experiment, index, seq), codec::encode(observation, &what)?)
                 .map_err(|source| Error::Write { what: what.clone(), source })?;
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// Records where a trial's model is (a URI it reported); it reaches the disk with the next flush.

@@ -104,3 +104,26 @@ fn the_data_dir_and_the_database_are_private_to_their_user_whatever_the_umask() 
         assert_eq!(mode(file), 0o600, "{}", file.display());
     }
 }
+
+#[test]
+fn a_trial_keeps_at_most_its_share_of_observations_counted_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let one = |i: usize| crate::trial::Observation {
+        attempt: 1,
+        metric: "m".into(),
+        value: i as f64,
+        step: Some(i as i64),
+        time: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let batch: Vec<_> = (0..MAX_OBSERVATIONS - 10).map(one).collect();
+    assert_eq!(store.add_observations("e", 0, &batch).unwrap(), batch.len());
+    store.flush_writes().unwrap();
+    drop(store);
+    let store = reopen(dir.path()).unwrap();
+    let more: Vec<_> = (0..25).map(one).collect();
+    assert_eq!(store.add_observations("e", 0, &more).unwrap(), 10, "the count survives a restart");
+    assert_eq!(store.add_observations("e", 0, &more).unwrap(), 0);
+    assert_eq!(store.observations("e", 0).unwrap().len(), MAX_OBSERVATIONS);
+    assert_eq!(store.add_observations("e", 1, &more).unwrap(), 25, "another trial has its own share");
+}
