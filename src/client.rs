@@ -115,8 +115,19 @@ impl Client {
         self.call(Method::GET, &format!("/api/v1/experiments/{name}/leaderboard{query}")).await
     }
 
+    /// Every trial, read page by page.
     pub async fn trials(&self, name: &str) -> Result<TrialList> {
-        self.call(Method::GET, &format!("/api/v1/experiments/{name}/trials")).await
+        let mut all = TrialList { trials: Vec::new(), next: None };
+        let mut after = String::new();
+        loop {
+            let path = format!("/api/v1/experiments/{name}/trials?limit=10000{after}");
+            let page: TrialList = self.call(Method::GET, &path).await?;
+            all.trials.extend(page.trials);
+            match page.next {
+                Some(next) => after = format!("&after={next}"),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// A trial's output; with `follow` the response streams until the trial ends.

@@ -451,3 +451,29 @@ async fn failed_authentications_past_the_allowance_are_told_to_wait() {
     assert!(statuses.iter().skip(FAILED_AUTH_PER_SECOND as usize).all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
     assert_eq!(api.call("GET", "/api/v1/experiments", "", Some("s3cret")).await.0, StatusCode::OK, "the right token");
 }
+
+#[tokio::test]
+async fn the_trial_list_is_paginated_with_a_cursor() {
+    let api = api(None);
+    api.call("POST", "/api/v1/experiments", &external("p", 10), None).await;
+    for _ in 0..3 {
+        api.call("POST", "/api/v1/experiments/p/suggestions", r#"{"count": 2}"#, None).await;
+        for i in 0..2 {
+            let trials = api.state.store.trials("p").unwrap();
+            let open: Vec<_> = trials.iter().filter(|t| !t.phase.is_finished()).collect();
+            if let Some(t) = open.get(i.min(open.len().saturating_sub(1))) {
+                let uri = format!("/api/v1/experiments/p/trials/{}/complete", t.name);
+                api.call("POST", &uri, r#"{"metrics": {"value": 1}}"#, None).await;
+            }
+        }
+    }
+    let (status, first) = api.call("GET", "/api/v1/experiments/p/trials?limit=4", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["trials"].as_array().unwrap().len(), 4);
+    let next = first["next"].as_u64().expect("more follow");
+    let (_, rest) = api.call("GET", &format!("/api/v1/experiments/p/trials?limit=4&after={next}"), "", None).await;
+    assert_eq!(rest["trials"].as_array().unwrap().len(), 2);
+    assert!(rest.get("next").is_none(), "the last page says so");
+    let (status, _) = api.call("GET", "/api/v1/experiments/p/trials?limit=0", "", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -53,10 +53,40 @@ async fn board(
     })
 }
 
-async fn list(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<TrialList>> {
+/// The most items one page holds, and how many when the request does not say.
+const PAGE_MAX: usize = 10_000;
+const PAGE_DEFAULT: usize = 1_000;
+
+/// `?after=CURSOR&limit=N`: a page of a long list (the cursor is the previous page's `next`).
+#[derive(Deserialize)]
+struct PageQuery<C> {
+    after: Option<C>,
+    limit: Option<usize>,
+}
+
+impl<C> PageQuery<C> {
+    fn limit(&self) -> Result<usize> {
+        match self.limit {
+            Some(n) if n == 0 || n > PAGE_MAX => {
+                Err(ApiError::bad_request("limit", format!("must be from 1 to {PAGE_MAX}")))
+            }
+            Some(n) => Ok(n),
+            None => Ok(PAGE_DEFAULT),
+        }
+    }
+}
+
+async fn list(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(page): Query<PageQuery<u32>>,
+) -> Result<Json<TrialList>> {
     state.experiment(&name)?;
-    let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    Ok(Json(TrialList { trials }))
+    let (trials, next) = state
+        .store
+        .trials_page(&name, page.after, page.limit()?)
+        .map_err(ApiError::internal(format!("read trials of {name}")))?;
+    Ok(Json(TrialList { trials, next }))
 }
 
 async fn show(
@@ -72,13 +102,14 @@ async fn show(
 async fn observations(
     State(state): State<Arc<ApiState>>,
     Path((name, trial)): Path<(String, String)>,
+    Query(page): Query<PageQuery<u64>>,
 ) -> Result<Json<ObservationList>> {
     let trial = state.trial(&name, &trial)?;
-    let observations = state
+    let (observations, next) = state
         .store
-        .observations(&name, trial.index)
+        .observations_page(&name, trial.index, page.after, page.limit()?)
         .map_err(ApiError::internal(format!("read observations of {}", trial.name)))?;
-    Ok(Json(ObservationList { trial: trial.name, observations }))
+    Ok(Json(ObservationList { trial: trial.name, observations, next }))
 }
 
 #[derive(Deserialize)]

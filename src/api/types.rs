@@ -77,6 +77,9 @@ pub struct Deleting {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialList {
     pub trials: Vec<Trial>,
+    /// Where the next page starts (`?after=` this), when more trials follow; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u32>,
 }
 
 /// `GET …/trials/{trial}`: the stored trial with where its output is and how long it ran.
@@ -96,6 +99,9 @@ pub struct TrialView {
 pub struct ObservationList {
     pub trial: String,
     pub observations: Vec<Observation>,
+    /// Where the next page starts (`?after=` this), when more observations follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
 }
 
 // ── ask, tell and push ──────────────────────────────────────────────────────────────────────────

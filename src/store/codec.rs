@@ -26,6 +26,12 @@ pub fn observation_key(experiment: &str, index: u32, seq: u64) -> Vec<u8> {
     key
 }
 
+/// The arrival number at the end of an observation's key.
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
 pub fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|source| Error::Encode { what: what.to_string(), source })
 }

@@ -378,6 +378,32 @@ impl Store {
         scan(&self.trials, codec::experiment_prefix(experiment), || format!("the trials of {experiment}"))
     }
 
+    /// Up to `limit` trials of an experiment after index `after` (from the first when `None`),
+    /// by index; with the index to continue after when more follow.
+    pub fn trials_page(&self, experiment: &str, after: Option<u32>, limit: usize) -> Result<(Vec<Trial>, Option<u32>)> {
+        let what = || format!("the trials of {experiment}");
+        let start = match after {
+            Some(i) => codec::trial_key(experiment, i.saturating_add(1)),
+            None => codec::experiment_prefix(experiment),
+        };
+        let prefix = codec::experiment_prefix(experiment);
+        let mut page: Vec<Trial> = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for entry in self.trials.range(start..) {
+            let (key, value) = entry.map_err(|source| Error::Read { what: what(), source })?;
+            if !key.starts_with(&prefix) || after == Some(u32::MAX) {
+                break;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(codec::decode(&value, what)?);
+        }
+        let next = if more { page.last().map(|t| t.index) } else { None };
+        Ok((page, next))
+    }
+
     pub fn trial(&self, experiment: &str, index: u32) -> Result<Option<Trial>> {
         let what = || format!("trial {index} of {experiment}");
         let bytes = self
@@ -516,6 +542,39 @@ impl Store {
     /// acknowledged only once what it wrote is on disk.
     pub fn flush_writes(&self) -> Result<()> {
         self.flush("the latest writes")
+    }
+
+    /// Up to `limit` observations of one trial after the cursor `after` (from the first when
+    /// `None`), in the order they were reported; with the cursor to continue after when more follow.
+    pub fn observations_page(
+        &self,
+        experiment: &str,
+        index: u32,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Observation>, Option<u64>)> {
+        let what = || format!("observations of trial {index} of {experiment}");
+        let prefix = codec::trial_key(experiment, index);
+        let start = match after {
+            Some(seq) => codec::observation_key(experiment, index, seq.saturating_add(1)),
+            None => prefix.clone(),
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let mut last = None;
+        let mut more = false;
+        for entry in self.observations.range(start..) {
+            let (key, value) = entry.map_err(|source| Error::Read { what: what(), source })?;
+            if !key.starts_with(&prefix) || after == Some(u64::MAX) {
+                break;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            last = codec::seq_of(&key);
+            page.push(codec::decode(&value, what)?);
+        }
+        Ok((page, if more { last } else { None }))
     }
 
     /// Every observation of one trial, in the order they were reported.

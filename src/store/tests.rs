@@ -127,3 +127,39 @@ fn a_trial_keeps_at_most_its_share_of_observations_counted_across_reopens() {
     assert_eq!(store.observations("e", 0).unwrap().len(), MAX_OBSERVATIONS);
     assert_eq!(store.add_observations("e", 1, &more).unwrap(), 25, "another trial has its own share");
 }
+
+#[test]
+fn trials_and_observations_come_in_pages_that_cover_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for i in 0..25 {
+        store.write_trial(&Trial::new("e", i, crate::space::Assignment::new(), jiff::Timestamp::UNIX_EPOCH)).unwrap();
+        store.write_trial(&Trial::new("e2", i, crate::space::Assignment::new(), jiff::Timestamp::UNIX_EPOCH)).unwrap();
+    }
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let (page, next) = store.trials_page("e", after, 10).unwrap();
+        seen.extend(page.iter().map(|t| (t.experiment.clone(), t.index)));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..25).map(|i| ("e".to_string(), i)).collect::<Vec<_>>(), "no other experiment's trials");
+    let obs: Vec<_> = (0..7)
+        .map(|i| crate::trial::Observation {
+            attempt: 1,
+            metric: "m".into(),
+            value: f64::from(i),
+            step: None,
+            time: jiff::Timestamp::UNIX_EPOCH,
+        })
+        .collect();
+    store.add_observations("e", 3, &obs).unwrap();
+    store.add_observations("e", 4, &obs).unwrap();
+    let (first, next) = store.observations_page("e", 3, None, 5).unwrap();
+    let (rest, end) = store.observations_page("e", 3, next, 5).unwrap();
+    assert_eq!(first.len() + rest.len(), 7);
+    assert_eq!(end, None);
+    assert_eq!(rest.last().unwrap().value, 6.0);
+}
