@@ -141,6 +141,28 @@ impl Asker {
     }
 }
 
+/// Readies every open ask/tell experiment for its first ask after a start: its trials read and
+/// its search built and caught up (a Bayesian search replays its fits), so the first ask costs
+/// what any other does. Run before the server says it is ready.
+pub fn warm(state: &ApiState) -> crate::store::Result<usize> {
+    let mut warmed = 0;
+    for record in state.store.experiments()? {
+        let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        if record.experiment.spec.executor != ExecutorKind::External || phase.is_closed() {
+            continue;
+        }
+        let name = record.name();
+        let mut asker = state.ask_slot(name).blocking_lock_owned();
+        let Ok((trials, _)) = asker.trials(state, name) else { continue };
+        let history = history(&record.experiment.spec, trials);
+        if let Ok(search) = asker.search_for(&record.experiment.spec, seed_of(&record)) {
+            search.anticipate(&history);
+            warmed += 1;
+        }
+    }
+    Ok(warmed)
+}
+
 /// An experiment an ask may serve (`executor: external`).
 fn askable(state: &ApiState, name: &str) -> Result<ExperimentRecord> {
     let record = state.experiment(name)?;

@@ -32,6 +32,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::Mutex;
 
+pub use asktell::warm;
 pub use error::{ApiError, Result};
 pub use serve::{Bounds, serve};
 

@@ -477,3 +477,24 @@ async fn the_trial_list_is_paginated_with_a_cursor() {
     let (status, _) = api.call("GET", "/api/v1/experiments/p/trials?limit=0", "", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_server_warms_its_open_ask_tell_experiments_before_it_is_ready() {
+    let api = api(None);
+    api.call("POST", "/api/v1/experiments", &external("warm", 10), None).await;
+    api.call("POST", "/api/v1/experiments", &external("done", 10), None).await;
+    api.state
+        .store
+        .update_experiment("done", crate::store::Durability::Flushed, |r| {
+            r.experiment.status.get_or_insert_with(Default::default).phase = crate::spec::ExperimentPhase::Succeeded;
+        })
+        .unwrap();
+    // A new server on the same store: nothing built until warmed.
+    let restarted = Arc::new(ApiState::new(api.state.store.clone(), None, TrialSecret::from_bytes([3; 32]), 0));
+    assert!(restarted.ask_slot("warm").try_lock().unwrap().search.is_none());
+    let state = Arc::clone(&restarted);
+    let warmed = tokio::task::spawn_blocking(move || warm(&state)).await.unwrap().unwrap();
+    assert_eq!(warmed, 1, "the open one only");
+    assert!(restarted.ask_slot("warm").try_lock().unwrap().search.is_some());
+    assert!(restarted.ask_slot("done").try_lock().unwrap().search.is_none());
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, ServeConfig};
@@ -75,6 +75,15 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         }
         _ => None,
     };
+    // Ready only once every open ask/tell experiment can answer its first ask at full speed.
+    let warming = Arc::clone(&state);
+    let warmed = tokio::task::spawn_blocking(move || api::warm(&warming)).await;
+    match warmed {
+        Ok(Ok(n)) if n > 0 => info!(experiments = n, "ask/tell experiments warmed"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(error = %e, "failed to warm the ask/tell experiments; their first asks will be slower"),
+        Err(e) => warn!(error = %e, "warming the ask/tell experiments crashed"),
+    }
     state.ready.store(true, Ordering::Release);
     eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
 
