@@ -32,21 +32,28 @@ async fn ready(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     }
 }
 
-/// The API's histograms plus gauges counted from the store at scrape time (so they survive
-/// restarts and cannot drift from the records).
+/// The API's histograms plus gauges from the experiments' statuses at scrape time (each status
+/// carries its trial counts, kept by the controller as trials change): a scrape reads one record
+/// per experiment, never a trial.
 async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse> {
     let mut registry = Registry::with_prefix("tuna");
     registry.register("api_request_duration_seconds", "API request durations", state.metrics.requests.clone());
     registry.register("suggestion_duration_seconds", "Time to compute suggestions", state.metrics.suggestions.clone());
     let experiments = Family::<Vec<(String, String)>, Gauge>::default();
     let trials = Family::<Vec<(String, String)>, Gauge>::default();
-    let attempts = Gauge::<i64>::default();
     for record in state.store.experiments().map_err(ApiError::internal("list experiments"))? {
-        let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        experiments.get_or_create(&vec![("phase".into(), format!("{phase:?}"))]).inc();
-        for trial in state.store.trials(record.name()).map_err(ApiError::internal("list trials"))? {
-            trials.get_or_create(&vec![("phase".into(), format!("{:?}", trial.phase))]).inc();
-            attempts.inc_by(i64::from(trial.attempts));
+        let status = record.experiment.status.unwrap_or_default();
+        experiments.get_or_create(&vec![("phase".into(), format!("{:?}", status.phase))]).inc();
+        let c = &status.trials;
+        for (phase, n) in [
+            (TrialPhase::Pending, c.pending),
+            (TrialPhase::Running, c.running),
+            (TrialPhase::Succeeded, c.succeeded),
+            (TrialPhase::Failed, c.failed),
+            (TrialPhase::Stopped, c.stopped),
+            (TrialPhase::Interrupted, c.interrupted),
+        ] {
+            trials.get_or_create(&vec![("phase".into(), format!("{phase:?}"))]).inc_by(i64::from(n));
         }
     }
     for phase in [TrialPhase::Succeeded, TrialPhase::Failed] {
@@ -54,7 +61,6 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse
     }
     registry.register("experiments", "Experiments by phase", experiments);
     registry.register("trials", "Trials by phase", trials);
-    registry.register("trial_starts", "Trial attempts started, in all", attempts);
     let mut text = String::new();
     encode(&mut text, &registry)
         .map_err(|e| ApiError::Internal { doing: "encode metrics".into(), source: Box::new(e) })?;

@@ -498,3 +498,23 @@ async fn a_restarted_server_warms_its_open_ask_tell_experiments_before_it_is_rea
     assert!(restarted.ask_slot("warm").try_lock().unwrap().search.is_some());
     assert!(restarted.ask_slot("done").try_lock().unwrap().search.is_none());
 }
+
+#[tokio::test]
+async fn metrics_count_trials_from_the_statuses_without_reading_a_trial() {
+    let api = api(None);
+    api.call("POST", "/api/v1/experiments", &external("m", 10), None).await;
+    api.state
+        .store
+        .update_experiment("m", crate::store::Durability::Flushed, |r| {
+            let status = r.experiment.status.get_or_insert_with(Default::default);
+            status.trials.succeeded = 7;
+            status.trials.running = 2;
+        })
+        .unwrap();
+    let (status, text) = api.call("GET", "/metrics", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    assert!(text.contains("tuna_trials{phase=\"Succeeded\"} 7"), "{text}");
+    assert!(text.contains("tuna_trials{phase=\"Running\"} 2"), "{text}");
+    assert!(text.contains("tuna_experiments{phase=\"Pending\"} 1"), "{text}");
+}
