@@ -343,11 +343,11 @@ async fn a_preparation_for_an_experiment_replaced_since_its_tell_builds_no_searc
     assert_eq!(status, StatusCode::OK, "{body}");
     let record = api.state.experiment("r").unwrap();
     let trial = api.state.trial("r", body["trials"][0]["name"].as_str().unwrap()).unwrap();
-    let writes = api.state.store.trial_writes("r");
     assert!(api.state.ask_slot("r").lock().await.search.is_some(), "the ask built the search");
     api.state.forget_search("r");
     let state = Arc::clone(&api.state);
-    tokio::task::spawn_blocking(move || super::asktell::prepare(&state, &record, &trial, writes)).await.unwrap();
+    let _ = trial;
+    tokio::task::spawn_blocking(move || super::asktell::prepare(&state, &record)).await.unwrap();
     let slot = api.state.ask_slot("r");
     let asker = slot.lock().await;
     assert!(asker.search.is_none() && asker.prepared.is_none(), "the next ask builds the search");

@@ -95,7 +95,7 @@ impl<E: Executor> Controller<E> {
             });
             let trial = crate::trial::trial_name(name, index);
             match changed.map_err(|source| Error::SaveTrial { trial: trial.clone(), source })? {
-                Some(Ok((written, _))) => upsert(trials, written),
+                Some(Ok(written)) => upsert(trials, written),
                 Some(Err(())) | None => {
                     all = false;
                     let read = self.store.trial(name, index).map_err(|source| Error::SaveTrial { trial, source })?;

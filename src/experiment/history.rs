@@ -7,16 +7,18 @@ use crate::trial::{Trial, TrialPhase};
 /// Every trial as the search sees it: values oriented so that lower is better, failures as
 /// failures, and everything else (queued, running, stopped, interrupted) as pending.
 pub fn history(spec: &ExperimentSpec, trials: &[Trial]) -> Vec<Past> {
+    trials.iter().map(|t| past(spec, t)).collect()
+}
+
+/// One trial as the search sees it (see [`history`]).
+pub fn past(spec: &ExperimentSpec, t: &Trial) -> Past {
     let sign = if spec.objective.goal == Goal::Maximize { -1.0 } else { 1.0 };
-    trials
-        .iter()
-        .map(|t| Past {
-            parameters: t.parameters.clone(),
-            outcome: match (t.phase, t.objective) {
-                (TrialPhase::Succeeded, Some(v)) => Outcome::Loss(sign * v),
-                (TrialPhase::Failed, _) => Outcome::Failed,
-                _ => Outcome::Pending,
-            },
-        })
-        .collect()
+    Past {
+        parameters: t.parameters.clone(),
+        outcome: match (t.phase, t.objective) {
+            (TrialPhase::Succeeded, Some(v)) => Outcome::Loss(sign * v),
+            (TrialPhase::Failed, _) => Outcome::Failed,
+            _ => Outcome::Pending,
+        },
+    }
 }

@@ -222,10 +222,6 @@ pub struct Store {
     observations: sled::Tree,
     promotions: sled::Tree,
     artifacts: sled::Tree,
-    /// How many times each experiment's trials were written since the store opened, counted after
-    /// each write lands: a reader that noted the count before reading the trials knows they are
-    /// still current while the count is unchanged (one process owns the database).
-    trial_writes: Arc<Mutex<HashMap<String, u64>>>,
     /// Who wants to hear of changes (never holds up a write).
     notices: Arc<notify::Notices>,
     /// Observations stored per trial, counted once from the disk and then kept up to date.
@@ -262,7 +258,6 @@ impl Store {
             observations,
             promotions,
             artifacts,
-            trial_writes: Default::default(),
             notices: Default::default(),
             observation_counts: Default::default(),
         };
@@ -367,7 +362,6 @@ impl Store {
             }
         }
         self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
-        self.count_trial_write(name);
         self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
         self.notices.experiment_changed(name);
         self.flush(&what)
@@ -420,30 +414,28 @@ impl Store {
     }
 
     /// Writes a trial, visible to readers at once; it reaches the disk with the next flush.
-    /// Returns the experiment's count of trial writes with this one ([`Store::trial_writes`]).
-    pub fn write_trial(&self, trial: &Trial) -> Result<u64> {
+    pub fn write_trial(&self, trial: &Trial) -> Result<()> {
         let what = format!("trial {}", trial.name);
         let bytes = codec::encode(trial, &what)?;
         self.trials
             .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
             .map_err(|source| Error::Write { what, source })?;
-        let count = self.count_trial_write(&trial.experiment);
         self.notices.trial_changed(&trial.experiment, trial.index);
-        Ok(count)
+        Ok(())
     }
 
     /// Changes a trial only as it is now: `change` edits the trial just read (or refuses, with its
     /// own error), and the result is written by compare-and-swap, so of two writers racing for one
     /// trial (two tells, a tell and a deadline) exactly one wins and the other sees the winner's
     /// trial. `change` may run more than once. `None` when there is no such trial; otherwise the
-    /// trial as written with the count of trial writes ([`Store::trial_writes`]), or the refusal.
+    /// trial as written, or the refusal.
     /// Like [`Store::write_trial`], it reaches the disk with the next flush.
     pub fn change_trial<E>(
         &self,
         experiment: &str,
         index: u32,
         mut change: impl FnMut(&mut Trial) -> std::result::Result<(), E>,
-    ) -> Result<Option<std::result::Result<(Trial, u64), E>>> {
+    ) -> Result<Option<std::result::Result<Trial, E>>> {
         let key = codec::trial_key(experiment, index);
         let what = || format!("trial {index} of {experiment}");
         loop {
@@ -460,27 +452,9 @@ impl Store {
                 .compare_and_swap(&key, Some(old), Some(bytes))
                 .map_err(|source| Error::Write { what: what(), source })?;
             if swapped.is_ok() {
-                let count = self.count_trial_write(experiment);
                 self.notices.trial_changed(experiment, index);
-                return Ok(Some(Ok((trial, count))));
+                return Ok(Some(Ok(trial)));
             }
-        }
-    }
-
-    /// How many times the experiment's trials were written (or deleted) since the store opened.
-    /// Read it before reading the trials: while it stays the same, what was read is current.
-    pub fn trial_writes(&self, experiment: &str) -> u64 {
-        self.trial_writes.lock().unwrap_or_else(|e| e.into_inner()).get(experiment).copied().unwrap_or(0)
-    }
-
-    fn count_trial_write(&self, experiment: &str) -> u64 {
-        let mut counts = self.trial_writes.lock().unwrap_or_else(|e| e.into_inner());
-        match counts.get_mut(experiment) {
-            Some(count) => {
-                *count += 1;
-                *count
-            }
-            None => *counts.entry(experiment.to_string()).or_insert(1),
         }
     }
 

@@ -62,19 +62,6 @@ fn trials_list_in_index_order_and_stay_within_their_experiment() {
 }
 
 #[test]
-fn each_experiment_counts_its_trial_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.trial_writes("a"), 0);
-    assert_eq!(store.write_trial(&trial("a", 0)).unwrap(), 1);
-    store.put_trial(&trial("a", 0)).unwrap();
-    store.clone().put_trial(&trial("b", 0)).unwrap();
-    assert_eq!((store.trial_writes("a"), store.trial_writes("b")), (2, 1), "clones share the counts");
-    store.delete_experiment("a").unwrap();
-    assert_eq!(store.trial_writes("a"), 3, "a deletion counts too: what was read is gone");
-}
-
-#[test]
 fn a_store_with_a_foreign_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
