@@ -28,7 +28,11 @@ use crate::trial::{Observation, Trial};
 
 /// The most observations one trial keeps (all attempts together): a trial that reports more has the
 /// rest dropped (and told so), so no trial can fill the disk with metrics.
+#[cfg(not(test))]
 pub const MAX_OBSERVATIONS: usize = 100_000;
+/// Unit tests fill a trial to the cap; a smaller one keeps them fast (the rule is the same).
+#[cfg(test)]
+pub const MAX_OBSERVATIONS: usize = 1_000;
 
 /// The on-disk schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
