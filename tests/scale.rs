@@ -110,3 +110,28 @@ fn a_push_without_its_token_is_refused_before_its_body_is_read() {
     assert!(answer.starts_with("HTTP/1.1 401"), "answered at once, the body never read: {answer:?}");
     assert!(answer.contains("\"error\""), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thousands_of_experiments_created_and_stopped_leave_the_server_answering() {
+    // The server hung for good at 868 to 2,608 experiments (sled subscribers' full queues blocked
+    // writers on the async workers); 2,500 here, 10,000 in benches/server_load.py.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let client = server.client();
+    let http = reqwest::Client::new();
+    for i in 0..2500 {
+        let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": format!("e{i}")},
+            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "maxTrials": 5, "executor": "external",
+                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
+        tokio::time::timeout(ANSWER_WITHIN, client.submit(doc.to_string())).await.expect("create answers").unwrap();
+        if i % 500 == 0 {
+            healthy(&http, &server.url).await;
+        }
+    }
+    for i in (0..2500).step_by(2) {
+        tokio::time::timeout(ANSWER_WITHIN, client.stop(&format!("e{i}"))).await.expect("stop answers").unwrap();
+    }
+    healthy(&http, &server.url).await;
+    let list = tokio::time::timeout(ANSWER_WITHIN, client.list()).await.expect("list answers").unwrap();
+    assert_eq!(list.experiments.len(), 2500);
+}
