@@ -152,6 +152,9 @@ def many_experiments(binary: str, n: int, idle: float) -> dict:
         time.sleep(2)  # let the controller pick every experiment up
         cpu0, w0 = server.cpu_seconds(), time.monotonic()
         time.sleep(idle)
+        # A keep-alive connection idle for longer than --header-timeout is closed by the server.
+        api.conn.close()
+        api = Api(server.port)
         health = []
         for _ in range(200):
             t = time.perf_counter()
