@@ -14,6 +14,7 @@ use crate::api::{self, ApiState};
 use crate::cli::Format;
 use crate::config::Config;
 use crate::controller::{Admission, Controller, Progress, TrialApi};
+use crate::executor::local::preflight;
 use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::leaderboard;
 use crate::promote::Promoter;
@@ -22,10 +23,20 @@ use crate::store::{Durability, PromotionRequest, Store};
 use crate::token::TrialSecret;
 use crate::trial::Trial;
 
-/// Reads and validates an experiment document.
+/// Reads and validates an experiment document, and (local executor) checks that its trials can
+/// start from the spec's folder, all in one report.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-    crate::search::parse_document(&text).with_context(|| format!("{} is not a valid experiment", file.display()))
+    let spec_dir = spec_dir(file)?;
+    crate::spec::parse_value(&text)
+        .and_then(|value| crate::search::read_document(value, |e| preflight(&e.spec, &spec_dir)))
+        .with_context(|| format!("{} is not a valid experiment", file.display()))
+}
+
+/// The folder of a spec file, absolute: `trial.workingDir` is relative to it.
+pub fn spec_dir(file: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(dir).context("failed to resolve the spec's folder")
 }
 
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
@@ -55,8 +66,7 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
             if gpus.is_empty() { "nvidia-smi lists none".to_string() } else { format!("devices {gpus:?}") }
         );
     }
-    let spec_dir = file.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-    let spec_dir = spec_dir.map(std::path::absolute).transpose().context("failed to resolve the spec's folder")?;
+    let spec_dir = Some(spec_dir(file)?);
     let store = super::open_store(&config.data_dir())?;
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
     let kube = match experiment.spec.executor {

@@ -21,6 +21,8 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
     match command {
         Command::Submit { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("failed to read {}", file.display()))?;
+            // The same report as `tuna validate`, before anything is sent.
+            super::load_spec(&file)?;
             let experiment = client.submit(text).await?;
             writeln!(out, "experiment {} created", experiment.metadata.name.unwrap_or_default())?;
         }

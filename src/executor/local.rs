@@ -3,6 +3,7 @@
 //! handed out so that no device serves two running trials.
 
 mod gpu;
+mod preflight;
 
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, instrument, warn};
 
 pub use gpu::{GpuPool, detect_gpus};
+pub use preflight::preflight;
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
 

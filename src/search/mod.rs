@@ -12,7 +12,7 @@ mod grid;
 mod random;
 
 use crate::space::{Assignment, Space, assignment_key};
-use crate::spec::{AlgorithmName, EndReason, ExperimentSpec};
+use crate::spec::{AlgorithmName, EndReason, Experiment, ExperimentSpec, Problem, SpecError};
 
 pub use grid::Grid;
 pub use random::Random;
@@ -88,32 +88,41 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
 }
 
 /// Problems with the values of an algorithm's settings (unknown keys are the spec's to report).
-pub fn check_settings(spec: &ExperimentSpec) -> Vec<crate::spec::Problem> {
+pub fn check_settings(spec: &ExperimentSpec) -> Vec<Problem> {
     if spec.algorithm.name != AlgorithmName::Bayesian {
         return Vec::new();
     }
     bayes::check_settings(&spec.algorithm.settings)
         .into_iter()
         .filter(|e| !matches!(e, bayes::SettingsError::Unknown(_)))
-        .map(|e| crate::spec::Problem::new(e.field(), e.message()))
+        .map(|e| Problem::new(e.field(), e.message()))
         .collect()
 }
 
-/// Reads and checks an experiment document (YAML or JSON): its shape and meaning (`spec::parse`)
-/// and its algorithm's settings. The one way in for `tuna run`/`validate`, the API and the CRs.
-pub fn parse_document(text: &str) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
-    crate::spec::parse(text).and_then(validated)
+/// Reads and checks an experiment document (YAML or JSON): its shape and meaning (`spec::read`)
+/// and its algorithm's settings, in one report. The one way in for `tuna run`/`validate`, the API
+/// and the CRs.
+pub fn parse_document(text: &str) -> Result<Experiment, SpecError> {
+    check_document(crate::spec::parse_value(text)?)
 }
 
 /// [`parse_document`] for a document already parsed (an API body, a custom resource).
-pub fn check_document(value: serde_json::Value) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
-    crate::spec::from_value(value).and_then(validated)
+pub fn check_document(value: serde_json::Value) -> Result<Experiment, SpecError> {
+    read_document(value, |_| Vec::new())
 }
 
-/// The experiment when its settings' values are valid too (`spec::parse` checks the rest).
-fn validated(experiment: crate::spec::Experiment) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
-    let problems = check_settings(&experiment.spec);
-    if problems.is_empty() { Ok(experiment) } else { Err(crate::spec::SpecError::Invalid(problems)) }
+/// [`check_document`] with the caller's own checks of the decoded experiment (the local
+/// executor's folder and program) joined to the same report.
+pub fn read_document(
+    value: serde_json::Value,
+    more: impl FnOnce(&Experiment) -> Vec<Problem>,
+) -> Result<Experiment, SpecError> {
+    let (experiment, mut problems) = crate::spec::read(value);
+    if let Some(experiment) = &experiment {
+        problems.extend(check_settings(&experiment.spec));
+        problems.extend(more(experiment));
+    }
+    crate::spec::verdict(experiment, problems)
 }
 
 /// The canonical keys of every assignment in the history.

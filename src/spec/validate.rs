@@ -2,7 +2,6 @@
 //! run, so a user sees every problem of a document at once.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use super::{
     AlgorithmName, Collector, Experiment, ExperimentSpec, ParameterSpec, ParameterType, Problem, Scalar, Scale,
@@ -71,17 +70,24 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     let algorithm = &spec.algorithm;
     let Some(settings) = algorithm.name.settings() else {
         let names: Vec<_> = AlgorithmName::KNOWN.iter().map(AlgorithmName::as_str).collect();
+        let near = super::words::closest(algorithm.name.as_str(), &names);
         problems.push(Problem::new(
             "spec.algorithm.name",
-            format!("{:?} is not one of {}", algorithm.name.as_str(), names.join(", ")),
+            format!(
+                "{:?} is not one of {}{}",
+                algorithm.name.as_str(),
+                names.join(", "),
+                near.map(|n| format!("; did you mean {n}?")).unwrap_or_default()
+            ),
         ));
         return;
     };
     for key in algorithm.settings.keys().filter(|k| !settings.contains(&k.as_str())) {
         let known = if settings.is_empty() { "none".to_string() } else { settings.join(", ") };
+        let near = super::words::closest(key, settings).map(|n| format!("; did you mean {n}?")).unwrap_or_default();
         problems.push(Problem::new(
             format!("spec.algorithm.settings.{key}"),
-            format!("is not a setting of {} (known settings: {known})", algorithm.name),
+            format!("is not a setting of {} (known settings: {known}){near}", algorithm.name),
         ));
     }
     if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == AlgorithmName::Grid)
@@ -193,12 +199,13 @@ fn check_values(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut V
     }
 }
 
+/// The counts' bounds are the shape's (`words::WHOLE_BOUNDS`); this checks what the decoded
+/// value alone shows, for experiments built in code.
 fn check_budget(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
-    if spec.max_trials == 0 {
-        problems.push(Problem::new("spec.maxTrials", "must be at least 1"));
-    }
-    if spec.parallel_trials == 0 {
-        problems.push(Problem::new("spec.parallelTrials", "must be at least 1"));
+    for (field, value) in [("spec.maxTrials", spec.max_trials), ("spec.parallelTrials", spec.parallel_trials)] {
+        if value == 0 {
+            problems.push(Problem::new(field, "must be at least 1 (it is 0)"));
+        }
     }
 }
 
@@ -241,11 +248,8 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             }
         }
     }
-    if let Some(t) = trial.timeout.as_ref().filter(|t| parse_duration(t).is_none()) {
-        problems.push(Problem::new(
-            "spec.trial.timeout",
-            format!("{t:?} is not a duration; write it like 90s, 10m or 1h30m"),
-        ));
+    if let Some(Err(e)) = trial.timeout.as_deref().map(super::read_duration) {
+        problems.push(Problem::new("spec.trial.timeout", e.to_string()));
     }
 }
 
@@ -410,31 +414,4 @@ pub fn placeholders(template: &str) -> Vec<Placeholders<'_>> {
         }
     }
     found
-}
-
-/// Parses `500ms`, `90s`, `10m`, `1h30m`, `2d` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let mut total = 0.0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    (total > 0.0).then(|| Duration::from_secs_f64(total))
 }
