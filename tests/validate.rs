@@ -109,3 +109,26 @@ fn a_missing_working_dir_or_program_is_refused_at_validate_and_run() {
     let stderr = refused(&file);
     assert!(stderr.contains("spec.trial.command[0]: \"pythn3\" is not a program on PATH"), "{stderr}");
 }
+
+#[test]
+fn a_step_that_makes_an_uncountable_grid_is_refused_before_any_search_is_built() {
+    // Found by tests/fuzz.rs: `max: 18446744073709551615` with `step: 0.1` overflowed the grid's
+    // count of levels (a panic in search::build, at `tuna run` or the API's first ask).
+    let dir = tempfile::tempdir().unwrap();
+    let file = variant(
+        dir.path(),
+        "steps",
+        &[(
+            "{name: momentum, type: double, min: 0.0, max: 0.9, step: 0.1}",
+            "{name: momentum, type: double, min: 0.0, max: 18446744073709551615, step: 0.1}",
+        )],
+    );
+    let stderr = refused(&file);
+    assert!(stderr.contains("spec.parameters[4].step: (0.1) makes more than 10^15 values"), "{stderr}");
+    let file = variant(
+        dir.path(),
+        "ints",
+        &[("{name: epochs,   type: int, min: 1, max: 30}", "{name: epochs, type: int, min: -9e18, max: 9e18}")],
+    );
+    assert!(refused(&file).contains("spec.parameters[1].min: (-9000000000000000000) must be between -2^53 and 2^53"));
+}

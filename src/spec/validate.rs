@@ -12,6 +12,11 @@ pub const BUILTIN_PLACEHOLDERS: &[&str] = &["trial", "experiment", "outputDir"];
 
 /// The longest name Kubernetes accepts for a label value and most objects.
 const MAX_NAME_LEN: usize = 63;
+/// Int bounds are read as doubles, exact up to 2^53.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+/// The most values a stepped axis may have: the grid counts them, and beyond this a step is no
+/// longer a grid a search can walk.
+const MAX_STEPS: f64 = 1e15;
 
 /// Runs every meaning check on a decoded experiment.
 pub fn check(experiment: &Experiment) -> Vec<Problem> {
@@ -143,6 +148,8 @@ fn check_range(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Ve
         if !v.is_finite() || (int && v.fract() != 0.0) {
             let what = if int { "an integer" } else { "a finite number" };
             problems.push(Problem::new(at(name), format!("({v}) must be {what}")));
+        } else if int && v.abs() > MAX_EXACT_INT {
+            problems.push(Problem::new(at(name), format!("({v}) must be between -2^53 and 2^53")));
         }
     }
     if min >= max {
@@ -160,6 +167,11 @@ fn check_range(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Ve
         } else if min < max && step > max - min {
             problems
                 .push(Problem::new(at("step"), format!("({step}) is larger than max - min ({}); lower it", max - min)));
+        } else if (max - min) / step > MAX_STEPS {
+            problems.push(Problem::new(
+                at("step"),
+                format!("({step}) makes more than 10^15 values between min and max; raise it or remove it"),
+            ));
         }
         if p.scale == Scale::Log {
             problems.push(Problem::new(at("step"), "cannot be combined with scale log; remove one"));
