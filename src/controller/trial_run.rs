@@ -108,10 +108,11 @@ impl<E: Executor> Attempts<E> {
         }
     }
 
-    /// Stores the metrics on one output line (stdout collector) as observations of `attempt`.
-    pub fn observe_line(&self, index: u32, attempt: u32, line: &str) -> Result<()> {
+    /// Stores the metrics on one output line (stdout collector) as observations of `attempt`, and
+    /// returns them.
+    pub fn observe_line(&self, index: u32, attempt: u32, line: &str) -> Result<Vec<Observation>> {
         if self.ctx.spec.collector() != Collector::Stdout {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.observe(index, attempt, std::iter::once(line))
     }
@@ -135,7 +136,7 @@ impl<E: Executor> Attempts<E> {
         Ok(Tally::of_attempt(&observations, attempt))
     }
 
-    fn observe<'a>(&self, index: u32, attempt: u32, lines: impl Iterator<Item = &'a str>) -> Result<()> {
+    fn observe<'a>(&self, index: u32, attempt: u32, lines: impl Iterator<Item = &'a str>) -> Result<Vec<Observation>> {
         let ctx = &self.ctx;
         let now = jiff::Timestamp::now();
         let mut observations = Vec::new();
@@ -147,7 +148,8 @@ impl<E: Executor> Attempts<E> {
         let name = &ctx.name;
         ctx.store
             .add_observations(name, index, &observations)
-            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })
+            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })?;
+        Ok(observations)
     }
 }
 

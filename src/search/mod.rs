@@ -77,14 +77,24 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
     match &spec.algorithm.name {
         AlgorithmName::Random => Ok(Box::new(Random::new(space, seed))),
         AlgorithmName::Bayesian => Ok(Box::new(bayes::Bayesian::new(space, seed, &spec.algorithm.settings)?)),
-        AlgorithmName::Grid => {
-            let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
-            Ok(Box::new(Grid::new(
-                space.with_levels(levels.unwrap_or_else(|| grid::levels_for(&space, spec.max_trials))),
-            )))
-        }
+        AlgorithmName::Grid => Ok(Box::new(Grid::new(grid_space(spec, space)))),
         AlgorithmName::Unknown(other) => Err(Error::UnknownAlgorithm(other.clone())),
     }
+}
+
+/// The space a grid walks: unstepped doubles get `settings.levels` (or enough for the budget).
+fn grid_space(spec: &ExperimentSpec, space: Space) -> Space {
+    let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
+    let levels = levels.unwrap_or_else(|| grid::levels_for(&space, spec.max_trials));
+    space.with_levels(levels)
+}
+
+/// How many trials an experiment runs at most: its budget, or the number of distinct points when
+/// its algorithm walks a finite space smaller than that (a grid of 18 points runs 18).
+pub fn trial_total(spec: &ExperimentSpec) -> u32 {
+    let space = Space::new(&spec.parameters);
+    let space = if spec.algorithm.name == AlgorithmName::Grid { grid_space(spec, space) } else { space };
+    space.grid_size().map_or(spec.max_trials, |size| size.min(u128::from(spec.max_trials)) as u32)
 }
 
 /// Problems with the values of an algorithm's settings (unknown keys are the spec's to report).
