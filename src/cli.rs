@@ -71,8 +71,14 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// List an experiment's trials.
-    Trials { name: String },
+    /// List an experiment's trials in index order (from the server, or the data dir).
+    Trials {
+        /// The experiment's name (metadata.name).
+        name: String,
+        /// table for people; json or csv (every digit) for programs.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Print a trial's output.
     Logs {
         name: String,

@@ -163,7 +163,7 @@ fn a_killed_server_resumes_every_experiment_without_losing_or_repeating_trials()
     let server = Server::start(&server.data.clone(), dir.path());
     let experiment = server.wait_finished("crashy");
     assert_eq!(experiment["status"]["trials"]["succeeded"], 8, "{experiment}");
-    let out = server.cli(&["trials", "crashy"]);
+    let out = server.cli(&["trials", "crashy", "--format", "json"]);
     let trials: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(trials.len(), 8, "the total never exceeds maxTrials");
     let runs = std::fs::read_to_string(&done).unwrap();
@@ -195,7 +195,8 @@ fn sigterm_interrupts_running_trials_and_the_next_start_finishes_them() {
     // Shut down only once both trials run, however slow the machine.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let trials: Vec<Value> = serde_json::from_slice(&server.cli(&["trials", "long"]).stdout).unwrap_or_default();
+        let trials: Vec<Value> =
+            serde_json::from_slice(&server.cli(&["trials", "long", "--format", "json"]).stdout).unwrap_or_default();
         if trials.iter().filter(|t| t["phase"] == "Running").count() == 2 {
             break;
         }

@@ -1,4 +1,4 @@
-//! `tuna run`, `tuna validate` and `tuna leaderboard --data-dir`: everything on this machine, no
+//! `tuna run` and `tuna validate`: everything on this machine, no
 //! server.
 
 use std::io::Write;
@@ -11,7 +11,6 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
-use crate::cli::Format;
 use crate::config::Config;
 use crate::controller::{Admission, Controller, Halt, TrialApi};
 use crate::executor::local::preflight;
@@ -184,22 +183,6 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn show_leaderboard(data_dir: &Path, name: &str, top: Option<usize>, format: Format) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).context("failed to open the store")?;
-    let Some(record) = store.experiment(name)? else {
-        let known: Vec<String> = store.experiments()?.iter().map(|r| r.name().to_string()).collect();
-        bail!(
-            "no experiment named {name} in {} (known: {})",
-            data_dir.display(),
-            if known.is_empty() { "none".into() } else { known.join(", ") }
-        );
-    };
-    let trials = store.trials(name)?;
-    let board = leaderboard::rank(&record.experiment, &trials, top, Timestamp::now());
-    std::io::stdout().lock().write_all(super::render(&board, &record.experiment, format)?.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The first Ctrl-C (or SIGTERM) stops the running trials gracefully (they resume on the next

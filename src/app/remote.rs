@@ -16,7 +16,13 @@ use crate::config::Config;
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&config.server, config.token.clone());
+    let client = Client::new(config.server(), config.token.clone());
+    answer(&client, command).await
+}
+
+/// Runs a client command against `client`'s server (a remote `tuna serve`, or the in-process
+/// API over a data dir).
+pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Submit { file } => {
@@ -51,10 +57,8 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
             out.flush()?;
             tokio::time::sleep(WATCH_EVERY).await;
         },
-        Command::Trials { name } => {
-            let list = client.trials(&name).await?;
-            // Through a `Value`, so the keys come out sorted as they always have.
-            writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::to_value(&list.trials)?)?)?;
+        Command::Trials { name, format } => {
+            write!(out, "{}", super::trials_view::render(&client.trials(&name).await?.trials, format)?)?;
         }
         Command::Logs { name, trial, follow } => {
             let mut body = client.logs(&name, &trial, follow).await?.bytes_stream();

@@ -12,6 +12,7 @@
 //! once before answering.
 
 mod codec;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,11 +28,17 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to open the store at {path} (is another tuna process using this data dir?)")]
+    #[error("failed to open the store at {path}: {}", snapshot::why(source))]
     Open {
         path: PathBuf,
         #[source]
         source: sled::Error,
+    },
+    #[error("failed to copy the store at {path} to read it")]
+    Snapshot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("the store at {path} has schema version {found}; this build reads version {SCHEMA_VERSION}")]
     SchemaVersion { path: PathBuf, found: String },
