@@ -125,15 +125,18 @@ fn promotions_table(history: &PromotionHistory) -> String {
     let current = history.serving.as_ref().map_or("", |s| s.version.as_str());
     let mut text =
         format!("{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n", "VERSION", "ACTION", "TRIAL", "OBJECTIVE", "BY", "TIME");
-    for p in &history.promotions {
+    // A version served again after a rollback has two rows; the star marks the latest, the one
+    // that made it current.
+    let served = history.promotions.iter().rposition(|p| format!("v{}", p.version) == current);
+    for (i, p) in history.promotions.iter().enumerate() {
         let version = format!("v{}", p.version);
-        let mark = if version == current { " *" } else { "" };
+        let mark = if Some(i) == served { " *" } else { "" };
         text.push_str(&format!(
             "{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n",
             version + mark,
             p.action,
             p.trial,
-            p.objective.map_or("-".into(), |v| v.to_string()),
+            p.objective.map_or("-".into(), crate::leaderboard::number),
             p.by,
             p.time
         ));
@@ -211,5 +214,29 @@ mod tests {
             format!("{v:<8} {a:<9} {:<28} {o:>12}  {:<6} 2026-01-02T03:04:05.5Z", "e-0001", "api")
         };
         assert_eq!(lines, [row("v1", "promote", "0.5"), row("v2 *", "rollback", "-"), "serving v2 at http://x".into()]);
+    }
+
+    #[test]
+    fn a_version_served_again_after_a_rollback_is_starred_once() {
+        let promotion = |version, action: &str| Promotion {
+            version,
+            action: action.into(),
+            trial: "e-0001".into(),
+            parameters: serde_json::json!({}),
+            objective: Some(1.5e-9),
+            model: "m".into(),
+            time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
+            by: "api".into(),
+        };
+        let serving = Serving { version: "v1".into(), trial: "e-0001".into(), url: None };
+        let history = PromotionHistory {
+            experiment: "e".into(),
+            serving: Some(serving),
+            promotions: vec![promotion(1, "promote"), promotion(2, "promote"), promotion(1, "rollback")],
+        };
+        let table = promotions_table(&history);
+        let starred: Vec<&str> = table.lines().filter(|l| l.contains(" *")).collect();
+        assert_eq!(starred.len(), 1, "{table}");
+        assert!(starred[0].contains("rollback") && starred[0].contains("1.5e-9"), "{table}");
     }
 }
