@@ -55,6 +55,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(serve) => serve::serve(config, &serve).await,
         Command::Crd => cluster::crd(),
         Command::Render { file, namespace } => cluster::render(&file, &namespace),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "tuna", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         command => match stored::data_dir_for(config, &command)? {
             Some(data_dir) => stored::answer(&data_dir, command).await,
             None => remote::execute(config, command).await,

@@ -83,7 +83,12 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
             writeln!(out, "{}", client.rollback(&name, to.as_deref()).await?.message)?;
         }
         Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
-        Command::Run { .. } | Command::Validate { .. } | Command::Serve(_) | Command::Crd | Command::Render { .. } => {
+        Command::Run { .. }
+        | Command::Validate { .. }
+        | Command::Serve(_)
+        | Command::Crd
+        | Command::Render { .. }
+        | Command::Completions { .. } => {
             unreachable!("handled locally")
         }
     }
