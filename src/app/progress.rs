@@ -221,6 +221,6 @@ mod tests {
         latest.values.insert("loss".into(), 0.180214321);
         latest.values.insert("accuracy".into(), 0.956140351);
         assert_eq!(describe("q-0004", &latest, "accuracy"), "q-0004  step 7  accuracy=0.95614 loss=0.180214");
-        assert_eq!(value(&ParamValue::Float(0.26570942934410590)), "0.265709");
+        assert_eq!(value(&ParamValue::Float(0.2657094293441059)), "0.265709");
     }
 }

@@ -98,7 +98,7 @@ fn walk(value: &mut Value, schema: &Value, path: &str, shape: &mut Shape) -> boo
     true
 }
 
-fn check_items(items: &mut Vec<Value>, schema: &Value, path: &str, shape: &mut Shape) {
+fn check_items(items: &mut [Value], schema: &Value, path: &str, shape: &mut Shape) {
     let Some(item_schema) = schema.get("items") else { return };
     // A bad item is stood in for, not removed, so that later items keep their index.
     for (index, item) in items.iter_mut().enumerate() {
