@@ -32,9 +32,31 @@ fn completions_are_printed_for_each_shell() {
 
 #[test]
 fn every_positional_has_help_text() {
-    for (command, positional) in [("logs", "<TRIAL>"), ("trials", "<NAME>"), ("validate", "<FILE>"), ("get", "<NAME>")] {
+    for (command, positional) in [("logs", "<TRIAL>"), ("trials", "<NAME>"), ("validate", "<FILE>"), ("get", "<NAME>")]
+    {
         let help = tuna(&[command, "--help"]);
         let line = help.lines().find(|l| l.trim_start().starts_with(positional)).unwrap_or_default();
         assert!(line.trim().len() > positional.len() + 5, "{command} {positional} has no help: {help}");
     }
+}
+
+#[test]
+fn the_readme_cli_reference_is_the_binary_s_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .arg("--help")
+        .env_remove("TUNA_DATA_DIR")
+        .env_remove("TUNA_GPUS")
+        .env_remove("TUNA_SERVER")
+        .env_remove("TUNA_TOKEN")
+        .env_remove("TUNA_LOG")
+        .output()
+        .expect("tuna runs");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split_once("<!-- tuna --help -->\n```text\n")
+        .and_then(|(_, rest)| rest.split_once("```\n<!-- end tuna --help -->"))
+        .map(|(block, _)| block)
+        .expect("README.md has the tuna --help block");
+    assert_eq!(block, help, "README.md's CLI reference is stale: paste `tuna --help` between the markers");
 }

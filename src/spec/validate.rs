@@ -235,7 +235,8 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
         check_kubernetes(trial, problems);
     }
     let mut known: Vec<&str> = Vec::new();
-    for name in spec.parameters.iter().map(|p| p.name.as_str()).chain(BUILTIN_PLACEHOLDERS.iter().copied()) {
+    let names = spec.parameters.iter().map(|p| p.name.as_str()).filter(|n| !n.is_empty());
+    for name in names.chain(BUILTIN_PLACEHOLDERS.iter().copied()) {
         if !known.contains(&name) {
             known.push(name);
         }
