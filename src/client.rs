@@ -32,6 +32,22 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a client with extra certificate authorities could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("the CA certificate file is not PEM")]
+    Certificate(#[source] reqwest::Error),
+    #[error("the CA certificate file holds no certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCertificate,
+    #[error("failed to set up TLS with the CA certificate")]
+    Build(#[source] reqwest::Error),
+}
+
+/// TLS through rustls with ring (the provider kube already uses), installed once per process.
+fn use_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn api_message(status: &StatusCode, message: &str, problems: &[Problem]) -> String {
     if problems.is_empty() {
         format!("{message} (HTTP {})", status.as_u16())
@@ -50,8 +66,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `base` (`http://` or `https://`), trusting the system's certificate authorities.
     pub fn new(base: &str, token: Option<String>) -> Self {
+        use_ring();
         Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string(), token }
+    }
+
+    /// [`Client::new`], also trusting the certificate authorities in `ca_pem` (a PEM bundle: a
+    /// private CA).
+    pub fn with_ca_cert(base: &str, token: Option<String>, ca_pem: &[u8]) -> Result<Self, TlsError> {
+        use_ring();
+        let certs = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(TlsError::Certificate)?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCertificate);
+        }
+        let http = reqwest::Client::builder().tls_certs_merge(certs).build().map_err(TlsError::Build)?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_string(), token })
     }
 
     fn request(&self, method: Method, path: &str) -> (String, RequestBuilder) {

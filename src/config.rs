@@ -25,6 +25,11 @@ pub struct Config {
     #[arg(long, global = true, env = "TUNA_SERVER")]
     pub server: Option<String>,
 
+    /// A PEM file of certificate authorities to trust, besides the system's, for an https:// server
+    /// (a private CA).
+    #[arg(long, global = true, env = "TUNA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+
     /// The API token: `serve` requires it on every /api call, client commands send it.
     #[arg(long, global = true, env = "TUNA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -16,7 +16,14 @@ use crate::config::Config;
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
-    let client = Client::new(config.server(), config.token.clone());
+    let client = match &config.ca_cert {
+        Some(file) => {
+            let pem = std::fs::read(file).with_context(|| format!("failed to read --ca-cert {}", file.display()))?;
+            Client::with_ca_cert(config.server(), config.token.clone(), &pem)
+                .with_context(|| format!("--ca-cert {}", file.display()))?
+        }
+        None => Client::new(config.server(), config.token.clone()),
+    };
     answer(&client, command).await
 }
 
