@@ -85,9 +85,16 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
     match controller.admit(experiment, spec_dir, fresh)? {
         Admission::Created => eprintln!("experiment {name}: created"),
         Admission::Resumed { requeued } => eprintln!("experiment {name}: resuming ({requeued} trials re-queued)"),
+        Admission::Extended { max_trials, requeued } => {
+            eprintln!("experiment {name}: extended to maxTrials {max_trials} ({requeued} trials re-queued)");
+        }
         Admission::AlreadyFinished => {
-            eprintln!("experiment {name}: already finished (run with --fresh to start over)");
+            eprintln!("experiment {name}: already finished (raise maxTrials to run more, or --fresh to start over)");
             print_summary(&store, &name, top)?;
+            let succeeded = store.experiment(&name)?.and_then(|r| r.experiment.status).map(|s| s.phase);
+            if serve && succeeded == Some(ExperimentPhase::Succeeded) {
+                serve_best(&store, &data_dir, &name).await?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
     }
