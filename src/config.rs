@@ -21,7 +21,7 @@ pub struct Config {
 
     /// The server the client commands talk to [default: http://127.0.0.1:8080]. Without it, the
     /// read commands (list, get, trials, logs, leaderboard, promotions) read the data dir when
-    /// one is given or ./.tuna exists.
+    /// one is given or ./.tuna exists; with it, they ask the server.
     #[arg(long, global = true, env = "TUNA_SERVER")]
     pub server: Option<String>,
 

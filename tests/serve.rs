@@ -129,6 +129,8 @@ async fn trials_push_with_their_own_token_and_nobody_else_can() {
     assert!(board.trials[0].metrics.contains_key("loss"));
 
     let secret = tuna::token::TrialSecret::load_or_create(&data.join("secret")).unwrap();
+    // reqwest is built without a TLS provider of its own; ring is the one tuna installs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let push = |trial: &str, token: Option<String>| {
         let url = format!("{}/api/v1/experiments/quickstart-push/trials/{trial}/metrics", server.url);
         let mut request = reqwest::Client::new().post(url).json(&json!({"metrics": {"accuracy": 1.0}}));

@@ -21,8 +21,8 @@ use crate::store::Store;
 use crate::store::snapshot::{Snapshot, only_unwritable};
 use crate::token::TrialSecret;
 
-/// The data dir a command reads instead of a server: the one given (it must exist), or ./.tuna
-/// when it exists and no server is given; `None` for the commands that need a server.
+/// The data dir a command reads instead of a server, when no server is given: the one given (it
+/// must exist), or ./.tuna when it exists; `None` for the commands that need a server.
 pub fn data_dir_for(config: &Config, command: &Command) -> anyhow::Result<Option<PathBuf>> {
     let reads = matches!(
         command,
@@ -33,7 +33,9 @@ pub fn data_dir_for(config: &Config, command: &Command) -> anyhow::Result<Option
             | Command::Leaderboard { .. }
             | Command::Promotions { .. }
     );
-    if !reads {
+    // A server given by name is asked, even where a data dir is set too (a server's own
+    // TUNA_DATA_DIR in the environment, say).
+    if !reads || config.server.is_some() {
         return Ok(None);
     }
     match &config.data_dir {
@@ -43,9 +45,7 @@ pub fn data_dir_for(config: &Config, command: &Command) -> anyhow::Result<Option
             if dir.exists() { "it holds no store" } else { "it does not exist" }
         ),
         Some(dir) => Ok(Some(dir.clone())),
-        None if config.server.is_none() && Path::new(DEFAULT_DATA_DIR).join("db").is_dir() => {
-            Ok(Some(PathBuf::from(DEFAULT_DATA_DIR)))
-        }
+        None if Path::new(DEFAULT_DATA_DIR).join("db").is_dir() => Ok(Some(PathBuf::from(DEFAULT_DATA_DIR))),
         None => Ok(None),
     }
 }
