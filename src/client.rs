@@ -28,20 +28,15 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the CA certificate file is not PEM")]
+    ReadCaCertificate(#[source] reqwest::Error),
+    #[error("the CA certificate file holds no certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCaCertificate,
+    #[error("failed to set up TLS with the CA certificate")]
+    SetUpTls(#[source] reqwest::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Why a client with extra certificate authorities could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("the CA certificate file is not PEM")]
-    Certificate(#[source] reqwest::Error),
-    #[error("the CA certificate file holds no certificate (expected -----BEGIN CERTIFICATE-----)")]
-    NoCertificate,
-    #[error("failed to set up TLS with the CA certificate")]
-    Build(#[source] reqwest::Error),
-}
 
 /// TLS through rustls with ring (the provider kube already uses), installed once per process.
 fn use_ring() {
@@ -74,13 +69,13 @@ impl Client {
 
     /// [`Client::new`], also trusting the certificate authorities in `ca_pem` (a PEM bundle: a
     /// private CA).
-    pub fn with_ca_cert(base: &str, token: Option<String>, ca_pem: &[u8]) -> Result<Self, TlsError> {
+    pub fn with_ca_cert(base: &str, token: Option<String>, ca_pem: &[u8]) -> Result<Self> {
         use_ring();
-        let certs = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(TlsError::Certificate)?;
+        let certs = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(Error::ReadCaCertificate)?;
         if certs.is_empty() {
-            return Err(TlsError::NoCertificate);
+            return Err(Error::NoCaCertificate);
         }
-        let http = reqwest::Client::builder().tls_certs_merge(certs).build().map_err(TlsError::Build)?;
+        let http = reqwest::Client::builder().tls_certs_merge(certs).build().map_err(Error::SetUpTls)?;
         Ok(Self { http, base: base.trim_end_matches('/').to_string(), token })
     }
 

@@ -150,7 +150,7 @@ fn remove(value: &mut Value, field: &str) -> bool {
 /// A decoder's message with the Rust left out (`expected u32`, `struct ObjectMeta`).
 fn plain_words(message: &str) -> String {
     let message = message.split(", expected").next().unwrap_or(message);
-    message.replace("invalid type: ", "has the wrong type: ").replace("map", "mapping").replace("sequence", "list")
+    message.replace("invalid type: ", "has the wrong type: ").replace(" map", " mapping").replace(" sequence", " list")
 }
 
 pub fn parse_value(text: &str) -> Result<Value, SpecError> {
