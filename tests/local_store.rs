@@ -81,7 +81,7 @@ fn a_missing_data_dir_is_an_error_and_is_not_created() {
 #[test]
 fn a_running_experiment_can_be_read_from_a_second_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), "busy", r#"[sh, -c, "echo epoch=1 score=0.5; sleep 30"]"#, 1);
+    let spec = write_spec(dir.path(), "busy", r#"[sh, -c, "echo epoch=1 score=0.5; sleep 10"]"#, 1);
     let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
         .args(["run", spec.to_str().unwrap(), "--gpus", "none"])
         .current_dir(dir.path())
