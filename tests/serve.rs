@@ -222,3 +222,21 @@ fn sigterm_interrupts_running_trials_and_the_next_start_finishes_them() {
     let experiment = server.wait_finished("long");
     assert_eq!(experiment["status"]["trials"]["succeeded"], 4, "{experiment}");
 }
+
+#[test]
+fn leaderboard_watch_ends_on_one_frame_whose_header_and_table_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let file = dir.path().join("watched.yaml");
+    std::fs::write(&file, spec("watched", r#"[sh, -c, "sleep 0.7; echo score=${x}"]"#, "  maxTrials: 3\n")).unwrap();
+    assert!(server.cli(&["submit", file.to_str().unwrap()]).status.success());
+    let out = server.cli(&["leaderboard", "watched", "--watch"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = text(&out.stdout);
+    assert!(screen.matches("\x1b[2J").count() >= 2, "it redrew while the experiment ran: {screen:?}");
+    let last = screen.rsplit("\x1b[2J\x1b[H").next().unwrap();
+    assert_eq!(last.matches("rank  trial").count(), 1, "one table on screen at the end: {last:?}");
+    assert!(last.contains("Succeeded") && last.contains("3 succeeded"), "{last}");
+    let rows = last.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains("Succeeded"));
+    assert_eq!(rows.count(), 3, "the table has the 3 trials the header counts: {last}");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::api::types::{DeleteAnswer, Experiment, ExperimentList, ExperimentPhase, PromotionHistory};
+use crate::api::types::{DeleteAnswer, Experiment, ExperimentList, ExperimentPhase, Leaderboard, PromotionHistory};
 use crate::cli::Command;
 use crate::client::Client;
 use crate::config::Config;
@@ -49,19 +49,22 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
             }
         }
         Command::Leaderboard { name, top, format, watch } => loop {
-            let experiment = client.get(&name).await?;
-            let board = client.leaderboard(&name, top).await?;
+            let (experiment, board) = consistent_board(client, &name, top).await?;
             let text = super::render(&board, &experiment, format)?;
             let finished = experiment
                 .status
                 .as_ref()
                 .is_none_or(|s| s.phase != ExperimentPhase::Running && s.phase != ExperimentPhase::Pending);
-            if !watch || finished {
+            if !watch {
                 write!(out, "{text}")?;
                 break;
             }
+            // Each frame replaces the one before, the last one too.
             write!(out, "\x1b[2J\x1b[H{}{text}", describe(&experiment))?;
             out.flush()?;
+            if finished {
+                break;
+            }
             tokio::time::sleep(WATCH_EVERY).await;
         },
         Command::Trials { name, format } => {
@@ -100,6 +103,29 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The experiment and its leaderboard as of one moment: the board is read between two reads of the
+/// experiment and read again until the experiment did not move in between, so that the header's
+/// counts and the table agree (a finished experiment no longer moves).
+async fn consistent_board(
+    client: &Client,
+    name: &str,
+    top: Option<usize>,
+) -> anyhow::Result<(Experiment, Leaderboard)> {
+    /// An experiment moving faster than this many reads is shown as the last read saw it.
+    const TRIES: usize = 5;
+    let mut before = client.get(name).await?;
+    for _ in 0..TRIES {
+        let board = client.leaderboard(name, top).await?;
+        let after = client.get(name).await?;
+        if after.status == before.status {
+            return Ok((after, board));
+        }
+        before = after;
+    }
+    let board = client.leaderboard(name, top).await?;
+    Ok((before, board))
 }
 
 fn name_of(experiment: &Experiment) -> &str {
