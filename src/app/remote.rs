@@ -153,7 +153,10 @@ fn describe(experiment: &Experiment) -> String {
     if let Some(best) = status.best_trial {
         text.push_str(&format!(
             "  best: {} {} = {} {}\n",
-            best.name, experiment.spec.objective.metric, best.objective, best.parameters
+            best.name,
+            experiment.spec.objective.metric,
+            crate::leaderboard::number(best.objective),
+            best.parameters
         ));
     }
     text
@@ -199,7 +202,7 @@ fn list_table(list: &ExperimentList) -> String {
             u64::from(t.succeeded) + u64::from(t.failed),
             e.max_trials,
             t.running,
-            e.best_objective.map_or("-".to_string(), |v| v.to_string())
+            e.best_objective.map_or("-".to_string(), crate::leaderboard::number)
         ));
     }
     text
