@@ -104,6 +104,11 @@ fn a_missing_working_dir_or_program_is_refused_at_validate_and_run() {
     let run = tuna(&["run", file.to_str().unwrap(), "--data-dir", dir.path().join("data").to_str().unwrap()]);
     assert!(!run.status.success() && text(&run.stderr).contains("spec.trial.workingDir"), "{}", text(&run.stderr));
     assert!(!dir.path().join("data").exists(), "nothing is stored for a refused spec");
+    // submit reports it before sending anything (no server listens on port 1).
+    let submit = tuna(&["submit", file.to_str().unwrap(), "--server", "http://127.0.0.1:1"]);
+    let stderr = text(&submit.stderr);
+    assert!(!submit.status.success() && stderr.contains("spec.trial.workingDir: \"nope\" does not exist"), "{stderr}");
+    assert!(!stderr.contains("failed to reach"), "refused before any request: {stderr}");
 
     let file = variant(dir.path(), "noprog", &[("[python3, train.py", "[pythn3, train.py")]);
     let stderr = refused(&file);
