@@ -9,7 +9,7 @@ use crate::config::{Config, ServeConfig};
 #[derive(Parser, Debug)]
 #[command(
     name = "tuna",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TUNA_COMMIT"), ")"),
     about = "Hyperparameter tuning: random, grid and Bayesian search over local processes or Kubernetes Jobs"
 )]
 pub struct Cli {
@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Run an experiment end to end on this machine, no server needed (resumes it if interrupted).
     Run {
-        /// The experiment document (YAML or JSON).
+        /// The experiment document (YAML or JSON); trial.workingDir is relative to its folder.
         file: PathBuf,
         /// Discard a stored experiment of the same name and start over.
         #[arg(long)]
@@ -36,7 +36,10 @@ pub enum Command {
         serve: bool,
     },
     /// Check an experiment document and report every problem in it.
-    Validate { file: PathBuf },
+    Validate {
+        /// The experiment document (YAML or JSON).
+        file: PathBuf,
+    },
     /// Run the REST API and the controller for every stored experiment.
     Serve(ServeConfig),
     /// Print the `Experiment` CustomResourceDefinition (what deploy/crd.yaml holds).
@@ -44,74 +47,134 @@ pub enum Command {
     /// Print the Job the kubernetes executor would create for the first trial of FILE (and, when
     /// the spec serves on Kubernetes, the Deployment, Service and autoscaler a promotion applies).
     Render {
+        /// The experiment document (YAML or JSON).
         file: PathBuf,
         /// The namespace the Job is rendered in.
         #[arg(long, default_value = "default")]
         namespace: String,
     },
     /// Send an experiment document to the server.
-    Submit { file: PathBuf },
-    /// List the server's experiments.
+    Submit {
+        /// The experiment document (YAML or JSON), checked here first as `tuna validate` does.
+        file: PathBuf,
+    },
+    /// List the experiments (from the server, or the data dir).
     List,
-    /// Show one experiment's status (`--json` for the whole object).
+    /// Show one experiment's status (from the server, or the data dir).
     Get {
+        /// The experiment's name (metadata.name).
         name: String,
+        /// Print the whole stored object (spec and status) as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Show an experiment's trials ranked by the objective (from the server, or the store with
-    /// --data-dir).
+    /// Show an experiment's trials ranked by the objective (from the server, or the data dir).
     Leaderboard {
+        /// The experiment's name (metadata.name).
         name: String,
+        /// Show only the best N trials.
         #[arg(long)]
         top: Option<usize>,
+        /// table for people (6 significant digits); json or csv (every digit) for programs.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Redraw every 2 s until the experiment ends.
         #[arg(long)]
         watch: bool,
     },
-    /// List an experiment's trials.
-    Trials { name: String },
-    /// Print a trial's output.
-    Logs {
+    /// List an experiment's trials in index order (from the server, or the data dir).
+    Trials {
+        /// The experiment's name (metadata.name).
         name: String,
+        /// table for people; json or csv (every digit) for programs.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print a trial's output (from the server, or the data dir).
+    Logs {
+        /// The experiment's name (metadata.name).
+        name: String,
+        /// The trial's name, e.g. quickstart-0003 (see `tuna trials`).
         trial: String,
         /// Keep printing until the trial ends.
         #[arg(long, short)]
         follow: bool,
     },
     /// Stop an experiment (its running trials are stopped).
-    Stop { name: String },
+    Stop {
+        /// The experiment's name (metadata.name).
+        name: String,
+    },
     /// Resume a stopped or finished experiment.
     Resume {
+        /// The experiment's name (metadata.name).
         name: String,
         /// Raise the trial budget.
         #[arg(long)]
         max_trials: Option<u32>,
     },
     /// Stop an experiment's trials and remove its records.
-    Delete { name: String },
+    Delete {
+        /// The experiment's name (metadata.name).
+        name: String,
+    },
     /// Promote a trial's model (the best when --trial is not given) to serving.
     Promote {
+        /// The experiment's name (metadata.name).
         name: String,
+        /// The trial whose model to serve (default: the leaderboard's first).
         #[arg(long)]
         trial: Option<String>,
     },
     /// Serve an earlier model version again (the one before the current by default).
     Rollback {
+        /// The experiment's name (metadata.name).
         name: String,
         /// The version, e.g. v1.
         #[arg(long)]
         to: Option<String>,
     },
-    /// Show an experiment's promotion history and what is served.
-    Promotions { name: String },
+    /// Show an experiment's promotion history and what is served (from the server, or the data
+    /// dir).
+    Promotions {
+        /// The experiment's name (metadata.name).
+        name: String,
+    },
+    /// Print a shell completion script, e.g. `tuna completions bash > /etc/bash_completion.d/tuna`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
+/// How a listing is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
     Json,
     Csv,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_command_and_argument_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            if command.get_about().is_none() && command.get_name() != "tuna" {
+                missing.push(command.get_name().to_string());
+            }
+            for arg in command.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{} {}", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
 }

@@ -28,9 +28,20 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the CA certificate file is not PEM")]
+    ReadCaCertificate(#[source] reqwest::Error),
+    #[error("the CA certificate file holds no certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCaCertificate,
+    #[error("failed to set up TLS with the CA certificate")]
+    SetUpTls(#[source] reqwest::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// TLS through rustls with ring (the provider kube already uses), installed once per process.
+fn use_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 fn api_message(status: &StatusCode, message: &str, problems: &[Problem]) -> String {
     if problems.is_empty() {
@@ -50,8 +61,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `base` (`http://` or `https://`), trusting the system's certificate authorities.
     pub fn new(base: &str, token: Option<String>) -> Self {
+        use_ring();
         Self { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string(), token }
+    }
+
+    /// [`Client::new`], also trusting the certificate authorities in `ca_pem` (a PEM bundle: a
+    /// private CA).
+    pub fn with_ca_cert(base: &str, token: Option<String>, ca_pem: &[u8]) -> Result<Self> {
+        use_ring();
+        let certs = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(Error::ReadCaCertificate)?;
+        if certs.is_empty() {
+            return Err(Error::NoCaCertificate);
+        }
+        let http = reqwest::Client::builder().tls_certs_merge(certs).build().map_err(Error::SetUpTls)?;
+        Ok(Self { http, base: base.trim_end_matches('/').to_string(), token })
     }
 
     fn request(&self, method: Method, path: &str) -> (String, RequestBuilder) {

@@ -10,8 +10,8 @@ pub const DEFAULT_DATA_DIR: &str = ".tuna";
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
-    /// Where the store and the trials' files live [default: .tuna]. Given to `leaderboard`, it
-    /// reads the store directly instead of asking a server.
+    /// Where the store and the trials' files live [default: .tuna]. Given to a read command
+    /// (list, get, trials, logs, leaderboard, promotions), it reads the store instead of a server.
     #[arg(long, global = true, env = "TUNA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -19,9 +19,16 @@ pub struct Config {
     #[arg(long, global = true, env = "TUNA_GPUS")]
     pub gpus: Option<String>,
 
-    /// The server the client commands talk to.
-    #[arg(long, global = true, env = "TUNA_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// The server the client commands talk to [default: http://127.0.0.1:8080]. Without it, the
+    /// read commands (list, get, trials, logs, leaderboard, promotions) read the data dir when
+    /// one is given or ./.tuna exists; with it, they ask the server.
+    #[arg(long, global = true, env = "TUNA_SERVER")]
+    pub server: Option<String>,
+
+    /// A PEM file of certificate authorities to trust, besides the system's, for an https:// server
+    /// (a private CA).
+    #[arg(long, global = true, env = "TUNA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 
     /// The API token: `serve` requires it on every /api call, client commands send it.
     #[arg(long, global = true, env = "TUNA_TOKEN", hide_env_values = true)]
@@ -75,7 +82,14 @@ pub struct ServeConfig {
     pub max_connections: usize,
 }
 
+/// The server the client commands talk to when none is given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
 impl Config {
+    pub fn server(&self) -> &str {
+        self.server.as_deref().unwrap_or(DEFAULT_SERVER)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }

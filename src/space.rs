@@ -215,9 +215,13 @@ impl Domain {
     /// How many distinct values the dimension has; `None` when continuous.
     pub fn levels(&self) -> Option<usize> {
         match self {
-            Domain::Double { min, max, step: Some(step), .. } => Some(steps_between(*min, *max, *step) + 1),
+            Domain::Double { min, max, step: Some(step), .. } => {
+                Some(steps_between(*min, *max, *step).saturating_add(1))
+            }
             Domain::Double { step: None, .. } => None,
-            Domain::Int { min, max, step, .. } => Some(((max - min) / step) as usize + 1),
+            Domain::Int { min, max, step, .. } => {
+                Some((max.saturating_sub(*min) / step) as usize).map(|n| n.saturating_add(1))
+            }
             Domain::Categorical { values } => Some(values.len()),
             Domain::Discrete { values, .. } => Some(values.len()),
         }

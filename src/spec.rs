@@ -10,10 +10,13 @@
 
 mod algorithm;
 mod document;
+mod duration;
 #[cfg(test)]
 mod fixture;
 mod phase;
+mod shape;
 mod validate;
+mod words;
 
 use std::collections::BTreeMap;
 
@@ -22,9 +25,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use algorithm::AlgorithmName;
-pub use document::{Problem, SpecError, from_value, parse};
+pub use document::{Problem, SpecError, from_value, parse, parse_value, read, verdict};
+pub use duration::{DurationError, MAX_DURATION, parse_duration, read_duration};
 pub use phase::{EndReason, ExperimentPhase};
-pub use validate::{Placeholders, parse_duration, placeholders};
+pub use validate::{Placeholders, placeholders};
 
 /// The API group and version of every document.
 pub const API_VERSION: &str = "tuna.dev/v1alpha1";

@@ -147,6 +147,9 @@ fn the_best_model_is_served_switched_without_a_failed_request_rolled_back_and_ga
     assert_eq!(predict(&url).unwrap()["version"], "v1");
     let history = String::from_utf8_lossy(&server.cli(&["promotions", "promoted"]).stdout).into_owned();
     assert!(history.contains("rollback") && history.contains("v1 *"), "{history}");
+    let starred: Vec<&str> = history.lines().filter(|l| l.contains(" *")).collect();
+    assert_eq!(starred.len(), 1, "exactly one row is the served one: {history}");
+    assert!(starred[0].contains("rollback"), "the row that made v1 current again: {history}");
 
     // The gate refuses a trial below it, with the reason, and nothing changes.
     let out = server.cli(&["promote", "promoted", "--trial", failing["name"].as_str().unwrap()]);

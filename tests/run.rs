@@ -422,11 +422,12 @@ fn a_changed_spec_is_refused_unless_fresh() {
     let data = dir.path().join("data");
     let spec = write_spec(dir.path(), "changing", r#"[sh, -c, "echo score=${x}"]"#, "  maxTrials: 2\n");
     assert!(tuna(&data, &["run", spec.to_str().unwrap()]).status.success());
-    let spec = write_spec(dir.path(), "changing", r#"[sh, -c, "echo score=${x}"]"#, "  maxTrials: 3\n");
+    // Not only the budget: the trial's command changed (a raised budget alone extends; tests/extend.rs).
+    let spec = write_spec(dir.path(), "changing", r#"[sh, -c, "echo score=${x}; true"]"#, "  maxTrials: 3\n");
     let out = tuna(&data, &["run", spec.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("changed: spec.maxTrials") && stderr.contains("--fresh"), "{stderr}");
+    assert!(stderr.contains("changed: spec.maxTrials, spec.trial") && stderr.contains("--fresh"), "{stderr}");
     assert_eq!(trials(&leaderboard(&data, "changing")).len(), 2, "nothing stored was lost");
     assert!(tuna(&data, &["run", spec.to_str().unwrap(), "--fresh"]).status.success());
     assert_eq!(trials(&leaderboard(&data, "changing")).len(), 3);

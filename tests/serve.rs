@@ -129,6 +129,8 @@ async fn trials_push_with_their_own_token_and_nobody_else_can() {
     assert!(board.trials[0].metrics.contains_key("loss"));
 
     let secret = tuna::token::TrialSecret::load_or_create(&data.join("secret")).unwrap();
+    // reqwest is built without a TLS provider of its own; ring is the one tuna installs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let push = |trial: &str, token: Option<String>| {
         let url = format!("{}/api/v1/experiments/quickstart-push/trials/{trial}/metrics", server.url);
         let mut request = reqwest::Client::new().post(url).json(&json!({"metrics": {"accuracy": 1.0}}));
@@ -165,7 +167,7 @@ fn a_killed_server_resumes_every_experiment_without_losing_or_repeating_trials()
     let server = Server::start(&server.data.clone(), dir.path());
     let experiment = server.wait_finished("crashy");
     assert_eq!(experiment["status"]["trials"]["succeeded"], 8, "{experiment}");
-    let out = server.cli(&["trials", "crashy"]);
+    let out = server.cli(&["trials", "crashy", "--format", "json"]);
     let trials: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(trials.len(), 8, "the total never exceeds maxTrials");
     let runs = std::fs::read_to_string(&done).unwrap();
@@ -197,7 +199,8 @@ fn sigterm_interrupts_running_trials_and_the_next_start_finishes_them() {
     // Shut down only once both trials run, however slow the machine.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let trials: Vec<Value> = serde_json::from_slice(&server.cli(&["trials", "long"]).stdout).unwrap_or_default();
+        let trials: Vec<Value> =
+            serde_json::from_slice(&server.cli(&["trials", "long", "--format", "json"]).stdout).unwrap_or_default();
         if trials.iter().filter(|t| t["phase"] == "Running").count() == 2 {
             break;
         }
@@ -239,4 +242,22 @@ fn a_server_refuses_to_start_with_a_weak_or_placeholder_token() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn leaderboard_watch_ends_on_one_frame_whose_header_and_table_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let file = dir.path().join("watched.yaml");
+    std::fs::write(&file, spec("watched", r#"[sh, -c, "sleep 0.7; echo score=${x}"]"#, "  maxTrials: 3\n")).unwrap();
+    assert!(server.cli(&["submit", file.to_str().unwrap()]).status.success());
+    let out = server.cli(&["leaderboard", "watched", "--watch"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = text(&out.stdout);
+    assert!(screen.matches("\x1b[2J").count() >= 2, "it redrew while the experiment ran: {screen:?}");
+    let last = screen.rsplit("\x1b[2J\x1b[H").next().unwrap();
+    assert_eq!(last.matches("rank  trial").count(), 1, "one table on screen at the end: {last:?}");
+    assert!(last.contains("Succeeded") && last.contains("3 succeeded"), "{last}");
+    let rows = last.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains("Succeeded"));
+    assert_eq!(rows.count(), 3, "the table has the 3 trials the header counts: {last}");
 }

@@ -1,7 +1,7 @@
-//! `tuna run`, `tuna validate` and `tuna leaderboard --data-dir`: everything on this machine, no
+//! `tuna run` and `tuna validate`: everything on this machine, no
 //! server.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,21 +11,33 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
-use crate::cli::Format;
 use crate::config::Config;
-use crate::controller::{Admission, Controller, Progress, TrialApi};
+use crate::controller::{Admission, Controller, Halt, TrialApi};
+use crate::executor::local::preflight;
 use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::leaderboard;
 use crate::promote::Promoter;
 use crate::spec::{Collector, ExecutorKind, Experiment, ExperimentPhase};
 use crate::store::{Durability, PromotionRequest, Store};
 use crate::token::TrialSecret;
-use crate::trial::Trial;
+use crate::trial::{Trial, TrialPhase};
 
-/// Reads and validates an experiment document.
+use super::progress::{Announcer, Display};
+
+/// Reads and validates an experiment document, and (local executor) checks that its trials can
+/// start from the spec's folder, all in one report.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-    crate::search::parse_document(&text).with_context(|| format!("{} is not a valid experiment", file.display()))
+    let spec_dir = spec_dir(file)?;
+    crate::spec::parse_value(&text)
+        .and_then(|value| crate::search::read_document(value, |e| preflight(&e.spec, &spec_dir)))
+        .with_context(|| format!("{} is not a valid experiment", file.display()))
+}
+
+/// The folder of a spec file, absolute: `trial.workingDir` is relative to it.
+pub fn spec_dir(file: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(dir).context("failed to resolve the spec's folder")
 }
 
 pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
@@ -55,8 +67,7 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
             if gpus.is_empty() { "nvidia-smi lists none".to_string() } else { format!("devices {gpus:?}") }
         );
     }
-    let spec_dir = file.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-    let spec_dir = spec_dir.map(std::path::absolute).transpose().context("failed to resolve the spec's folder")?;
+    let spec_dir = Some(spec_dir(file)?);
     let store = super::open_store(&config.data_dir())?;
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
     let kube = match experiment.spec.executor {
@@ -74,20 +85,29 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
     match controller.admit(experiment, spec_dir, fresh)? {
         Admission::Created => eprintln!("experiment {name}: created"),
         Admission::Resumed { requeued } => eprintln!("experiment {name}: resuming ({requeued} trials re-queued)"),
+        Admission::Extended { max_trials, requeued } => {
+            eprintln!("experiment {name}: extended to maxTrials {max_trials} ({requeued} trials re-queued)");
+        }
         Admission::AlreadyFinished => {
-            eprintln!("experiment {name}: already finished (run with --fresh to start over)");
+            eprintln!("experiment {name}: already finished (raise maxTrials to run more, or --fresh to start over)");
             print_summary(&store, &name, top)?;
+            let succeeded = store.experiment(&name)?.and_then(|r| r.experiment.status).map(|s| s.phase);
+            if serve && succeeded == Some(ExperimentPhase::Succeeded) {
+                serve_best(&store, &data_dir, &name).await?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(crate::controller::Halt::Run);
-    tokio::spawn(async move {
-        super::wait_for_interrupt().await;
-        eprintln!("\ninterrupted: stopping running trials (they resume on the next run)");
-        let _ = shutdown_tx.send(crate::controller::Halt::Stop);
-    });
-    let mut printer = ProgressPrinter::new();
-    let record = controller.run(&name, shutdown_rx, &mut |p| printer.show(p)).await?;
+    let done = store.trials(&name)?.iter().filter(|t| t.phase.is_finished()).count() as u32;
+    let spec = &store.experiment(&name)?.with_context(|| format!("experiment {name} vanished"))?.experiment.spec;
+    let mut display = Display::new(crate::search::trial_total(spec), done, &spec.objective.metric);
+    let announcer = display.announcer();
+    let interrupts = tokio::spawn(handle_interrupts(store.clone(), name.clone(), shutdown_tx, announcer));
+    let record = controller.run(&name, shutdown_rx, &mut |p| display.show(p)).await;
+    interrupts.abort();
+    display.finish();
+    let record = record?;
     print_summary(&store, &name, top)?;
     let phase = record.experiment.status.map(|s| s.phase).unwrap_or_default();
     if serve && phase == ExperimentPhase::Succeeded {
@@ -172,58 +192,27 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn show_leaderboard(data_dir: &Path, name: &str, top: Option<usize>, format: Format) -> anyhow::Result<ExitCode> {
-    let store = Store::open(data_dir).context("failed to open the store")?;
-    let Some(record) = store.experiment(name)? else {
-        let known: Vec<String> = store.experiments()?.iter().map(|r| r.name().to_string()).collect();
-        bail!(
-            "no experiment named {name} in {} (known: {})",
-            data_dir.display(),
-            if known.is_empty() { "none".into() } else { known.join(", ") }
-        );
-    };
-    let trials = store.trials(name)?;
-    let board = leaderboard::rank(&record.experiment, &trials, top, Timestamp::now());
-    std::io::stdout().lock().write_all(super::render(&board, &record.experiment, format)?.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Prints a line per trial start and end (and redraws a status line on a terminal).
-struct ProgressPrinter {
-    terminal: bool,
-}
-
-impl ProgressPrinter {
-    fn new() -> Self {
-        Self { terminal: std::io::stderr().is_terminal() }
+/// The first Ctrl-C (or SIGTERM) stops the running trials gracefully (they resume on the next
+/// run); a second kills their process groups at once and exits.
+async fn handle_interrupts(store: Store, name: String, halt: watch::Sender<Halt>, say: Announcer) {
+    super::wait_for_interrupt().await;
+    say.line("interrupted: stopping running trials (they resume on the next run; Ctrl-C again to kill them now)");
+    let _ = halt.send(Halt::Stop);
+    super::wait_for_interrupt().await;
+    let running = store.trials(&name).unwrap_or_default();
+    let pids: Vec<u32> = running.iter().filter(|t| t.phase == TrialPhase::Running).filter_map(|t| t.pid).collect();
+    for pid in &pids {
+        if let Ok(group) = i32::try_from(*pid) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        }
     }
-
-    fn show(&mut self, progress: Progress<'_>) {
-        let (trial, snapshot, what) = match &progress {
-            Progress::Launched { trial, snapshot } => (*trial, snapshot, "started".to_string()),
-            Progress::Ended { trial, snapshot } => (*trial, snapshot, ended(trial)),
-        };
-        let best = snapshot
-            .best
-            .as_ref()
-            .map_or("best -".to_string(), |(n, v)| format!("best {} ({n})", leaderboard::number(*v)));
-        let params: Vec<String> = trial.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let detail = if matches!(progress, Progress::Launched { .. }) { params.join(" ") } else { String::new() };
-        let clear = if self.terminal { "\r\x1b[2K" } else { "" };
-        eprintln!(
-            "{clear}[{:>3}/{}] {} {what} {detail}| {} running | {best} | {:.1}s",
-            snapshot.ended,
-            snapshot.max_trials,
-            trial.name,
-            snapshot.running,
-            snapshot.elapsed.as_secs_f64()
-        );
-    }
+    say.line(&format!("killed {} running trial(s); they are re-queued on the next run", pids.len()));
+    std::process::exit(130);
 }
 
 /// How a trial ended, for its progress line: its objective (and the step it came at, when not the
 /// last), or its cause (`Failed (NonZeroExit: exit code 2: train.py: error: …)`).
-fn ended(trial: &Trial) -> String {
+pub(super) fn ended(trial: &Trial) -> String {
     match (trial.objective, leaderboard::cause(trial)) {
         (Some(v), None) => {
             let at = match (trial.ranked_before_end(), trial.objective_step, trial.last_step) {

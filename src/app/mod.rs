@@ -3,8 +3,11 @@
 
 mod cluster;
 mod local;
+mod progress;
 mod remote;
 mod serve;
+mod stored;
+mod trials_view;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -52,10 +55,15 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(serve) => serve::serve(config, &serve).await,
         Command::Crd => cluster::crd(),
         Command::Render { file, namespace } => cluster::render(&file, &namespace),
-        Command::Leaderboard { name, top, format, watch: false } if config.data_dir.is_some() => {
-            local::show_leaderboard(&config.data_dir(), &name, top, format)
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "tuna", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
-        command => remote::execute(config, command).await,
+        command => match stored::data_dir_for(config, &command)? {
+            Some(data_dir) => stored::answer(&data_dir, command).await,
+            None => remote::execute(config, command).await,
+        },
     }
 }
 

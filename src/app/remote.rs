@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::api::types::{DeleteAnswer, Experiment, ExperimentList, ExperimentPhase, PromotionHistory};
+use crate::api::types::{DeleteAnswer, Experiment, ExperimentList, ExperimentPhase, Leaderboard, PromotionHistory};
 use crate::cli::Command;
 use crate::client::Client;
 use crate::config::Config;
@@ -16,11 +16,26 @@ use crate::config::Config;
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&config.server, config.token.clone());
+    let client = match &config.ca_cert {
+        Some(file) => {
+            let pem = std::fs::read(file).with_context(|| format!("failed to read --ca-cert {}", file.display()))?;
+            Client::with_ca_cert(config.server(), config.token.clone(), &pem)
+                .with_context(|| format!("--ca-cert {}", file.display()))?
+        }
+        None => Client::new(config.server(), config.token.clone()),
+    };
+    answer(&client, command).await
+}
+
+/// Runs a client command against `client`'s server (a remote `tuna serve`, or the in-process
+/// API over a data dir).
+pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Submit { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("failed to read {}", file.display()))?;
+            // The same report as `tuna validate`, before anything is sent.
+            super::load_spec(&file)?;
             let experiment = client.submit(text).await?;
             writeln!(out, "experiment {} created", experiment.metadata.name.unwrap_or_default())?;
         }
@@ -34,25 +49,26 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
             }
         }
         Command::Leaderboard { name, top, format, watch } => loop {
-            let experiment = client.get(&name).await?;
-            let board = client.leaderboard(&name, top).await?;
+            let (experiment, board) = consistent_board(client, &name, top).await?;
             let text = super::render(&board, &experiment, format)?;
             let finished = experiment
                 .status
                 .as_ref()
                 .is_none_or(|s| s.phase != ExperimentPhase::Running && s.phase != ExperimentPhase::Pending);
-            if !watch || finished {
+            if !watch {
                 write!(out, "{text}")?;
                 break;
             }
+            // Each frame replaces the one before, the last one too.
             write!(out, "\x1b[2J\x1b[H{}{text}", describe(&experiment))?;
             out.flush()?;
+            if finished {
+                break;
+            }
             tokio::time::sleep(WATCH_EVERY).await;
         },
-        Command::Trials { name } => {
-            let list = client.trials(&name).await?;
-            // Through a `Value`, so the keys come out sorted as they always have.
-            writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::to_value(&list.trials)?)?)?;
+        Command::Trials { name, format } => {
+            write!(out, "{}", super::trials_view::render(&client.trials(&name).await?.trials, format)?)?;
         }
         Command::Logs { name, trial, follow } => {
             let mut body = client.logs(&name, &trial, follow).await?.bytes_stream();
@@ -77,11 +93,39 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
             writeln!(out, "{}", client.rollback(&name, to.as_deref()).await?.message)?;
         }
         Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
-        Command::Run { .. } | Command::Validate { .. } | Command::Serve(_) | Command::Crd | Command::Render { .. } => {
+        Command::Run { .. }
+        | Command::Validate { .. }
+        | Command::Serve(_)
+        | Command::Crd
+        | Command::Render { .. }
+        | Command::Completions { .. } => {
             unreachable!("handled locally")
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The experiment and its leaderboard as of one moment: the board is read between two reads of the
+/// experiment and read again until the experiment did not move in between, so that the header's
+/// counts and the table agree (a finished experiment no longer moves).
+async fn consistent_board(
+    client: &Client,
+    name: &str,
+    top: Option<usize>,
+) -> anyhow::Result<(Experiment, Leaderboard)> {
+    /// An experiment moving faster than this many reads is shown as the last read saw it.
+    const TRIES: usize = 5;
+    let mut before = client.get(name).await?;
+    for _ in 0..TRIES {
+        let board = client.leaderboard(name, top).await?;
+        let after = client.get(name).await?;
+        if after.status == before.status {
+            return Ok((after, board));
+        }
+        before = after;
+    }
+    let board = client.leaderboard(name, top).await?;
+    Ok((before, board))
 }
 
 fn name_of(experiment: &Experiment) -> &str {
@@ -109,7 +153,10 @@ fn describe(experiment: &Experiment) -> String {
     if let Some(best) = status.best_trial {
         text.push_str(&format!(
             "  best: {} {} = {} {}\n",
-            best.name, experiment.spec.objective.metric, best.objective, best.parameters
+            best.name,
+            experiment.spec.objective.metric,
+            crate::leaderboard::number(best.objective),
+            best.parameters
         ));
     }
     text
@@ -119,15 +166,18 @@ fn promotions_table(history: &PromotionHistory) -> String {
     let current = history.serving.as_ref().map_or("", |s| s.version.as_str());
     let mut text =
         format!("{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n", "VERSION", "ACTION", "TRIAL", "OBJECTIVE", "BY", "TIME");
-    for p in &history.promotions {
+    // A version served again after a rollback has two rows; the star marks the latest, the one
+    // that made it current.
+    let served = history.promotions.iter().rposition(|p| format!("v{}", p.version) == current);
+    for (i, p) in history.promotions.iter().enumerate() {
         let version = format!("v{}", p.version);
-        let mark = if version == current { " *" } else { "" };
+        let mark = if Some(i) == served { " *" } else { "" };
         text.push_str(&format!(
             "{:<8} {:<9} {:<28} {:>12}  {:<6} {}\n",
             version + mark,
             p.action,
             p.trial,
-            p.objective.map_or("-".into(), |v| v.to_string()),
+            p.objective.map_or("-".into(), crate::leaderboard::number),
             p.by,
             p.time
         ));
@@ -152,7 +202,7 @@ fn list_table(list: &ExperimentList) -> String {
             u64::from(t.succeeded) + u64::from(t.failed),
             e.max_trials,
             t.running,
-            e.best_objective.map_or("-".to_string(), |v| v.to_string())
+            e.best_objective.map_or("-".to_string(), crate::leaderboard::number)
         ));
     }
     text
@@ -205,5 +255,29 @@ mod tests {
             format!("{v:<8} {a:<9} {:<28} {o:>12}  {:<6} 2026-01-02T03:04:05.5Z", "e-0001", "api")
         };
         assert_eq!(lines, [row("v1", "promote", "0.5"), row("v2 *", "rollback", "-"), "serving v2 at http://x".into()]);
+    }
+
+    #[test]
+    fn a_version_served_again_after_a_rollback_is_starred_once() {
+        let promotion = |version, action: &str| Promotion {
+            version,
+            action: action.into(),
+            trial: "e-0001".into(),
+            parameters: serde_json::json!({}),
+            objective: Some(1.5e-9),
+            model: "m".into(),
+            time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
+            by: "api".into(),
+        };
+        let serving = Serving { version: "v1".into(), trial: "e-0001".into(), url: None };
+        let history = PromotionHistory {
+            experiment: "e".into(),
+            serving: Some(serving),
+            promotions: vec![promotion(1, "promote"), promotion(2, "promote"), promotion(1, "rollback")],
+        };
+        let table = promotions_table(&history);
+        let starred: Vec<&str> = table.lines().filter(|l| l.contains(" *")).collect();
+        assert_eq!(starred.len(), 1, "{table}");
+        assert!(starred[0].contains("rollback") && starred[0].contains("1.5e-9"), "{table}");
     }
 }

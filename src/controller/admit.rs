@@ -9,8 +9,8 @@ use tracing::info;
 use super::{Controller, Error, Result};
 use crate::executor::Executor;
 use crate::experiment;
-use crate::spec::{Experiment, ExperimentStatus};
-use crate::store::ExperimentRecord;
+use crate::spec::{Experiment, ExperimentSpec, ExperimentStatus};
+use crate::store::{Durability, ExperimentRecord};
 use crate::trial::TrialPhase;
 
 /// What `admit` found.
@@ -23,6 +23,12 @@ pub enum Admission {
     },
     /// The experiment finished earlier; nothing to run.
     AlreadyFinished,
+    /// Only budget fields changed, none of them shrank: the stored experiment takes the new budget
+    /// and runs on (as `tuna resume --max-trials` does).
+    Extended {
+        max_trials: u32,
+        requeued: u32,
+    },
 }
 
 impl<E: Executor> Controller<E> {
@@ -37,6 +43,9 @@ impl<E: Executor> Controller<E> {
                 self.create(experiment, spec_dir)
             }
             None => self.create(experiment, spec_dir),
+            Some(existing) if budget_grew(&existing.experiment.spec, &experiment.spec) => {
+                self.extend(&name, &experiment.spec)
+            }
             Some(existing) if existing.experiment.spec != experiment.spec => {
                 Err(Error::SpecChanged { name, fields: changed_fields(&existing.experiment, &experiment) })
             }
@@ -45,6 +54,22 @@ impl<E: Executor> Controller<E> {
             }
             Some(_) => self.requeue(&name).map(|requeued| Admission::Resumed { requeued }),
         }
+    }
+
+    /// Gives a stored experiment the new budget, reopens it when it had finished, and re-queues
+    /// what was running.
+    fn extend(&self, name: &str, spec: &ExperimentSpec) -> Result<Admission> {
+        let save = |source| Error::SaveExperiment { name: name.into(), source };
+        self.store
+            .update_experiment(name, Durability::Flushed, |r| {
+                r.experiment.spec = spec.clone();
+                experiment::reopen(r.experiment.status.get_or_insert_with(Default::default));
+                r.exhausted = false;
+            })
+            .map_err(save)?;
+        info!(experiment = name, max_trials = spec.max_trials, "budget raised by tuna run");
+        let requeued = self.requeue(name)?;
+        Ok(Admission::Extended { max_trials: spec.max_trials, requeued })
     }
 
     fn create(&self, mut experiment: Experiment, spec_dir: Option<PathBuf>) -> Result<Admission> {
@@ -85,6 +110,18 @@ impl<E: Executor> Controller<E> {
         }
         Ok(requeued)
     }
+}
+
+/// Whether `new` differs from `old` only in the budget (`maxTrials`, `maxFailedTrials`,
+/// `parallelTrials`), with neither trial count lowered.
+fn budget_grew(old: &ExperimentSpec, new: &ExperimentSpec) -> bool {
+    let mut same_budget = new.clone();
+    (same_budget.max_trials, same_budget.max_failed_trials, same_budget.parallel_trials) =
+        (old.max_trials, old.max_failed_trials, old.parallel_trials);
+    old != new
+        && same_budget == *old
+        && new.max_trials >= old.max_trials
+        && new.max_failed_trials >= old.max_failed_trials
 }
 
 /// The spec fields that differ, as paths (`spec.maxTrials, spec.parameters`).

@@ -36,7 +36,7 @@ use crate::search::{self, Search};
 use crate::spec::{EndReason, ExperimentStatus};
 use crate::store::{Durability, ExperimentRecord, Store};
 use crate::token::TrialSecret;
-use crate::trial::Trial;
+use crate::trial::{Observation, Trial};
 use trial_run::{Attempts, Report, TrialContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +115,19 @@ pub struct TrialApi {
 /// What the loop tells its caller as it goes.
 #[derive(Debug)]
 pub enum Progress<'a> {
-    Launched { trial: &'a Trial, snapshot: Snapshot },
-    Ended { trial: &'a Trial, snapshot: Snapshot },
+    Launched {
+        trial: &'a Trial,
+        snapshot: Snapshot,
+    },
+    /// A running trial reported metrics (one output line's worth).
+    Observed {
+        trial: &'a Trial,
+        observations: &'a [Observation],
+    },
+    Ended {
+        trial: &'a Trial,
+        snapshot: Snapshot,
+    },
 }
 
 /// The experiment at a glance.
@@ -305,7 +316,10 @@ impl<E: Executor> Shell<'_, E> {
         let now = Timestamp::now();
         let event = match report {
             Report::Event(TrialEvent::Line { text, .. }) => {
-                attempts.observe_line(index, attempt, &text)?;
+                let observations = attempts.observe_line(index, attempt, &text)?;
+                if let Some(trial) = core.trial(index).filter(|_| !observations.is_empty()) {
+                    (self.progress)(Progress::Observed { trial, observations: &observations });
+                }
                 return Ok(Vec::new());
             }
             Report::Event(TrialEvent::Started { pid, pid_stamp, gpus }) => {

@@ -88,6 +88,7 @@ async fn run(
             on_launch(&halt, launches);
         }
         Progress::Ended { trial, .. } => seen.push(format!("ended {} {:?}", trial.name, trial.phase)),
+        Progress::Observed { .. } => {}
     };
     let record = tokio::time::timeout(Duration::from_secs(20), controller.run("e", halts, &mut progress))
         .await

@@ -122,10 +122,11 @@ impl<E: Executor> Attempts<E> {
         }
     }
 
-    /// Stores the metrics on one output line (stdout collector) as observations of `attempt`.
-    pub fn observe_line(&self, index: u32, attempt: u32, line: &str) -> Result<()> {
+    /// Stores the metrics on one output line (stdout collector) as observations of `attempt`, and
+    /// returns them.
+    pub fn observe_line(&self, index: u32, attempt: u32, line: &str) -> Result<Vec<Observation>> {
         if self.ctx.spec.collector() != Collector::Stdout {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.observe(index, attempt, std::iter::once(line))
     }
@@ -149,7 +150,7 @@ impl<E: Executor> Attempts<E> {
         Ok(Tally::of_attempt(&observations, attempt))
     }
 
-    fn observe<'a>(&self, index: u32, attempt: u32, lines: impl Iterator<Item = &'a str>) -> Result<()> {
+    fn observe<'a>(&self, index: u32, attempt: u32, lines: impl Iterator<Item = &'a str>) -> Result<Vec<Observation>> {
         let ctx = &self.ctx;
         let now = jiff::Timestamp::now();
         let mut observations = Vec::new();
@@ -170,7 +171,7 @@ impl<E: Executor> Attempts<E> {
                 crate::store::MAX_OBSERVATIONS
             );
         }
-        Ok(())
+        Ok(observations)
     }
 }
 

@@ -3,6 +3,7 @@
 //! handed out so that no device serves two running trials.
 
 mod gpu;
+mod preflight;
 pub mod process;
 
 use std::collections::VecDeque;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, instrument, warn};
 
 pub use gpu::{GpuPool, detect_gpus};
+pub use preflight::preflight;
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
 

@@ -113,7 +113,7 @@ async fn open_proxy(port: u16) -> Result<Endpoint, Error> {
         tokio::net::TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| Error::Listen { port, source })?;
     let port = listener.local_addr().map_err(|source| Error::Listen { port, source })?.port();
     let target = Arc::new(AtomicU16::new(0));
-    let app = Router::new().fallback(forward).with_state((Arc::clone(&target), reqwest::Client::new()));
+    let app = Router::new().fallback(forward).with_state((Arc::clone(&target), http_client()));
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Endpoint { port, target, current: None })
 }
@@ -204,8 +204,15 @@ async fn keep_running(command: Vec<String>, dir: std::path::PathBuf, pids: PathB
     }
 }
 
+/// A plain-HTTP client to the local model server. reqwest is built with rustls but no provider
+/// of its own (`rustls-no-provider`), so ring is installed first, as `client::Client` does.
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 async fn ready(port: u16, path: &str) -> bool {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let url = format!("http://127.0.0.1:{port}{path}");
     let deadline = tokio::time::Instant::now() + READY_WITHIN;
     while tokio::time::Instant::now() < deadline {

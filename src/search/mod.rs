@@ -12,7 +12,7 @@ mod grid;
 mod random;
 
 use crate::space::{Assignment, Space, assignment_key};
-use crate::spec::{AlgorithmName, EndReason, ExperimentSpec};
+use crate::spec::{AlgorithmName, EndReason, Experiment, ExperimentSpec, Problem, SpecError};
 
 pub use grid::Grid;
 pub use random::Random;
@@ -77,43 +77,62 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
     match &spec.algorithm.name {
         AlgorithmName::Random => Ok(Box::new(Random::new(space, seed))),
         AlgorithmName::Bayesian => Ok(Box::new(bayes::Bayesian::new(space, seed, &spec.algorithm.settings)?)),
-        AlgorithmName::Grid => {
-            let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
-            Ok(Box::new(Grid::new(
-                space.with_levels(levels.unwrap_or_else(|| grid::levels_for(&space, spec.max_trials))),
-            )))
-        }
+        AlgorithmName::Grid => Ok(Box::new(Grid::new(grid_space(spec, space)))),
         AlgorithmName::Unknown(other) => Err(Error::UnknownAlgorithm(other.clone())),
     }
 }
 
+/// The space a grid walks: unstepped doubles get `settings.levels` (or enough for the budget).
+fn grid_space(spec: &ExperimentSpec, space: Space) -> Space {
+    let levels = spec.algorithm.settings.get("levels").and_then(serde_json::Value::as_u64).map(|n| n as usize);
+    let levels = levels.unwrap_or_else(|| grid::levels_for(&space, spec.max_trials));
+    space.with_levels(levels)
+}
+
+/// How many trials an experiment runs at most: its budget, or the number of distinct points when
+/// its algorithm walks a finite space smaller than that (a grid of 18 points runs 18).
+pub fn trial_total(spec: &ExperimentSpec) -> u32 {
+    let space = Space::new(&spec.parameters);
+    let space = if spec.algorithm.name == AlgorithmName::Grid { grid_space(spec, space) } else { space };
+    space.grid_size().map_or(spec.max_trials, |size| size.min(u128::from(spec.max_trials)) as u32)
+}
+
 /// Problems with the values of an algorithm's settings (unknown keys are the spec's to report).
-pub fn check_settings(spec: &ExperimentSpec) -> Vec<crate::spec::Problem> {
+pub fn check_settings(spec: &ExperimentSpec) -> Vec<Problem> {
     if spec.algorithm.name != AlgorithmName::Bayesian {
         return Vec::new();
     }
     bayes::check_settings(&spec.algorithm.settings)
         .into_iter()
         .filter(|e| !matches!(e, bayes::SettingsError::Unknown(_)))
-        .map(|e| crate::spec::Problem::new(e.field(), e.message()))
+        .map(|e| Problem::new(e.field(), e.message()))
         .collect()
 }
 
-/// Reads and checks an experiment document (YAML or JSON): its shape and meaning (`spec::parse`)
-/// and its algorithm's settings. The one way in for `tuna run`/`validate`, the API and the CRs.
-pub fn parse_document(text: &str) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
-    crate::spec::parse(text).and_then(validated)
+/// Reads and checks an experiment document (YAML or JSON): its shape and meaning (`spec::read`)
+/// and its algorithm's settings, in one report. The one way in for `tuna run`/`validate`, the API
+/// and the CRs.
+pub fn parse_document(text: &str) -> Result<Experiment, SpecError> {
+    check_document(crate::spec::parse_value(text)?)
 }
 
 /// [`parse_document`] for a document already parsed (an API body, a custom resource).
-pub fn check_document(value: serde_json::Value) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
-    crate::spec::from_value(value).and_then(validated)
+pub fn check_document(value: serde_json::Value) -> Result<Experiment, SpecError> {
+    read_document(value, |_| Vec::new())
 }
 
-/// The experiment when its settings' values are valid too (`spec::parse` checks the rest).
-fn validated(experiment: crate::spec::Experiment) -> Result<crate::spec::Experiment, crate::spec::SpecError> {
-    let problems = check_settings(&experiment.spec);
-    if problems.is_empty() { Ok(experiment) } else { Err(crate::spec::SpecError::Invalid(problems)) }
+/// [`check_document`] with the caller's own checks of the decoded experiment (the local
+/// executor's folder and program) joined to the same report.
+pub fn read_document(
+    value: serde_json::Value,
+    more: impl FnOnce(&Experiment) -> Vec<Problem>,
+) -> Result<Experiment, SpecError> {
+    let (experiment, mut problems) = crate::spec::read(value);
+    if let Some(experiment) = &experiment {
+        problems.extend(check_settings(&experiment.spec));
+        problems.extend(more(experiment));
+    }
+    crate::spec::verdict(experiment, problems)
 }
 
 /// The canonical keys of every assignment in the history.

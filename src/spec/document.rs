@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{API_VERSION, Experiment, validate};
+use super::{API_VERSION, Experiment, shape, validate};
 
 /// One thing wrong with a document, at its field path (`spec.parameters[1].min`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,30 +56,104 @@ pub fn parse(text: &str) -> Result<Experiment, SpecError> {
 
 /// Validates an already parsed document (an API body, a custom resource).
 pub fn from_value(value: Value) -> Result<Experiment, SpecError> {
-    let mut problems = header_problems(&value);
-    let mut unknown = Vec::new();
-    let decoded: Result<Experiment, _> = {
-        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path_string(&path));
-        let ignoring = serde_ignored::Deserializer::new(&value, &mut note);
-        serde_path_to_error::deserialize(ignoring)
-    };
-    for field in unknown.into_iter().filter(|f| f != "apiVersion" && f != "kind") {
-        problems.push(Problem::new(field, "is not a known field; remove it or check its spelling"));
-    }
-    match decoded {
-        Ok(experiment) => {
-            problems.extend(validate::check(&experiment));
-            if problems.is_empty() { Ok(experiment) } else { Err(SpecError::Invalid(problems)) }
-        }
-        Err(err) => {
-            let field = bracket_indices(&err.path().to_string());
-            problems.push(Problem::new(field, err.inner().to_string()));
-            Err(SpecError::Invalid(problems))
-        }
+    let (experiment, problems) = read(value);
+    verdict(experiment, problems)
+}
+
+/// The experiment when nothing is wrong with it, else every problem.
+pub fn verdict(experiment: Option<Experiment>, problems: Vec<Problem>) -> Result<Experiment, SpecError> {
+    match experiment {
+        Some(experiment) if problems.is_empty() => Ok(experiment),
+        _ => Err(SpecError::Invalid(problems)),
     }
 }
 
-fn parse_value(text: &str) -> Result<Value, SpecError> {
+/// Reads a document leniently: its shape (wrong types, unknown fields and choices), then its
+/// meaning, all in one list. The experiment is `None` only when the document could not be
+/// decoded at all (it is not a mapping, or its metadata is unusable).
+pub fn read(mut value: Value) -> (Option<Experiment>, Vec<Problem>) {
+    let mut problems = header_problems(&value);
+    let Some(fields) = value.as_object_mut() else { return (None, problems) };
+    let known = ["apiVersion", "kind", "metadata", "spec", "status"];
+    for key in fields.keys().filter(|k| !known.contains(&k.as_str())) {
+        problems.push(Problem::new(key.clone(), shape::unknown_field(key, &known)));
+    }
+    fields.retain(|k, _| known.contains(&k.as_str()));
+    let shape = match fields.get_mut("spec") {
+        Some(spec) => shape::check_spec(spec),
+        None => {
+            problems.push(Problem::new("spec", "is required: the objective, the parameters and the trial"));
+            return (None, problems);
+        }
+    };
+    problems.extend(shape.problems.iter().cloned());
+    let experiment = decode(value, &mut problems);
+    if let Some(experiment) = &experiment {
+        problems.extend(validate::check(experiment).into_iter().filter(|p| !shape.covers(&p.field)));
+    }
+    (experiment, problems)
+}
+
+/// Decodes a shape-checked document; what the shape could not catch (in `metadata`, a value in a
+/// `values` list) is reported at its path and removed, and decoding tries again.
+fn decode(mut value: Value, problems: &mut Vec<Problem>) -> Option<Experiment> {
+    /// Each retry removes one value; a document with more undecodable values than this is
+    /// reported as far as it got.
+    const RETRIES: usize = 16;
+    for _ in 0..RETRIES {
+        let mut unknown = Vec::new();
+        let decoded: Result<Experiment, _> = {
+            let mut note = |path: serde_ignored::Path<'_>| unknown.push(path_string(&path));
+            let ignoring = serde_ignored::Deserializer::new(&value, &mut note);
+            serde_path_to_error::deserialize(ignoring)
+        };
+        let err = match decoded {
+            Ok(experiment) => {
+                for field in unknown.into_iter().filter(|f| f != "apiVersion" && f != "kind") {
+                    problems.push(Problem::new(field, "is not a known field; remove it or check its spelling"));
+                }
+                return Some(experiment);
+            }
+            Err(err) => err,
+        };
+        let field = bracket_indices(&err.path().to_string());
+        problems.push(Problem::new(field.clone(), plain_words(&err.inner().to_string())));
+        if field.is_empty() || !remove(&mut value, &field) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Removes the value at a field path (`metadata.labels.x`, `spec.parameters[1].values[0]`).
+fn remove(value: &mut Value, field: &str) -> bool {
+    let pointer: String = field
+        .replace('[', ".")
+        .replace(']', "")
+        .split('.')
+        .map(|part| format!("/{}", part.replace('~', "~0").replace('/', "~1")))
+        .collect();
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return false };
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => map.remove(&last.replace("~1", "/").replace("~0", "~")).is_some(),
+        Some(Value::Array(items)) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// A decoder's message with the Rust left out (`expected u32`, `struct ObjectMeta`).
+fn plain_words(message: &str) -> String {
+    let message = message.split(", expected").next().unwrap_or(message);
+    message.replace("invalid type: ", "has the wrong type: ").replace(" map", " mapping").replace(" sequence", " list")
+}
+
+pub fn parse_value(text: &str) -> Result<Value, SpecError> {
     if text.trim_start().starts_with('{') {
         return serde_json::from_str(text).map_err(|e| SpecError::Syntax {
             format: "JSON",

@@ -91,6 +91,7 @@ fn names_must_be_unique_identifiers_and_the_experiment_a_dns_label() {
 #[test]
 fn algorithm_problems_list_the_known_choices() {
     assert_problem("name: random, seed: 7", "name: bayes", "spec.algorithm.name: \"bayes\" is not one of random, grid");
+    assert_problem("name: random, seed: 7", "name: bayes", "bayesian; did you mean bayesian?");
     assert_problem(
         "name: random, seed: 7",
         "name: random, settings: {foo: 1}",
@@ -161,11 +162,15 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn wrong_types_and_bad_enums_name_the_field() {
-    assert_problem("maxTrials: 30", "maxTrials: lots", "spec.maxTrials: invalid type");
+    assert_problem(
+        "maxTrials: 30",
+        "maxTrials: lots",
+        "spec.maxTrials: must be a whole number from 1 to 1000000, not the text \"lots\"",
+    );
     assert_problem(
         "goal: maximize",
         "goal: maximise",
-        "spec.objective.goal: unknown variant `maximise`, expected `maximize` or `minimize`",
+        "spec.objective.goal: \"maximise\" is not one of maximize, minimize; did you mean maximize?",
     );
     assert_problem(
         "apiVersion: tuna.dev/v1alpha1",
@@ -192,7 +197,58 @@ fn durations_parse_in_the_usual_units() {
     assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
     assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
     assert_eq!(parse_duration("0s"), None);
-    assert_eq!(parse_duration("5 minutes"), None);
+    assert_eq!(parse_duration("5 minutes"), Some(Duration::from_secs(300)), "jiff's friendly format");
+    assert_eq!(parse_duration("5 parsecs"), None);
+}
+
+#[test]
+fn type_enum_unknown_field_and_meaning_problems_come_out_in_one_report() {
+    let doc = BASE
+        .replace("maxTrials: 30", "maxTrials: lots\n  trials: {}")
+        .replace("goal: maximize", "goal: maximise")
+        .replace("type: categorical", "type: categorial")
+        .replace("min: 1, max: 30", "min: 5, max: 1")
+        .replace("timeout: 10m", "timeout: \"1e30\"");
+    let SpecError::Invalid(found) = parse(&doc).unwrap_err() else { panic!("expected problems") };
+    let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+    for expected in [
+        "spec.maxTrials: must be a whole number",
+        "spec.trials: is not a known field; did you mean trial?",
+        "spec.objective.goal: \"maximise\" is not one of maximize, minimize; did you mean maximize?",
+        "spec.parameters[2].type: \"categorial\" is not one of double, int, categorical, discrete; did you mean categorical?",
+        "spec.parameters[1].min: (5) must be less than max (1)",
+        "spec.trial.timeout: \"1e30\" is longer than 30 days",
+    ] {
+        assert!(found.iter().any(|p| p.starts_with(expected)), "expected {expected:?} in {found:#?}");
+    }
+    assert_eq!(found.len(), 6, "nothing said twice, nothing from a stand-in value: {found:#?}");
+    assert!(found.iter().all(|p| !p.contains("expected") && !p.contains("u32")), "{found:#?}");
+}
+
+#[test]
+fn a_parameter_named_n_gets_the_yaml_boolean_hint() {
+    let found = problems("name: epochs,", "name: n,");
+    assert!(
+        found.iter().any(|p| p.starts_with("spec.parameters[1].name: must be text, not the boolean false")
+            && p.contains("put the word in quotes")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn bounds_and_shapes_of_every_kind_are_reported_without_rust_words() {
+    assert_problem("parallelTrials: 2", "parallelTrials: 100000", "spec.parallelTrials: must be at most 10000");
+    assert_problem("parallelTrials: 2", "parallelTrials: -1", "spec.parallelTrials: must be at least 1");
+    assert_problem("parallelTrials: 2", "parallelTrials: 2.5", "spec.parallelTrials: must be a whole number");
+    assert!(problems("parallelTrials: 2", "parallelTrials: 2.0").is_empty(), "2.0 is a whole number");
+    assert_problem("parameters:\n", "parameters: 3\n  p:\n", "spec.parameters: must be a list, not the number 3");
+    assert_problem("env: {RUN: \"${trial}\"}", "env: {RUN: 5}", "spec.trial.env.RUN: must be text, not the number 5");
+    assert!(problems("seed: 7", "seed: 18446744073709551615").is_empty(), "every u64 is a seed");
+    assert_problem("metadata:\n  name: quickstart", "metadata: [1]", "metadata: has the wrong type");
+    assert_problem("apiVersion", "spek: {}\napiVersion", "spek: is not a known field; did you mean spec?");
+    assert_problem("metric: accuracy, ", "", "spec.objective.metric: is required; give text");
+    let found = problems("metric: accuracy, ", "");
+    assert!(!found.iter().any(|p| p.contains("is empty")), "no second problem from the stand-in: {found:#?}");
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! run, so a user sees every problem of a document at once.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use super::{
     AlgorithmName, Collector, Experiment, ExperimentSpec, ParameterSpec, ParameterType, Problem, Scalar, Scale,
@@ -17,6 +16,11 @@ pub const MAX_VALUES: usize = 10_000;
 
 /// The longest name Kubernetes accepts for a label value and most objects.
 const MAX_NAME_LEN: usize = 63;
+/// Int bounds are read as doubles, exact up to 2^53.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+/// The most values a stepped axis may have: the grid counts them, and beyond this a step is no
+/// longer a grid a search can walk.
+const MAX_STEPS: f64 = 1e15;
 
 /// Runs every meaning check on a decoded experiment.
 pub fn check(experiment: &Experiment) -> Vec<Problem> {
@@ -75,17 +79,24 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
     let algorithm = &spec.algorithm;
     let Some(settings) = algorithm.name.settings() else {
         let names: Vec<_> = AlgorithmName::KNOWN.iter().map(AlgorithmName::as_str).collect();
+        let near = super::words::closest(algorithm.name.as_str(), &names);
         problems.push(Problem::new(
             "spec.algorithm.name",
-            format!("{:?} is not one of {}", algorithm.name.as_str(), names.join(", ")),
+            format!(
+                "{:?} is not one of {}{}",
+                algorithm.name.as_str(),
+                names.join(", "),
+                near.map(|n| format!("; did you mean {n}?")).unwrap_or_default()
+            ),
         ));
         return;
     };
     for key in algorithm.settings.keys().filter(|k| !settings.contains(&k.as_str())) {
         let known = if settings.is_empty() { "none".to_string() } else { settings.join(", ") };
+        let near = super::words::closest(key, settings).map(|n| format!("; did you mean {n}?")).unwrap_or_default();
         problems.push(Problem::new(
             format!("spec.algorithm.settings.{key}"),
-            format!("is not a setting of {} (known settings: {known})", algorithm.name),
+            format!("is not a setting of {} (known settings: {known}){near}", algorithm.name),
         ));
     }
     if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == AlgorithmName::Grid)
@@ -141,6 +152,8 @@ fn check_range(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Ve
         if !v.is_finite() || (int && v.fract() != 0.0) {
             let what = if int { "an integer" } else { "a finite number" };
             problems.push(Problem::new(at(name), format!("({v}) must be {what}")));
+        } else if int && v.abs() > MAX_EXACT_INT {
+            problems.push(Problem::new(at(name), format!("({v}) must be between -2^53 and 2^53")));
         }
     }
     if min >= max {
@@ -158,6 +171,11 @@ fn check_range(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut Ve
         } else if min < max && step > max - min {
             problems
                 .push(Problem::new(at("step"), format!("({step}) is larger than max - min ({}); lower it", max - min)));
+        } else if (max - min) / step > MAX_STEPS {
+            problems.push(Problem::new(
+                at("step"),
+                format!("({step}) makes more than 10^15 values between min and max; raise it or remove it"),
+            ));
         }
         if p.scale == Scale::Log {
             problems.push(Problem::new(at("step"), "cannot be combined with scale log; remove one"));
@@ -212,12 +230,13 @@ fn check_values(p: &ParameterSpec, at: &dyn Fn(&str) -> String, problems: &mut V
     }
 }
 
+/// The counts' bounds are the shape's (`words::WHOLE_BOUNDS`); this checks what the decoded
+/// value alone shows, for experiments built in code.
 fn check_budget(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
-    if spec.max_trials == 0 {
-        problems.push(Problem::new("spec.maxTrials", "must be at least 1"));
-    }
-    if spec.parallel_trials == 0 {
-        problems.push(Problem::new("spec.parallelTrials", "must be at least 1"));
+    for (field, value) in [("spec.maxTrials", spec.max_trials), ("spec.parallelTrials", spec.parallel_trials)] {
+        if value == 0 {
+            problems.push(Problem::new(field, "must be at least 1 (it is 0)"));
+        }
     }
 }
 
@@ -235,7 +254,8 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
         check_kubernetes(trial, problems);
     }
     let mut known: Vec<&str> = Vec::new();
-    for name in spec.parameters.iter().map(|p| p.name.as_str()).chain(BUILTIN_PLACEHOLDERS.iter().copied()) {
+    let names = spec.parameters.iter().map(|p| p.name.as_str()).filter(|n| !n.is_empty());
+    for name in names.chain(BUILTIN_PLACEHOLDERS.iter().copied()) {
         if !known.contains(&name) {
             known.push(name);
         }
@@ -260,11 +280,8 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             }
         }
     }
-    if let Some(t) = trial.timeout.as_ref().filter(|t| parse_duration(t).is_none()) {
-        problems.push(Problem::new(
-            "spec.trial.timeout",
-            format!("{t:?} is not a duration; write it like 90s, 10m or 1h30m"),
-        ));
+    if let Some(Err(e)) = trial.timeout.as_deref().map(super::read_duration) {
+        problems.push(Problem::new("spec.trial.timeout", e.to_string()));
     }
 }
 
@@ -429,31 +446,4 @@ pub fn placeholders(template: &str) -> Vec<Placeholders<'_>> {
         }
     }
     found
-}
-
-/// Parses `500ms`, `90s`, `10m`, `1h30m`, `2d` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let mut total = 0.0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    (total > 0.0).then(|| Duration::from_secs_f64(total))
 }

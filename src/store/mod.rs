@@ -14,6 +14,7 @@
 mod codec;
 mod notify;
 mod private;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to open the store at {path} (is another tuna process using this data dir?)")]
+    #[error("failed to open the store at {path}: {}", snapshot::why(source))]
     Open {
         path: PathBuf,
         #[source]
@@ -47,6 +48,12 @@ pub enum Error {
     },
     #[error("failed to make the data dir {path} private to this user")]
     Private {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to copy the store at {path} to read it")]
+    Snapshot {
         path: PathBuf,
         #[source]
         source: std::io::Error,
