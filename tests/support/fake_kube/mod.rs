@@ -51,6 +51,7 @@ mod meta;
 mod patch;
 mod pods;
 mod process;
+mod requests;
 mod resources;
 mod routes;
 mod selector;
@@ -68,6 +69,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
+pub use self::requests::{Request, RequestLog};
 pub use self::resources::ResourceType;
 
 /// A running fake cluster: API server, one node, a kubelet, the Job controller and a scheduler.
@@ -75,6 +77,7 @@ pub struct FakeKube {
     url: String,
     store: Arc<Store>,
     kubelet: Arc<Kubelet>,
+    requests: Arc<RequestLog>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -92,12 +95,13 @@ impl FakeKube {
         kubelet.set_gpu_capacity(0);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let app = routes::App { store: store.clone(), kubelet: kubelet.clone() };
+        let requests = Arc::new(RequestLog::new());
+        let app = routes::App { store: store.clone(), kubelet: kubelet.clone(), requests: requests.clone() };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, routes::router(app)).await;
         });
         let reconcile = tokio::spawn(kubelet.clone().run());
-        FakeKube { url: format!("http://{addr}"), store, kubelet, tasks: vec![server, reconcile] }
+        FakeKube { url: format!("http://{addr}"), store, kubelet, requests, tasks: vec![server, reconcile] }
     }
 
     /// The API server's base URL, e.g. `http://127.0.0.1:41234`.
@@ -153,6 +157,11 @@ impl FakeKube {
     pub fn pod_log(&self, ns: &str, name: &str) -> Option<String> {
         let pod = self.get("pods", ns, name)?;
         self.kubelet.log_for(&meta::uid_of(&pod), false).map(|l| l.text())
+    }
+
+    /// Every request the API server has answered, in order (count them with `len` and `since`).
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
     }
 
     /// Pids of container processes still running.
