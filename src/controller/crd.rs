@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! CR apply ──▶ validate ──▶ store (create; or copy maxTrials/parallelTrials/maxFailedTrials)
-//!          ◀── patch_status ◀── store status            (requeued every few seconds while running)
+//!          ◀── patch_status, only if changed ◀── store status   (requeued every few seconds while running)
 //! CR delete ──▶ desired = Delete ──▶ supervisor stops the Jobs ──▶ record gone ──▶ finalizer off
 //! ```
 //! The store keys experiments by name, so two CRs with one name in two namespaces conflict; the
@@ -16,20 +16,22 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use self::status::{condition, conditions_for};
 use crate::executor::kube::job::EXPERIMENT_LABEL;
 use crate::experiment;
-use crate::spec::{self, EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
+use crate::spec::{EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
 use crate::store::{Desired, Durability, ExperimentRecord, KubeOrigin, Store};
+
+mod status;
 
 /// The finalizer that lets tuna stop an experiment's Jobs before its CR goes away.
 pub const FINALIZER: &str = "tuna.dev/cleanup";
@@ -140,13 +142,8 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         Err(e) => {
             let message = e.problems().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             let status = experiment::refused(EndReason::InvalidSpec, message);
-            write_status(
-                api,
-                &name,
-                &status,
-                &[condition("Failed", "InvalidSpec", status.message.as_deref().unwrap_or(""))],
-            )
-            .await?;
+            let conditions = [condition("Failed", "InvalidSpec", status.message.as_deref().unwrap_or(""))];
+            status::write(api, cr, &status, &conditions).await?;
             return Ok(Action::await_change());
         }
     };
@@ -157,7 +154,7 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
                 "an experiment named {name} already exists in tuna (from another namespace or the API); rename this one"
             );
             let status = experiment::refused(EndReason::NameConflict, message.clone());
-            write_status(api, &name, &status, &[condition("Failed", "NameConflict", &message)]).await?;
+            status::write(api, cr, &status, &[condition("Failed", "NameConflict", &message)]).await?;
             return Ok(Action::await_change());
         }
         Some(record) => follow_edits(ctx, &record, &valid).map_err(store_error)?,
@@ -170,7 +167,7 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
     if let Some(ignored) = ignored_edits(&stored.experiment, &valid) {
         conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
     }
-    write_status(api, &name, &status, &conditions).await?;
+    status::write(api, cr, &status, &conditions).await?;
     publish_events(ctx, cr, &status).await;
     Ok(if status.phase.is_finished() { Action::await_change() } else { Action::requeue(STATUS_EVERY) })
 }
@@ -268,41 +265,6 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
         .await
         .map_err(|source| Error::DeleteJobs { name: name.clone(), source })?;
     Err(Error::StillDeleting { name })
-}
-
-async fn write_status(
-    api: &Api<Experiment>,
-    name: &str,
-    status: &ExperimentStatus,
-    conditions: &[serde_json::Value],
-) -> Result<(), Error> {
-    let mut status = status.clone();
-    status.conditions = conditions.to_vec();
-    let body = serde_json::to_value(&status).unwrap_or_default();
-    let patch = json!({"apiVersion": spec::API_VERSION, "kind": "Experiment", "status": body});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(drop)
-        .map_err(|source| Error::PatchStatus { name: name.into(), source })
-}
-
-fn condition(type_: &str, reason: &str, message: &str) -> serde_json::Value {
-    json!({"type": type_, "status": "True", "reason": reason, "message": message, "lastTransitionTime": jiff::Timestamp::now().to_string()})
-}
-
-/// Conditions a `kubectl describe` reader expects: Created, Running, then Succeeded or Failed.
-fn conditions_for(status: &ExperimentStatus) -> Vec<serde_json::Value> {
-    let reason = status.reason.as_ref().map_or("", |r| r.as_str());
-    let message = status.message.as_deref().unwrap_or("");
-    let mut conditions = vec![condition("Created", "ExperimentCreated", "the experiment is in tuna's store")];
-    match status.phase {
-        ExperimentPhase::Pending => {}
-        ExperimentPhase::Running => conditions.push(condition("Running", "TrialsRunning", message)),
-        ExperimentPhase::Succeeded => conditions.push(condition("Succeeded", reason, message)),
-        ExperimentPhase::Failed => conditions.push(condition("Failed", reason, message)),
-        ExperimentPhase::Stopped => conditions.push(condition("Stopped", reason, message)),
-    }
-    conditions
 }
 
 /// Publishes an Event per change in trial counts since the last look, and one at the end.

@@ -69,7 +69,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
-pub use self::requests::{Request, RequestLog};
+pub use self::requests::RequestLog;
 pub use self::resources::ResourceType;
 
 /// A running fake cluster: API server, one node, a kubelet, the Job controller and a scheduler.
