@@ -8,6 +8,7 @@ mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::PostParams;
 use support::fake_kube::FakeKube;
@@ -52,4 +53,42 @@ async fn a_finished_experiment_gets_no_more_status_writes() {
         .map(|c| c["lastTransitionTime"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(now, ended, "conditions keep their lastTransitionTime");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recreated_experiment_runs_its_own_trials_instead_of_adopting_old_jobs() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    // Jobs named as this experiment's trials, left by an earlier `dup` (deleted with the orphan
+    // policy, or while its controller was down): they print another value.
+    let jobs: Api<Job> = Api::namespaced(fake.client(), "default");
+    for index in 0..3 {
+        jobs.create(&PostParams::default(), &stale_job(&format!("dup-{index:04}"))).await.unwrap();
+    }
+    let mut new = experiment("dup", r#"[sh, -c, "echo score=${x}"]"#, "  metrics: {collector: stdout}\n");
+    new.spec.max_trials = 2;
+    api.create(&PostParams::default(), &new).await.unwrap();
+    let status = wait_status(&api, "dup", "succeeded again", |s| s["phase"] == "Succeeded").await;
+    let best = status["bestTrial"]["objective"].as_f64().unwrap();
+    let x = status["bestTrial"]["parameters"]["x"].as_f64().unwrap();
+    assert_eq!(best, x, "the new command's value, not the old Jobs' (score=1)");
+    let cr = api.get("dup").await.unwrap();
+    for name in ["dup-0000", "dup-0001"] {
+        let job = fake.get("jobs", "default", name).unwrap();
+        assert_eq!(job["metadata"]["ownerReferences"][0]["uid"].as_str(), cr.metadata.uid.as_deref(), "{name}");
+        assert_eq!(job["metadata"]["labels"]["tuna.dev/identity"].as_str(), cr.metadata.uid.as_deref(), "{name}");
+    }
+    let untouched = fake.get("jobs", "default", "dup-0002").unwrap();
+    assert!(untouched["metadata"]["labels"]["tuna.dev/identity"].is_null(), "a Job no trial needed stays");
+}
+
+/// A finished-looking trial Job of another incarnation of `dup`: labelled as tuna labels its Jobs.
+fn stale_job(name: &str) -> Job {
+    serde_json::from_value(serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "labels": {"tuna.dev/experiment": "dup", "tuna.dev/trial": name}},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "trial", "image": "busybox", "command": ["sh", "-c", "echo score=1"]}]}}}}))
+    .unwrap()
 }

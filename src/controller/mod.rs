@@ -243,6 +243,7 @@ impl<E: Executor> Controller<E> {
             experiment_dir: self.experiment_dir(&name),
             api: self.api.clone(),
             origin: record.origin.clone(),
+            identity: record.identity(),
         };
         Ok((core, search, Attempts::new(Arc::new(ctx))))
     }
@@ -269,11 +270,11 @@ impl<E: Executor> Shell<'_, E> {
                 Command::Save(trial) => self.controller.save_trial(&trial)?,
                 Command::Retry(trial) => {
                     info!(trial = %trial.name, attempt = trial.attempts, "trial lost; running it again");
-                    let dir = attempts.launch(&trial);
+                    let dir = attempts.launch(&trial, false);
                     core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
                 }
                 Command::Launch(trial) => {
-                    let dir = attempts.launch(&trial);
+                    let dir = attempts.launch(&trial, true);
                     core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
                     (self.progress)(Progress::Launched { trial: &trial, snapshot: snapshot(core, self.started) });
                 }

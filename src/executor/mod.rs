@@ -45,6 +45,14 @@ pub struct Launch {
     /// Kubernetes: the namespace and owner of a trial that came from a custom resource.
     pub namespace: Option<String>,
     pub owner: Option<self::kube::Owner>,
+    /// Who the experiment is beyond its name (`ExperimentRecord::identity`): a Job of another
+    /// experiment of the same name is never taken for this trial's.
+    pub identity: String,
+    /// The trial's attempt (from 1).
+    pub attempt: u32,
+    /// Whether this launch may follow what an earlier controller started for this trial (the first
+    /// launch in a run, after a restart); a retry never does: it starts afresh.
+    pub resume: bool,
 }
 
 impl Launch {

@@ -82,6 +82,10 @@ pub struct ExperimentRecord {
     /// The custom resource this experiment came from, when it came from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<KubeOrigin>,
+    /// Chosen at creation, so the trials (Jobs) of this experiment are told apart from those of an
+    /// earlier experiment of the same name ("" for records made before it existed).
+    #[serde(default)]
+    pub incarnation: String,
     /// The model version being served (written by the promoter only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<crate::spec::Serving>,
@@ -169,6 +173,7 @@ impl ExperimentRecord {
             desired: Desired::Run,
             exhausted: false,
             origin: None,
+            incarnation: format!("{:016x}", rand::random::<u64>()),
             serving: None,
             promotion_request: None,
             promotion_outcome: None,
@@ -177,6 +182,11 @@ impl ExperimentRecord {
 
     pub fn name(&self) -> &str {
         self.experiment.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// Who this experiment is, beyond its name: its custom resource's UID, or its incarnation.
+    pub fn identity(&self) -> String {
+        self.origin.as_ref().map_or_else(|| self.incarnation.clone(), |o| o.uid.clone())
     }
 
     /// The experiment as users see it: its status with what is being served.

@@ -13,6 +13,11 @@ use crate::executor::Launch;
 /// Labels on every Job and pod tuna creates, for selection and re-attachment.
 pub const EXPERIMENT_LABEL: &str = "tuna.dev/experiment";
 pub const TRIAL_LABEL: &str = "tuna.dev/trial";
+/// Which experiment of that name (its CR's UID, or its incarnation): a re-created experiment
+/// never takes an old one's Jobs for its own.
+pub const IDENTITY_LABEL: &str = "tuna.dev/identity";
+/// The trial's attempt the Job runs.
+pub const ATTEMPT_ANNOTATION: &str = "tuna.dev/attempt";
 /// How long a finished Job stays for inspection when the spec does not say.
 pub const DEFAULT_TTL_SECONDS: i32 = 3600;
 /// Kubernetes object names and label values hold at most 63 characters.
@@ -69,6 +74,7 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
             name: Some(job_name(&launch.experiment, &launch.trial)),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
+            annotations: Some(BTreeMap::from([(ATTEMPT_ANNOTATION.to_string(), launch.attempt.to_string())])),
             owner_references: launch.owner.as_ref().map(|o| vec![owner_reference(o)]),
             ..Default::default()
         },
@@ -86,10 +92,22 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
 }
 
 fn labels(launch: &Launch) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (EXPERIMENT_LABEL.to_string(), label_value(&launch.experiment)),
         (TRIAL_LABEL.to_string(), label_value(&launch.trial)),
-    ])
+    ]);
+    if !launch.identity.is_empty() {
+        labels.insert(IDENTITY_LABEL.to_string(), label_value(&launch.identity));
+    }
+    labels
+}
+
+/// Whether `job` is the Job of this launch's trial in this very experiment (not of an earlier
+/// experiment of the same name): its trial and identity labels are this launch's.
+pub fn is_trial_of(job: &Job, launch: &Launch) -> bool {
+    let labels = job.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str).unwrap_or_default();
+    label(TRIAL_LABEL) == label_value(&launch.trial) && label(IDENTITY_LABEL) == label_value(&launch.identity)
 }
 
 fn primary_container<'a>(spec: &'a mut PodSpec, name: Option<&str>) -> Result<&'a mut Container, String> {

@@ -1,5 +1,6 @@
-//! Trials as Kubernetes `batch/v1` Jobs: one Job per trial, labelled with its experiment and trial,
-//! found again by name after a controller restart (re-attached, never duplicated), followed until
+//! Trials as Kubernetes `batch/v1` Jobs: one Job per trial, labelled with its experiment, trial and
+//! the experiment's identity, found again by name after a controller restart (re-attached when it
+//! is this trial's, replaced when it is not: see `own`), followed until
 //! its conditions say how it ended, and deleted (background propagation) when stopped.
 //!
 //! ```text
@@ -8,6 +9,7 @@
 //! ```
 
 pub mod job;
+mod own;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -15,12 +17,13 @@ use std::time::Duration;
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, LogParams, PropagationPolicy};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tracing::{instrument, warn};
 
 pub use job::{Owner, job_name, render_job};
+use own::{Created, ensure_job};
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
 
@@ -88,23 +91,6 @@ impl Executor for KubeExecutor {
     /// The cluster's scheduler counts GPUs; a trial waits (with the reason shown) until one fits.
     fn gpu_capacity(&self) -> Option<usize> {
         None
-    }
-}
-
-enum Created {
-    New,
-    /// A previous controller created it: follow it instead of starting the trial again.
-    Existing,
-}
-
-/// Creates the trial's Job, or finds the one a previous controller created.
-async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<Created, String> {
-    let job = render_job(launch, namespace)?;
-    let name = job.metadata.name.clone().unwrap_or_default();
-    match jobs.create(&PostParams::default(), &job).await {
-        Ok(_) => Ok(Created::New),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Existing),
-        Err(e) => Err(format!("failed to create Job {name} in namespace {namespace}: {e}")),
     }
 }
 
@@ -208,3 +194,6 @@ async fn follow_log(pods: Api<Pod>, pod: String, events: mpsc::UnboundedSender<T
     }
     tail
 }
+
+#[cfg(test)]
+mod tests;
