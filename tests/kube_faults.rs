@@ -92,3 +92,24 @@ fn stale_job(name: &str) -> Job {
             "containers": [{"name": "trial", "image": "busybox", "command": ["sh", "-c", "echo score=1"]}]}}}}))
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_metrics_file_on_kubernetes_is_refused_naming_what_works() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    // tuna's own parser refuses it too; a CR is whatever kubectl sends.
+    let mut cr = experiment("by-file", r#"[sh, -c, "echo score=1 > m.txt"]"#, "  metrics: {collector: stdout}\n");
+    cr.spec.metrics.collector = Some(tuna::spec::Collector::File);
+    cr.spec.metrics.file = Some("m.txt".into());
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let status = wait_status(&api, "by-file", "refused", |s| s["phase"] == "Failed").await;
+    assert_eq!(status["reason"], "InvalidSpec", "{status}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.metrics.collector") && message.contains("push") && message.contains("stdout"),
+        "{message}"
+    );
+    assert!(fake.objects("jobs").is_empty(), "no trial ran");
+}
