@@ -113,3 +113,32 @@ async fn a_metrics_file_on_kubernetes_is_refused_naming_what_works() {
     );
     assert!(fake.objects("jobs").is_empty(), "no trial ran");
 }
+
+/// A pod template with the trial's container first and a mesh proxy after it, as Istio or Linkerd
+/// inject one; the proxy sorts first by name in the pod's container statuses.
+const WITH_SIDECAR: &str = "    podTemplate:\n      spec:\n        containers:\n        \
+    - {name: trial, image: busybox:1.36}\n        - {name: istio-proxy, image: proxyv2:1.24, command: [sleep, '3600']}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sidecar_hides_neither_the_trials_output_nor_its_exit_code() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let extra = format!("{WITH_SIDECAR}  metrics: {{collector: stdout}}\n");
+    let mut meshed = experiment("meshed", r#"[sh, -c, "echo score=${x}"]"#, &extra);
+    meshed.spec.max_trials = 2;
+    let mut failing = experiment("meshed-fails", r#"[sh, -c, "echo score=${x}; exit 3"]"#, &extra);
+    (failing.spec.max_trials, failing.spec.max_failed_trials) = (1, 0);
+    api.create(&PostParams::default(), &meshed).await.unwrap();
+    api.create(&PostParams::default(), &failing).await.unwrap();
+    let status = wait_status(&api, "meshed", "ended", |s| s["phase"] == "Succeeded" || s["phase"] == "Failed").await;
+    let best = status["bestTrial"]["objective"].as_f64().unwrap();
+    assert_eq!(best, status["bestTrial"]["parameters"]["x"].as_f64().unwrap(), "read from the trial container");
+    let status = wait_status(&api, "meshed-fails", "failed", |s| s["phase"] == "Failed").await;
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("NonZeroExit") && message.contains("exit code 3"),
+        "the trial's code, not the proxy's: {message}"
+    );
+}

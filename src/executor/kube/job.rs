@@ -18,6 +18,8 @@ pub const TRIAL_LABEL: &str = "tuna.dev/trial";
 pub const IDENTITY_LABEL: &str = "tuna.dev/identity";
 /// The trial's attempt the Job runs.
 pub const ATTEMPT_ANNOTATION: &str = "tuna.dev/attempt";
+/// The container tuna writes when the spec gives an image rather than a pod template.
+const DEFAULT_CONTAINER: &str = "trial";
 /// How long a finished Job stays for inspection when the spec does not say.
 pub const DEFAULT_TTL_SECONDS: i32 = 3600;
 /// Kubernetes object names and label values hold at most 63 characters.
@@ -32,7 +34,11 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         None => PodTemplateSpec {
             metadata: None,
             spec: Some(PodSpec {
-                containers: vec![Container { name: "trial".into(), image: t.image.clone(), ..Default::default() }],
+                containers: vec![Container {
+                    name: DEFAULT_CONTAINER.into(),
+                    image: t.image.clone(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }),
         },
@@ -108,6 +114,17 @@ pub fn is_trial_of(job: &Job, launch: &Launch) -> bool {
     let labels = job.metadata.labels.as_ref();
     let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str).unwrap_or_default();
     label(TRIAL_LABEL) == label_value(&launch.trial) && label(IDENTITY_LABEL) == label_value(&launch.identity)
+}
+
+/// The name of the container that runs the trial: `primaryContainer`, or the pod template's
+/// first container, or `trial` (the one tuna writes from `image`). Logs and the exit code are
+/// read from it by name: pods may hold sidecars, and statuses are listed by name.
+pub fn primary_name(launch: &Launch) -> String {
+    let first = || {
+        let template = launch.pod_template.as_ref()?;
+        template.pointer("/spec/containers/0/name")?.as_str().map(String::from)
+    };
+    launch.template.primary_container.clone().or_else(first).unwrap_or_else(|| DEFAULT_CONTAINER.into())
 }
 
 fn primary_container<'a>(spec: &'a mut PodSpec, name: Option<&str>) -> Result<&'a mut Container, String> {

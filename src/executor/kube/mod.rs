@@ -22,7 +22,7 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tracing::{instrument, warn};
 
-pub use job::{Owner, job_name, render_job};
+pub use job::{Owner, job_name, primary_name, render_job};
 use own::{Created, ensure_job};
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
@@ -56,7 +56,7 @@ impl Executor for KubeExecutor {
             Ok(Created::Existing) => drop(events.send(TrialEvent::Reattached)),
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         }
-        let mut watch = JobWatch { started: false, waiting: None, logs: None };
+        let mut watch = JobWatch { container: primary_name(&launch), started: false, waiting: None, logs: None };
         let exit = loop {
             let stopped = tokio::select! {
                 _ = stop.wait_for(Option::is_some) => true,
@@ -96,6 +96,8 @@ impl Executor for KubeExecutor {
 
 /// What has been seen of one trial's Job so far.
 struct JobWatch {
+    /// The trial's own container (others may be sidecars).
+    container: String,
     started: bool,
     waiting: Option<String>,
     logs: Option<tokio::task::JoinHandle<VecDeque<String>>>,
@@ -118,7 +120,7 @@ impl JobWatch {
         if let Some(pod) = pod {
             self.observe_pod(pods, pod, events);
         }
-        Ok(job_exit(&job, pod))
+        Ok(job_exit(&job, pod, &self.container))
     }
 
     fn observe_pod(&mut self, pods: &Api<Pod>, pod: &Pod, events: &mpsc::UnboundedSender<TrialEvent>) {
@@ -147,13 +149,14 @@ impl JobWatch {
             self.started = true;
             let _ = events.send(TrialEvent::Started { pid: 0, gpus: Vec::new() });
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            self.logs = Some(tokio::spawn(follow_log(pods.clone(), pod_name, events.clone())));
+            let follow = follow_log(pods.clone(), pod_name, self.container.clone(), events.clone());
+            self.logs = Some(tokio::spawn(follow));
         }
     }
 }
 
 /// How the Job ended, if it has.
-fn job_exit(job: &Job, pod: Option<&Pod>) -> Option<Exit> {
+fn job_exit(job: &Job, pod: Option<&Pod>, container: &str) -> Option<Exit> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
     let ended = conditions.iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")?;
     if ended.type_ == "Complete" {
@@ -168,7 +171,8 @@ fn job_exit(job: &Job, pod: Option<&Pod>) -> Option<Exit> {
                 .as_ref()?
                 .container_statuses
                 .as_ref()?
-                .first()?
+                .iter()
+                .find(|c| c.name == container)?
                 .state
                 .as_ref()?
                 .terminated
@@ -180,10 +184,21 @@ fn job_exit(job: &Job, pod: Option<&Pod>) -> Option<Exit> {
 }
 
 /// Streams the pod's log as trial output lines until the container ends; returns the last lines.
-async fn follow_log(pods: Api<Pod>, pod: String, events: mpsc::UnboundedSender<TrialEvent>) -> VecDeque<String> {
+async fn follow_log(
+    pods: Api<Pod>,
+    pod: String,
+    container: String,
+    events: mpsc::UnboundedSender<TrialEvent>,
+) -> VecDeque<String> {
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    let params = LogParams { follow: true, ..Default::default() };
-    let Ok(stream) = pods.log_stream(&pod, &params).await else { return tail };
+    let params = LogParams { follow: true, container: Some(container.clone()), ..Default::default() };
+    let stream = match pods.log_stream(&pod, &params).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            warn!(%pod, %container, error = %e, "failed to read the trial container's log; its metric lines are lost");
+            return tail;
+        }
+    };
     let mut lines = stream.lines();
     while let Ok(Some(line)) = lines.try_next().await {
         if tail.len() == TAIL_LINES {

@@ -49,7 +49,11 @@ impl Kubelet {
         };
         failed += owned
             .iter()
-            .map(|p| p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0))
+            .map(|p| {
+                let first = &p["spec"]["containers"][0]["name"];
+                let statuses = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+                statuses.iter().find(|s| &s["name"] == first).map_or(0, |s| s["restartCount"].as_i64().unwrap_or(0))
+            })
             .sum::<i64>();
         let active: Vec<&Value> = owned.iter().copied().filter(|p| !is_terminal(p) && !meta::is_deleting(p)).collect();
         let mut n_active = active.len();

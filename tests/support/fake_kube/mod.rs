@@ -28,7 +28,9 @@
 //! - a Complete Job has conditions SuccessCriteriaMet+Complete and `completionTime`; a failed one
 //!   FailureTarget+Failed (BackoffLimitExceeded or DeadlineExceeded), no completionTime; on
 //!   failure its active pods are deleted; zero counters (`active`, `succeeded`, `failed`) are omitted;
-//! - a watch from a resourceVersion older than the kept history gets an ERROR event (410).
+//! - a watch from a resourceVersion older than the kept history gets an ERROR event (410);
+//! - container statuses are listed by container name, not in the spec's order; a pod of several
+//!   containers answers a log request that names none with 400 (name the container).
 //!
 //! Simplifications: pods schedule on one node `fake-node` by `nvidia.com/gpu` only; only the first
 //! container runs (others report waiting/Completed); no image: a container without `command`

@@ -217,6 +217,8 @@ impl Kubelet {
             statuses.push(json!({"name": other["name"], "image": other["image"], "imageID": "", "ready": false,
                 "started": false, "restartCount": 0, "state": st}));
         }
+        // A real kubelet lists container statuses by name, not in the spec's order.
+        statuses.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         let (ready, why) = if running {
             ("True", "")
         } else if terminal {
