@@ -142,3 +142,22 @@ async fn a_sidecar_hides_neither_the_trials_output_nor_its_exit_code() {
         "the trial's code, not the proxy's: {message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn running_trials_count_as_running_while_they_run() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let mut cr = experiment("counted", r#"[sh, -c, "sleep 4; echo score=${x}"]"#, "  metrics: {collector: stdout}\n");
+    cr.spec.max_trials = 2;
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let status = wait_status(&api, "counted", "counted its running trials", |s| {
+        s["trials"]["running"] == 2 || s["phase"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(status["phase"], "Running", "the CR counted them only once they ended: {status}");
+    let out = server.cli(&["get", "counted", "--json"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["status"]["trials"]["running"], 2, "the API too: {got}");
+}

@@ -267,7 +267,16 @@ impl<E: Executor> Shell<'_, E> {
     ) -> Result<Option<EndReason>> {
         for command in commands {
             match command {
-                Command::Save(trial) => self.controller.save_trial(&trial)?,
+                Command::Save(trial) => {
+                    self.controller.save_trial(&trial)?;
+                    // Counts stay current while trials run (not only when one ends).
+                    let status = self.record.experiment.status.get_or_insert_with(Default::default);
+                    let before = status.trials.clone();
+                    core.refresh(status);
+                    if status.trials != before {
+                        self.controller.save_status(&self.record, Durability::Lazy)?;
+                    }
+                }
                 Command::Retry(trial) => {
                     info!(trial = %trial.name, attempt = trial.attempts, "trial lost; running it again");
                     let dir = attempts.launch(&trial, false);
