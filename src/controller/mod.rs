@@ -319,6 +319,7 @@ impl<E: Executor> Shell<'_, E> {
             }
             Report::Event(TrialEvent::Started { pid, gpus }) => Event::Started { trial: index, pid, gpus },
             Report::Event(TrialEvent::Reattached) => Event::Reattached { trial: index },
+            Report::Event(TrialEvent::Restarted) => Event::Rerun { trial: index },
             Report::Event(TrialEvent::Waiting { reason, message }) => Event::Waiting { trial: index, reason, message },
             Report::Ended(finished) => {
                 let tally = attempts.tally(index, attempt).await?;

@@ -79,6 +79,10 @@ pub enum TrialEvent {
     /// The trial was already running (started by a controller that has since restarted), and this
     /// run follows it: the same attempt, not a new one.
     Reattached,
+    /// The trial's program runs again without a new launch (Kubernetes replaced a disrupted pod):
+    /// a new attempt, whose output alone counts from here on. Every line of the earlier one came
+    /// before this event.
+    Restarted,
 }
 
 /// A stop request: `Some(cause)` once the trial should stop.

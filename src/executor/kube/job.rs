@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -64,6 +67,7 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         spec.service_account_name = Some(sa.clone());
     }
     let primary = primary_container(spec, t.primary_container.as_deref())?;
+    let primary_name = primary.name.clone();
     if !launch.command.is_empty() {
         primary.command = Some(launch.command.clone());
         primary.args = None;
@@ -86,7 +90,10 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         },
         spec: Some(JobSpec {
             template: pod,
-            backoff_limit: Some(t.retries as i32),
+            // tuna decides retries (`spec.trial.retries`, the same rule as for local trials) and
+            // runs each as a Job of its own; the Job itself re-runs only a disrupted pod.
+            backoff_limit: Some(0),
+            pod_failure_policy: Some(failure_policy(&primary_name)),
             active_deadline_seconds: launch.timeout.map(|d| d.as_secs().max(1) as i64),
             ttl_seconds_after_finished: Some(t.ttl_seconds_after_finished.unwrap_or(DEFAULT_TTL_SECONDS)),
             completions: Some(1),
@@ -95,6 +102,28 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         }),
         status: None,
     })
+}
+
+/// A disruption (eviction, preemption, node drain: `DisruptionTarget`) is no failure of the trial:
+/// the Job runs a new pod. A non-zero exit of the trial's container fails the Job at once, with its
+/// code, whatever a sidecar does.
+fn failure_policy(primary: &str) -> PodFailurePolicy {
+    let disrupted = PodFailurePolicyOnPodConditionsPattern { type_: "DisruptionTarget".into(), status: "True".into() };
+    let exited = PodFailurePolicyOnExitCodesRequirement {
+        container_name: Some(primary.to_string()),
+        operator: "NotIn".into(),
+        values: vec![0],
+    };
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_pod_conditions: Some(vec![disrupted]),
+                on_exit_codes: None,
+            },
+            PodFailurePolicyRule { action: "FailJob".into(), on_exit_codes: Some(exited), on_pod_conditions: None },
+        ],
+    }
 }
 
 fn labels(launch: &Launch) -> BTreeMap<String, String> {

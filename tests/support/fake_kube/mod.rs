@@ -29,6 +29,9 @@
 //!   FailureTarget+Failed (BackoffLimitExceeded or DeadlineExceeded), no completionTime; on
 //!   failure its active pods are deleted; zero counters (`active`, `succeeded`, `failed`) are omitted;
 //! - a watch from a resourceVersion older than the kept history gets an ERROR event (410);
+//! - a Job's `podFailurePolicy` is judged on each failed pod (Ignore: not counted, replaced;
+//!   FailJob: the Job fails with reason PodFailurePolicy; Count), and `evict` gives a pod the
+//!   DisruptionTarget condition and terminates it, as a drain or preemption does;
 //! - container statuses are listed by container name, not in the spec's order; a pod of several
 //!   containers answers a log request that names none with 400 (name the container).
 //!
@@ -38,12 +41,13 @@
 //! `$(VAR)` is expanded in command/args/env; the working dir is `workingDir` or a temp dir per pod;
 //! pod deletion is immediate (SIGTERM, SIGKILL after min(grace, 3s)); no Job retry back-off
 //! delay (restarts in place wait 0.5s); Foreground deletion acts like Background; strategic
-//! merge and apply replace lists; `ttlSecondsAfterFinished`, `podFailurePolicy`, Indexed Jobs,
+//! merge and apply replace lists; `ttlSecondsAfterFinished`, Indexed Jobs,
 //! init containers, probes, managedFields and field ownership are not modelled; core/v1 and
 //! events.k8s.io/v1 events are stored separately.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 mod defaults;
+mod disruption;
 mod errors;
 mod item;
 mod jobs;
@@ -164,6 +168,12 @@ impl FakeKube {
     /// Every request the API server has answered, in order (count them with `len` and `since`).
     pub fn requests(&self) -> &RequestLog {
         &self.requests
+    }
+
+    /// Evicts a pod as the Eviction API or a node drain does (DisruptionTarget=True, SIGTERM);
+    /// false when there is no such pod. A Job's `podFailurePolicy` decides what that costs it.
+    pub fn evict(&self, ns: &str, pod: &str) -> bool {
+        self.kubelet.evict(ns, pod)
     }
 
     /// Pids of container processes still running.

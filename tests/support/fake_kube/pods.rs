@@ -35,7 +35,7 @@ pub fn is_terminal(pod: &Value) -> bool {
     matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
-fn grace(pod: &Value) -> Duration {
+pub(super) fn grace(pod: &Value) -> Duration {
     let secs = pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     Duration::from_secs(secs).min(MAX_GRACE)
 }
@@ -242,6 +242,11 @@ impl Kubelet {
             "qosClass": old["qosClass"].as_str().unwrap_or("BestEffort"),
             "containerStatuses": statuses,
         });
+        // The kubelet's own conditions are rewritten; a disruption's stays.
+        let disruption = old["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "DisruptionTarget");
+        if let (Some(d), Some(list)) = (disruption, status["conditions"].as_array_mut()) {
+            list.push(d.clone());
+        }
         if deadline {
             status["reason"] = json!("DeadlineExceeded");
             status["message"] = json!("Pod was active on the node longer than the specified deadline");
