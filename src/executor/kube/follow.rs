@@ -66,6 +66,13 @@ impl JobWatch {
         Ok(job_exit(&job, pod, &self.container))
     }
 
+    /// Stops following (the controller goes away; the pod runs on).
+    pub fn detach(&mut self) {
+        if let Some((_, Some(task))) = self.current.take() {
+            task.abort();
+        }
+    }
+
     /// The last lines of the pod followed last.
     pub async fn tail(&mut self) -> VecDeque<String> {
         match self.current.take().and_then(|(_, logs)| logs) {

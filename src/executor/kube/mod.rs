@@ -1,7 +1,8 @@
 //! Trials as Kubernetes `batch/v1` Jobs: one Job per trial, labelled with its experiment, trial and
 //! the experiment's identity, found again by name after a controller restart (re-attached when it
 //! is this trial's, replaced when it is not: see `own`), followed until
-//! its conditions say how it ended, and deleted (background propagation) when stopped.
+//! its conditions say how it ended, and deleted (background propagation) when stopped; when the
+//! controller shuts down it is left running, for the next controller to re-attach to.
 //!
 //! ```text
 //! render_job ─▶ create (or find) ─▶ poll Job + pod ─▶ Waiting (unschedulable…) / Started / Line…
@@ -19,13 +20,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
-use tracing::{instrument, warn};
+use tracing::{info, instrument, warn};
 
 use follow::JobWatch;
 pub use job::{Owner, job_name, primary_name, render_job};
 use own::{Created, ensure_job};
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, TrialEvent};
+use crate::trial::TrialReason;
 
 /// How often a running trial's Job and pod are looked at.
 const POLL: Duration = Duration::from_millis(500);
@@ -60,6 +62,12 @@ impl Executor for KubeExecutor {
                 _ = stop.wait_for(Option::is_some) => true,
                 _ = tokio::time::sleep(POLL) => false,
             };
+            if stopped && *stop.borrow() == Some(TrialReason::ControllerShutdown) {
+                // The Job outlives this controller; the next one re-attaches to it (see `own`).
+                info!(job = %name, "the controller is going away: the trial's Job runs on");
+                watch.detach();
+                break Exit::Stopped;
+            }
             if stopped {
                 let background =
                     DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
