@@ -66,13 +66,16 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+/// What was last reported of an experiment as Events: its counts, phase and why a trial waits.
+type Seen = (TrialCounts, ExperimentPhase, Option<String>);
+
 /// What the reconciler shares.
 struct Context {
     client: Client,
     store: Store,
     recorder: Recorder,
     /// The trial counts last reported as Events, per experiment.
-    seen: Mutex<HashMap<String, (TrialCounts, ExperimentPhase)>>,
+    seen: Mutex<HashMap<String, Seen>>,
 }
 
 /// Reconciles Experiment CRs in `namespace` (all namespaces when `None`) until `shutdown`.
@@ -160,15 +163,16 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         Some(record) => follow_edits(ctx, &record, &valid).map_err(store_error)?,
     };
     let mut status = stored.view().status.unwrap_or_default();
-    if status.phase == ExperimentPhase::Running {
-        status.message = waiting(ctx, &name).or(status.message);
+    let blocked = (status.phase == ExperimentPhase::Running).then(|| waiting(ctx, &name)).flatten();
+    if blocked.is_some() {
+        status.message = blocked.clone();
     }
     let mut conditions = conditions_for(&status);
     if let Some(ignored) = ignored_edits(&stored.experiment, &valid) {
         conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
     }
     status::write(api, cr, &status, &conditions).await?;
-    publish_events(ctx, cr, &status).await;
+    publish_events(ctx, cr, &status, blocked).await;
     Ok(if status.phase.is_finished() { Action::await_change() } else { Action::requeue(STATUS_EVERY) })
 }
 
@@ -268,18 +272,21 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Publishes an Event per change in trial counts since the last look, and one at the end.
-async fn publish_events(ctx: &Context, cr: &Experiment, status: &ExperimentStatus) {
+async fn publish_events(ctx: &Context, cr: &Experiment, status: &ExperimentStatus, blocked: Option<String>) {
     let name = cr.name_any();
     let before = {
         let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(name.clone(), (status.trials.clone(), status.phase))
+        seen.insert(name.clone(), (status.trials.clone(), status.phase, blocked.clone()))
     };
-    let (old, old_phase) = before.unwrap_or_default();
+    let (old, old_phase, old_blocked) = before.unwrap_or_default();
     let c = &status.trials;
     let started = (c.running + c.succeeded + c.failed).saturating_sub(old.running + old.succeeded + old.failed);
     let mut events = Vec::new();
     if started > 0 {
         events.push((EventType::Normal, "TrialsStarted", format!("{started} trial(s) started")));
+    }
+    if let Some(note) = blocked.filter(|b| old_blocked.as_ref() != Some(b)) {
+        events.push((EventType::Warning, "TrialWaiting", note));
     }
     if c.failed > old.failed {
         events.push((EventType::Warning, "TrialsFailed", format!("{} trial(s) failed", c.failed - old.failed)));

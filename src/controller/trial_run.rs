@@ -229,6 +229,7 @@ pub fn launch_for(site: &Site<'_>, trial: &Trial) -> Launch {
         working_dir: site.working_dir.to_path_buf(),
         trial_dir,
         timeout: template.timeout.as_deref().and_then(parse_duration),
+        start_timeout: template.start_timeout.as_deref().and_then(parse_duration),
         gpus: template.resources.gpu,
         executor: site.spec.executor,
         template: template.clone(),

@@ -34,6 +34,8 @@ pub struct Launch {
     /// The trial's own folder: `stdout.log`, `stderr.log` and `output/` live here.
     pub trial_dir: PathBuf,
     pub timeout: Option<Duration>,
+    /// Kubernetes: the longest a trial may wait to start (queued, unschedulable, pulling).
+    pub start_timeout: Option<Duration>,
     /// GPUs the trial needs to itself.
     pub gpus: u32,
     /// Where the trial runs.

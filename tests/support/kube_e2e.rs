@@ -57,3 +57,9 @@ pub fn start(fake: &FakeKube, dir: &Path) -> Server {
     let config = kubeconfig(dir, &fake.url());
     Server::start_with(&dir.join("data"), dir, &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)])
 }
+
+/// `tuna serve --watch-crds` for the Experiments of one namespace.
+pub fn start_in(fake: &FakeKube, dir: &Path, namespace: &str) -> Server {
+    let config = kubeconfig(dir, &fake.url());
+    Server::start_with(&dir.join("data"), dir, &["--watch-crds", "--namespace", namespace], &[("KUBECONFIG", &config)])
+}

@@ -4,7 +4,9 @@
 //! ```text
 //! step: get Job, list its pods ─▶ pick the pod that is the trial now
 //!        new pod after a finished one ─▶ Restarted (the earlier pod's lines all sent first)
-//!        pending ─▶ Waiting (unschedulable…)   started ─▶ Started once, follow its log
+//!        no pod ─▶ Waiting (Suspended by a queue; FailedCreate: the Job's Event, e.g. Pod Security)
+//!        pending ─▶ Waiting (Unschedulable, ErrImagePull, ImagePullBackOff, CreateContainerConfigError…)
+//!        started ─▶ Started once, follow its log
 //!        Job Complete | Failed ─▶ Exit (by the trial container's code, not a sidecar's)
 //! ```
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
 use kube::Api;
 use kube::api::{ListParams, LogParams};
 use tokio::sync::mpsc;
@@ -40,18 +42,30 @@ pub struct JobWatch {
     current: Option<(String, Option<JoinHandle<VecDeque<String>>>)>,
     /// Pods followed before: their output belongs to earlier attempts.
     done: HashSet<String>,
+    /// When the trial's container started (in this controller's life): `trial.timeout` counts
+    /// from here, not from the Job's creation (a queued or pulling trial is not running).
+    running_since: Option<tokio::time::Instant>,
 }
 
 impl JobWatch {
     pub fn new(container: String) -> Self {
-        Self { container, started: false, waiting: None, current: None, done: HashSet::new() }
+        Self { container, started: false, waiting: None, current: None, done: HashSet::new(), running_since: None }
+    }
+
+    /// When the trial's container was first seen running, if it was.
+    pub fn running_since(&self) -> Option<tokio::time::Instant> {
+        self.running_since
+    }
+
+    /// What the trial waits for, as last reported (`reason: message`).
+    pub fn waiting(&self) -> Option<&str> {
+        self.waiting.as_deref()
     }
 
     /// One look at the Job and its pods: reports progress, returns the exit once the Job ended.
     pub async fn step(
         &mut self,
-        jobs: &Api<Job>,
-        pods: &Api<Pod>,
+        (jobs, pods, cluster_events): (&Api<Job>, &Api<Pod>, &Api<Event>),
         name: &str,
         events: &mpsc::UnboundedSender<TrialEvent>,
     ) -> Result<Option<Exit>, kube::Error> {
@@ -60,8 +74,14 @@ impl JobWatch {
         };
         let list = pods.list(&ListParams::default().labels(&format!("job-name={name}"))).await?;
         let pod = self.pick(&list.items);
-        if let Some(pod) = pod {
-            self.observe_pod(pods, pod, events).await;
+        match pod {
+            Some(pod) => self.observe_pod(pods, pod, events).await,
+            None if !self.started => {
+                if let Some((reason, message)) = podless(&job, cluster_events, name).await? {
+                    self.report(reason, message, events);
+                }
+            }
+            None => {}
         }
         Ok(job_exit(&job, pod, &self.container))
     }
@@ -107,11 +127,14 @@ impl JobWatch {
         }
         let status = pod.status.clone().unwrap_or_default();
         if status.phase.as_deref().unwrap_or("Pending") == "Pending" {
-            self.report_waiting(&status, events);
+            if let Some((reason, message)) = pending(&status, &self.container) {
+                self.report(reason, message, events);
+            }
             return;
         }
         if !self.started {
             self.started = true;
+            self.running_since = Some(tokio::time::Instant::now());
             let _ = events.send(TrialEvent::Started { pid: 0, gpus: Vec::new() });
         }
         if let Some((_, logs @ None)) = self.current.as_mut() {
@@ -120,21 +143,46 @@ impl JobWatch {
         }
     }
 
-    fn report_waiting(
-        &mut self,
-        status: &k8s_openapi::api::core::v1::PodStatus,
-        events: &mpsc::UnboundedSender<TrialEvent>,
-    ) {
-        let unscheduled = status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
-        let Some(c) = unscheduled else { return };
-        let reason = c.reason.clone().unwrap_or_else(|| "Unschedulable".into());
-        let message = c.message.clone().unwrap_or_default();
+    /// Reports why the trial waits, once per change.
+    fn report(&mut self, reason: String, message: String, events: &mpsc::UnboundedSender<TrialEvent>) {
         let note = format!("{reason}: {message}");
         if self.waiting.as_deref() != Some(note.as_str()) {
             let _ = events.send(TrialEvent::Waiting { reason, message });
             self.waiting = Some(note);
         }
     }
+}
+
+/// Waiting reasons that are a normal step of starting, not something to show.
+const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
+
+/// Why a pending pod waits: unschedulable, or its trial container cannot start (image pull,
+/// configuration), if either.
+fn pending(status: &PodStatus, container: &str) -> Option<(String, String)> {
+    let unscheduled = status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
+    if let Some(c) = unscheduled {
+        return Some((
+            c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
+            c.message.clone().unwrap_or_default(),
+        ));
+    }
+    let statuses = status.container_statuses.iter().flatten();
+    let waiting = statuses.filter(|c| c.name == container).find_map(|c| c.state.as_ref()?.waiting.clone())?;
+    let reason = waiting.reason.filter(|r| !STARTING.contains(&r.as_str()))?;
+    Some((reason, waiting.message.unwrap_or_default()))
+}
+
+/// Why a Job has no pod: suspended (a queue such as Kueue holds it), or its pod could not be
+/// created (the Job controller's FailedCreate Event: Pod Security, a ResourceQuota…).
+async fn podless(job: &Job, events: &Api<Event>, name: &str) -> Result<Option<(String, String)>, kube::Error> {
+    if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
+        let message = "the Job is suspended (held by a queue such as Kueue until it is admitted)";
+        return Ok(Some(("Suspended".into(), message.into())));
+    }
+    let fields = format!("involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate");
+    let list = events.list(&ListParams::default().fields(&fields)).await?;
+    let last = list.items.into_iter().max_by_key(|e| e.last_timestamp.clone().or(e.first_timestamp.clone()));
+    Ok(last.map(|e| ("FailedCreate".into(), e.message.unwrap_or_default())))
 }
 
 fn uid_of(pod: &Pod) -> String {

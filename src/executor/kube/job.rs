@@ -94,7 +94,6 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
             // runs each as a Job of its own; the Job itself re-runs only a disrupted pod.
             backoff_limit: Some(0),
             pod_failure_policy: Some(failure_policy(&primary_name)),
-            active_deadline_seconds: launch.timeout.map(|d| d.as_secs().max(1) as i64),
             ttl_seconds_after_finished: Some(t.ttl_seconds_after_finished.unwrap_or(DEFAULT_TTL_SECONDS)),
             completions: Some(1),
             parallelism: Some(1),

@@ -16,7 +16,7 @@ mod own;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
@@ -56,7 +56,9 @@ impl Executor for KubeExecutor {
             Ok(Created::Existing) => drop(events.send(TrialEvent::Reattached)),
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         }
+        let events_api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let mut watch = JobWatch::new(primary_name(&launch));
+        let launched = tokio::time::Instant::now();
         let exit = loop {
             let stopped = tokio::select! {
                 _ = stop.wait_for(Option::is_some) => true,
@@ -69,14 +71,14 @@ impl Executor for KubeExecutor {
                 break Exit::Stopped;
             }
             if stopped {
-                let background =
-                    DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-                if let Err(e) = jobs.delete(&name, &background).await {
-                    warn!(error = %e, "failed to delete the trial's Job");
-                }
+                delete(&jobs, &name).await;
                 break Exit::Stopped;
             }
-            match watch.step(&jobs, &pods, &name, &events).await {
+            if let Some(exit) = overdue(&launch, &watch, launched) {
+                delete(&jobs, &name).await;
+                break exit;
+            }
+            match watch.step((&jobs, &pods, &events_api), &name, &events).await {
                 Ok(Some(exit)) => break exit,
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "failed to read the trial's Job; retrying"),
@@ -91,6 +93,26 @@ impl Executor for KubeExecutor {
     /// The cluster's scheduler counts GPUs; a trial waits (with the reason shown) until one fits.
     fn gpu_capacity(&self) -> Option<usize> {
         None
+    }
+}
+
+/// Deletes a trial's Job and its pods.
+async fn delete(jobs: &Api<Job>, name: &str) {
+    let background = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+    if let Err(e) = jobs.delete(name, &background).await {
+        warn!(error = %e, "failed to delete the trial's Job");
+    }
+}
+
+/// The end of a trial that waited to start longer than `trial.startTimeout`, or has run longer
+/// than `trial.timeout` since its container started (time queued or pulling does not count).
+fn overdue(launch: &Launch, watch: &JobWatch, launched: tokio::time::Instant) -> Option<Exit> {
+    match watch.running_since() {
+        Some(since) => launch.timeout.filter(|t| since.elapsed() > *t).map(|_| Exit::TimedOut),
+        None => launch.start_timeout.filter(|t| launched.elapsed() > *t).map(|t| {
+            let why = watch.waiting().map(|w| format!(" (waiting: {w})")).unwrap_or_default();
+            Exit::StartFailed(format!("did not start within spec.trial.startTimeout ({}s){why}", t.as_secs()))
+        }),
     }
 }
 

@@ -14,6 +14,7 @@ pub fn launch(identity: &str, attempt: u32) -> Launch {
         working_dir: PathBuf::from("."),
         trial_dir: PathBuf::from("/tmp/dup-0000"),
         timeout: None,
+        start_timeout: None,
         gpus: 0,
         executor: ExecutorKind::Kubernetes,
         template: TrialTemplate { image: Some("busybox".into()), ..Default::default() },

@@ -125,6 +125,19 @@ impl Kubelet {
                 }
             }
         }
+        let was_suspended = has_condition(job, "Suspended", "True");
+        if suspend != was_suspended && !finished(job) {
+            let (state, reason, message) = if suspend {
+                ("True", "JobSuspended", "Job suspended")
+            } else {
+                ("False", "JobResumed", "Job resumed")
+            };
+            let mut conds: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+            conds.retain(|c| c["type"] != "Suspended");
+            conds.push(json!({"type": "Suspended", "status": state, "reason": reason, "message": message,
+                "lastProbeTime": now, "lastTransitionTime": now}));
+            status["conditions"] = Value::Array(conds);
+        }
         if let Some(m) = status.as_object_mut() {
             for (k, v) in [("active", n_active as i64), ("succeeded", succeeded), ("failed", failed)] {
                 if v > 0 {

@@ -32,6 +32,10 @@
 //! - a Job's `podFailurePolicy` is judged on each failed pod (Ignore: not counted, replaced;
 //!   FailJob: the Job fails with reason PodFailurePolicy; Count), and `evict` gives a pod the
 //!   DisruptionTarget condition and terminates it, as a drain or preemption does;
+//! - blocked pods: `refuse_image` (ErrImagePull, then ImagePullBackOff), an env `valueFrom` of a
+//!   missing Secret/ConfigMap (CreateContainerConfigError), a namespace labelled with a Pod Security
+//!   level refuses pods that break it (403; the Job controller's FailedCreate Event), and a queued
+//!   namespace (`queue_jobs`, as Kueue) suspends new Jobs (condition Suspended) until `admit_jobs`;
 //! - container statuses are listed by container name, not in the spec's order; a pod of several
 //!   containers answers a log request that names none with 400 (name the container).
 //!
@@ -46,6 +50,7 @@
 //! events.k8s.io/v1 events are stored separately.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod blocked;
 mod defaults;
 mod disruption;
 mod errors;
@@ -136,6 +141,31 @@ impl FakeKube {
     /// Creates a namespace (only these and `default`, `kube-system`, ... accept objects).
     pub fn create_namespace(&self, name: &str) {
         let _ = self.store.create_internal(NAMESPACES, "", json!({"metadata": {"name": name}}));
+    }
+
+    /// Creates a namespace with labels, e.g. `pod-security.kubernetes.io/enforce: restricted`
+    /// (pods that break that Pod Security level are refused: the Job's FailedCreate).
+    pub fn create_namespace_with_labels(&self, name: &str, labels: Value) {
+        let _ = self.store.create_internal(NAMESPACES, "", json!({"metadata": {"name": name, "labels": labels}}));
+    }
+
+    /// Makes an image impossible to pull: its pods wait in ErrImagePull, then ImagePullBackOff.
+    pub fn refuse_image(&self, image: &str) {
+        self.kubelet.refused_images().insert(image.to_string());
+    }
+
+    /// Lets a queue (as Kueue does) manage `ns`: every Job created there starts suspended
+    /// (`spec.suspend: true`, condition Suspended) until `admit_jobs`.
+    pub fn queue_jobs(&self, ns: &str) {
+        self.store.mutate(NAMESPACES, "", ns, |n| n["metadata"]["labels"][blocked::QUEUED] = json!("true"));
+    }
+
+    /// Admits every queued Job of `ns` (un-suspends it), as the queue does when quota frees.
+    pub fn admit_jobs(&self, ns: &str) {
+        let jobs: Vec<Value> = self.objects("jobs").into_iter().filter(|j| j["metadata"]["namespace"] == ns).collect();
+        for job in jobs {
+            self.store.mutate(resources::JOBS, ns, &meta::name_of(&job), |j| j["spec"]["suspend"] = json!(false));
+        }
     }
 
     /// Registers another resource type (as creating a CRD through the API also does).

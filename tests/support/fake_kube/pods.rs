@@ -125,6 +125,11 @@ impl Kubelet {
         let uid = meta::uid_of(pod);
         let existing = self.runs().get(&uid).map(|s| (s.current.clone(), s.restarts, s.restart_at, s.first_start));
         let Some((run, restarts, restart_at, first_start)) = existing else {
+            let looked = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].is_string();
+            if let Some((reason, message)) = self.blocked(pod, u32::from(looked)) {
+                self.write_blocked(pod, &reason, &message);
+                return;
+            }
             let run = self.start(pod);
             let slot = RunSlot {
                 current: run.clone(),
