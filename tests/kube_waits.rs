@@ -44,7 +44,14 @@ async fn an_image_that_cannot_be_pulled_is_shown_and_ends_the_trial_at_its_start
     cr.spec.trial.image = Some("registry.example.com/nope:1".into());
     (cr.spec.max_trials, cr.spec.parallel_trials, cr.spec.max_failed_trials) = (1, 1, 0);
     api.create(&PostParams::default(), &cr).await.unwrap();
-    let status = wait_status(&api, "pull", "said why it waits", |s| says(s, &["ImagePullBackOff", "nope:1"])).await;
+    let status = wait_status(&api, "pull", "said why it waits", |s| {
+        says(s, &["ImagePullBackOff", "nope:1"]) || s["message"].as_str().is_some_and(|m| m.contains("StartFailed"))
+    })
+    .await;
+    if !says(&status, &["ImagePullBackOff"]) {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        panic!("{status}\n{log}");
+    }
     assert_eq!(status["trials"]["failed"], 0, "waiting is not failing");
     assert!(waiting_event(&fake, "nope:1").await, "an Event says so too");
     let status = wait_status(&api, "pull", "ended", |s| s["phase"] == "Failed").await;

@@ -13,6 +13,7 @@
 mod admit;
 pub mod crd;
 mod external;
+pub mod lease;
 mod supervisor;
 mod trial_run;
 
