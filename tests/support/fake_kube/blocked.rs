@@ -58,7 +58,11 @@ impl Kubelet {
                 "started": false, "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}}],
         });
         let (ns, name) = (meta::ns_of(pod), meta::name_of(pod));
-        let changed = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] != reason;
+        let old = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+        if old["reason"] == reason && old["message"] == message {
+            return; // an unchanged write would be a change, and wake the kubelet again at once
+        }
+        let changed = old["reason"] != reason;
         self.store.mutate(PODS, &ns, &name, |p| p["status"] = status);
         if changed {
             self.event(

@@ -193,10 +193,11 @@ impl Kubelet {
                 Err(e) if e.code == 409 => continue,
                 Err(e) => {
                     let msg = format!("Error creating: {}", e.message);
-                    let first = self
-                        .jobs()
-                        .get_mut(&uid)
-                        .is_some_and(|t| t.create_error.replace(msg.clone()) != Some(msg.clone()));
+                    // The same error for another generated name is the same error: reported once
+                    // (a real Job controller backs off), or every pass would be a change.
+                    let key = msg.replace(&pod_name, &base);
+                    let first =
+                        self.jobs().get_mut(&uid).is_some_and(|t| t.create_error.replace(key.clone()) != Some(key));
                     if first {
                         self.event(job, "Warning", "FailedCreate", &msg, "job-controller");
                     }
