@@ -161,3 +161,22 @@ async fn running_trials_count_as_running_while_they_run() {
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["status"]["trials"]["running"], 2, "the API too: {got}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tuna_logs_shows_a_kubernetes_trials_output() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let mut cr = experiment(
+        "logged",
+        r#"[sh, -c, "echo hello from the pod; echo score=${x}"]"#,
+        "  metrics: {collector: stdout}\n",
+    );
+    cr.spec.max_trials = 1;
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    wait_status(&api, "logged", "succeeded", |s| s["phase"] == "Succeeded").await;
+    let out = server.cli(&["logs", "logged", "logged-0000"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("hello from the pod\nscore="), "{text:?} {out:?}");
+}

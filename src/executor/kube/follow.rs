@@ -11,6 +11,7 @@
 //! ```
 
 use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
@@ -18,6 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
 use kube::Api;
 use kube::api::{ListParams, LogParams};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -35,6 +37,9 @@ const SIGNAL_BASE: i32 = 128;
 pub struct JobWatch {
     /// The trial's own container (others may be sidecars).
     container: String,
+    /// Where the controller keeps what the trial container wrote (`tuna logs` reads it, also
+    /// once the pod is gone).
+    kept: PathBuf,
     /// Whether the trial was reported started.
     started: bool,
     waiting: Option<String>,
@@ -48,8 +53,9 @@ pub struct JobWatch {
 }
 
 impl JobWatch {
-    pub fn new(container: String) -> Self {
-        Self { container, started: false, waiting: None, current: None, done: HashSet::new(), running_since: None }
+    pub fn new(container: String, kept: PathBuf) -> Self {
+        let done = HashSet::new();
+        Self { container, kept, started: false, waiting: None, current: None, done, running_since: None }
     }
 
     /// When the trial's container was first seen running, if it was.
@@ -139,7 +145,11 @@ impl JobWatch {
         }
         if let Some((_, logs @ None)) = self.current.as_mut() {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            *logs = Some(tokio::spawn(follow_log(pods.clone(), pod_name, self.container.clone(), events.clone())));
+            // The first pod followed is read from its start (again, after a re-attach): the kept
+            // log starts over; a replacement pod's output is added after its predecessor's.
+            let keep = Keep { path: self.kept.clone(), fresh: self.done.is_empty() };
+            let follow = follow_log(pods.clone(), pod_name, self.container.clone(), keep, events.clone());
+            *logs = Some(tokio::spawn(follow));
         }
     }
 
@@ -218,13 +228,44 @@ fn job_exit(job: &Job, pod: Option<&Pod>, container: &str) -> Option<Exit> {
     })
 }
 
-/// Streams the trial container's log as output lines until it ends; returns the last lines.
+/// Where a followed log is kept, and whether it starts the file over.
+struct Keep {
+    path: PathBuf,
+    fresh: bool,
+}
+
+impl Keep {
+    async fn open(&self) -> Option<tokio::fs::File> {
+        if let Some(dir) = self.path.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true);
+        if self.fresh {
+            options.write(true).truncate(true)
+        } else {
+            options.append(true)
+        };
+        match options.open(&self.path).await {
+            Ok(file) => Some(file),
+            Err(e) => {
+                warn!(path = %self.path.display(), error = %e, "failed to keep the trial's log; tuna logs will not show it");
+                None
+            }
+        }
+    }
+}
+
+/// Streams the trial container's log as output lines until it ends, keeping a copy; returns the
+/// last lines.
 async fn follow_log(
     pods: Api<Pod>,
     pod: String,
     container: String,
+    keep: Keep,
     events: mpsc::UnboundedSender<TrialEvent>,
 ) -> VecDeque<String> {
+    let mut kept = keep.open().await;
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let params = LogParams { follow: true, container: Some(container.clone()), ..Default::default() };
     let stream = match pods.log_stream(&pod, &params).await {
@@ -240,6 +281,11 @@ async fn follow_log(
             tail.pop_front();
         }
         tail.push_back(line.clone());
+        if let Some(file) = kept.as_mut()
+            && file.write_all(format!("{line}\n").as_bytes()).await.is_err()
+        {
+            kept = None;
+        }
         let _ = events.send(TrialEvent::Line { stream: Stream::Stdout, text: line });
     }
     tail

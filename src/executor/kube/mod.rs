@@ -57,7 +57,7 @@ impl Executor for KubeExecutor {
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         }
         let events_api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let mut watch = JobWatch::new(primary_name(&launch));
+        let mut watch = JobWatch::new(primary_name(&launch), launch.trial_dir.join("stdout.log"));
         let launched = tokio::time::Instant::now();
         let exit = loop {
             let stopped = tokio::select! {
