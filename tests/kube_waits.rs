@@ -49,7 +49,7 @@ async fn an_image_that_cannot_be_pulled_is_shown_and_ends_the_trial_at_its_start
     })
     .await;
     if !says(&status, &["ImagePullBackOff"]) {
-        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(dir.path().join("data.log")).unwrap_or_default();
         panic!("{status}\n{log}");
     }
     assert_eq!(status["trials"]["failed"], 0, "waiting is not failing");

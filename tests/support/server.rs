@@ -39,8 +39,9 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
-        // Keep the pipe drained, and the log where a failed test can be looked into.
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(workdir.join("server.log"));
+        // Keep the pipe drained, and the log where a failed test can be looked into:
+        // Beside the data dir (a test's own temporary folder), never in the working dir it runs in.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log"));
         std::thread::spawn(move || {
             let mut log = log.ok();
             for line in lines.map_while(Result::ok) {
