@@ -5,11 +5,22 @@ TUNA_TRIAL_TOKEN (good for this trial only). `report(step=3, loss=0.2, accuracy=
 set of values; `report(artifact="s3://bucket/model")` says where the trial saved its model (what a
 promotion serves on Kubernetes). It returns the server's `shouldStop` answer. Outside tuna (no TUNA_API) it does
 nothing and returns False, so a training script can call it unconditionally.
+
+A push that cannot reach the server (it restarts during a rollout, a drain, or a leader change) or
+that gets 502/503/504 is retried with exponential backoff (0.5 s doubling, at most 30 s apart) for
+up to TUNA_PUSH_RETRY_SECONDS (default 600); a refusal (401, 404, 422…) is not retried.
 """
 
 import json
 import os
+import time
+import urllib.error
 import urllib.request
+
+# Answers that mean "the server is not there right now", worth another try.
+RETRY_STATUSES = (502, 503, 504)
+FIRST_DELAY = 0.5
+MAX_DELAY = 30.0
 
 
 def report(step=None, artifact=None, **metrics):
@@ -30,5 +41,18 @@ def report(step=None, artifact=None, **metrics):
         headers={"Content-Type": "application/json",
                  "Authorization": "Bearer " + os.environ["TUNA_TRIAL_TOKEN"]},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return bool(json.load(response).get("shouldStop", False))
+    budget = float(os.environ.get("TUNA_PUSH_RETRY_SECONDS", "600"))
+    deadline = time.monotonic() + budget
+    delay = FIRST_DELAY
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return bool(json.load(response).get("shouldStop", False))
+        except urllib.error.HTTPError as e:
+            if e.code not in RETRY_STATUSES or time.monotonic() + delay > deadline:
+                raise
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, MAX_DELAY)

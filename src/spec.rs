@@ -372,9 +372,14 @@ pub struct TrialTemplate {
     /// Extra environment variables; values may hold placeholders.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// The longest a trial may run (`90s`, `10m`, `1h30m`); no limit when absent.
+    /// The longest a trial may run (`90s`, `10m`, `1h30m`); no limit when absent. On Kubernetes it
+    /// counts from the trial container's start: time queued, unschedulable or pulling is not running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// kubernetes: the longest a trial may wait to start (queued, unschedulable, pulling its image);
+    /// it then fails with StartFailed. No limit when absent: a waiting trial says why and waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<String>,
     /// Re-runs of a trial that failed for a reason outside it (killed by a signal, lost).
     #[serde(default)]
     pub retries: u32,

@@ -6,61 +6,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
-use serde_json::Value;
 use support::fake_kube::FakeKube;
-use support::server::Server;
+use support::kube_e2e::{EXPERIMENTS, experiment, jobs_of, start, wait_status};
 use tuna::spec::Experiment;
-
-const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
-
-/// A kubeconfig pointing at the fake, in `dir`.
-fn kubeconfig(dir: &Path, url: &str) -> PathBuf {
-    let path = dir.join("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
-         users: [{{name: fake, user: {{}}}}]\n\
-         contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\ncurrent-context: fake\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn experiment(name: &str, command: &str, extra: &str) -> Experiment {
-    tuna::spec::parse(&format!(
-        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
-         objective: {{metric: score, goal: maximize}}\n  algorithm: {{name: random, seed: 2}}\n  \
-         parameters: [{{name: x, type: int, min: 1, max: 1000}}]\n  maxTrials: 4\n  parallelTrials: 2\n  \
-         executor: kubernetes\n  trial:\n    image: busybox:1.36\n    command: {command}\n{extra}"
-    ))
-    .unwrap()
-}
-
-/// Polls the CR until `done` holds for its status (60 s at most).
-async fn wait_status(api: &Api<Experiment>, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = api.get(name).await.ok().and_then(|e| serde_json::to_value(e.status).ok()).unwrap_or_default();
-        if done(&status) {
-            return status;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{name}: never {what}; status {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn jobs_of(fake: &FakeKube, experiment: &str) -> Vec<Value> {
-    fake.objects("jobs").into_iter().filter(|j| j["metadata"]["labels"]["tuna.dev/experiment"] == experiment).collect()
-}
-
-fn start(fake: &FakeKube, dir: &Path) -> Server {
-    let config = kubeconfig(dir, &fake.url());
-    Server::start_with(&dir.join("data"), dir, &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {

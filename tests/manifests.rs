@@ -60,7 +60,9 @@ fn a_broken_job_fails_the_validator_so_the_check_above_can_fail() {
     let Some(bin) = validator_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
     let example = &kubernetes_examples()[0];
-    let broken = tuna(&["render", example.to_str().unwrap()]).replace("backoffLimit: 1", "backoffLimit: one");
+    let rendered = tuna(&["render", example.to_str().unwrap()]);
+    assert!(rendered.contains("backoffLimit: 0"), "the field this test breaks is there:\n{rendered}");
+    let broken = rendered.replace("backoffLimit: 0", "backoffLimit: zero");
     let file = dir.path().join("broken.yaml");
     std::fs::write(&file, broken).unwrap();
     let out = Command::new(bin.join("kubernetes-validate"))

@@ -53,6 +53,7 @@ pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
         working_dir: Path::new("."),
         api: Some(&api),
         origin: None,
+        identity: "",
     };
     let mut launch = launch_for(&site, &trial);
     for (key, value) in &mut launch.env {

@@ -1,8 +1,10 @@
 //! `tuna serve`: the API and the controller over one store, with graceful shutdown.
 //!
 //! ```text
-//! SIGTERM ──▶ stop accepting, finish in-flight requests ──▶ interrupt every experiment
-//!             (running trials end, recorded Interrupted, re-queued on the next start)
+//! listen ──▶ (--watch-crds) hold the leader Lease ──▶ controller, promoter, CR reconciler; ready
+//! SIGTERM or Lease lost ──▶ stop accepting, finish in-flight requests ──▶ interrupt every
+//!             experiment (local trials end, Kubernetes trials run on; Interrupted, re-queued or
+//!             re-attached on the next start) ──▶ release the Lease
 //! ```
 
 use std::net::SocketAddr;
@@ -11,12 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
+use kube::Api;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, ServeConfig};
 use crate::controller::crd::watch_crds;
+use crate::controller::lease::Candidate;
 use crate::controller::{Controller, TrialApi, supervise};
 use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::promote::Promoter;
@@ -62,6 +66,36 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         .with_api(TrialApi { base_url: advertised, secret });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut stopping = shutdown_rx.clone();
+    let bounds = api::Bounds {
+        header_timeout: std::time::Duration::from_secs(serve.header_timeout),
+        body_timeout: std::time::Duration::from_secs(serve.body_timeout),
+        max_connections: serve.max_connections,
+    };
+    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), bounds, async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    }));
+    eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
+    // With custom resources, controllers compete for a Lease: only its holder runs experiments,
+    // and it is ready (for its Service) only once it holds it.
+    let candidate = match (&cluster, serve.watch_crds) {
+        (Some((client, default)), true) => {
+            let namespace = serve.namespace.clone().unwrap_or_else(|| default.clone());
+            Some(Candidate::new(Api::namespaced(client.clone(), &namespace), leader_identity(&data_dir)))
+        }
+        _ => None,
+    };
+    if let Some(candidate) = &candidate {
+        tokio::select! {
+            () = candidate.acquire() => info!(identity = candidate.identity(), "holding the leader Lease"),
+            () = super::wait_for_interrupt() => {
+                let _ = shutdown_tx.send(true);
+                server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+                eprintln!("tuna stopped");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
     let supervisor = tokio::spawn(supervise(Arc::new(controller), shutdown_rx.clone()));
     let mut promoter = Promoter::new(store.clone(), &data_dir);
     if let Some((client, default)) = &cluster {
@@ -85,18 +119,16 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         Err(e) => warn!(error = %e, "warming the ask/tell experiments crashed"),
     }
     state.ready.store(true, Ordering::Release);
-    eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
-
-    let mut stopping = shutdown_rx.clone();
-    let bounds = api::Bounds {
-        header_timeout: std::time::Duration::from_secs(serve.header_timeout),
-        body_timeout: std::time::Duration::from_secs(serve.body_timeout),
-        max_connections: serve.max_connections,
+    let lost = async {
+        match &candidate {
+            Some(candidate) => candidate.hold().await,
+            None => std::future::pending().await,
+        }
     };
-    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), bounds, async move {
-        let _ = stopping.wait_for(|s| *s).await;
-    }));
-    super::wait_for_interrupt().await;
+    let lost = tokio::select! {
+        () = super::wait_for_interrupt() => false,
+        () = lost => true,
+    };
     info!("shutting down: no new requests, interrupting running trials");
     state.ready.store(false, Ordering::Release);
     let _ = shutdown_tx.send(true);
@@ -106,8 +138,25 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     if let Some(crds) = crds {
         crds.await.context("the custom resource watcher failed")?;
     }
+    if let Some(candidate) = &candidate {
+        candidate.release().await;
+    }
+    if lost {
+        bail!("lost the leader Lease to another controller; stopped so that only one runs experiments");
+    }
     eprintln!("tuna stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who this controller is to the Lease: the pod (HOSTNAME) and its data dir, so a restarted
+/// container of the same pod takes its own Lease back at once, and two servers on one host differ.
+fn leader_identity(data_dir: &std::path::Path) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tuna".into());
+    let hash = data_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{host}-{:08x}", hash as u32)
 }
 
 /// The URL local trials use to reach this server (loopback when listening on every address).

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! CR apply ──▶ validate ──▶ store (create; or copy maxTrials/parallelTrials/maxFailedTrials)
-//!          ◀── patch_status ◀── store status            (requeued every few seconds while running)
+//!          ◀── patch_status, only if changed ◀── store status   (requeued every few seconds while running)
 //! CR delete ──▶ desired = Delete ──▶ supervisor stops the Jobs ──▶ record gone ──▶ finalizer off
 //! ```
 //! The store keys experiments by name, so two CRs with one name in two namespaces conflict; the
@@ -16,20 +16,22 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use self::status::{condition, conditions_for};
 use crate::executor::kube::job::EXPERIMENT_LABEL;
 use crate::experiment;
-use crate::spec::{self, EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
+use crate::spec::{EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
 use crate::store::{Desired, Durability, ExperimentRecord, KubeOrigin, Store};
+
+mod status;
 
 /// The finalizer that lets tuna stop an experiment's Jobs before its CR goes away.
 pub const FINALIZER: &str = "tuna.dev/cleanup";
@@ -64,13 +66,16 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+/// What was last reported of an experiment as Events: its counts, phase and why a trial waits.
+type Seen = (TrialCounts, ExperimentPhase, Option<String>);
+
 /// What the reconciler shares.
 struct Context {
     client: Client,
     store: Store,
     recorder: Recorder,
     /// The trial counts last reported as Events, per experiment.
-    seen: Mutex<HashMap<String, (TrialCounts, ExperimentPhase)>>,
+    seen: Mutex<HashMap<String, Seen>>,
 }
 
 /// Reconciles Experiment CRs in `namespace` (all namespaces when `None`) until `shutdown`.
@@ -140,13 +145,8 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         Err(e) => {
             let message = e.problems().iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             let status = experiment::refused(EndReason::InvalidSpec, message);
-            write_status(
-                api,
-                &name,
-                &status,
-                &[condition("Failed", "InvalidSpec", status.message.as_deref().unwrap_or(""))],
-            )
-            .await?;
+            let conditions = [condition("Failed", "InvalidSpec", status.message.as_deref().unwrap_or(""))];
+            status::write(api, cr, &status, &conditions).await?;
             return Ok(Action::await_change());
         }
     };
@@ -157,21 +157,22 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
                 "an experiment named {name} already exists in tuna (from another namespace or the API); rename this one"
             );
             let status = experiment::refused(EndReason::NameConflict, message.clone());
-            write_status(api, &name, &status, &[condition("Failed", "NameConflict", &message)]).await?;
+            status::write(api, cr, &status, &[condition("Failed", "NameConflict", &message)]).await?;
             return Ok(Action::await_change());
         }
         Some(record) => follow_edits(ctx, &record, &valid).map_err(store_error)?,
     };
     let mut status = stored.view().status.unwrap_or_default();
-    if status.phase == ExperimentPhase::Running {
-        status.message = waiting(ctx, &name).or(status.message);
+    let blocked = (status.phase == ExperimentPhase::Running).then(|| waiting(ctx, &name)).flatten();
+    if blocked.is_some() {
+        status.message = blocked.clone();
     }
     let mut conditions = conditions_for(&status);
     if let Some(ignored) = ignored_edits(&stored.experiment, &valid) {
         conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
     }
-    write_status(api, &name, &status, &conditions).await?;
-    publish_events(ctx, cr, &status).await;
+    status::write(api, cr, &status, &conditions).await?;
+    publish_events(ctx, cr, &status, blocked).await;
     Ok(if status.phase.is_finished() { Action::await_change() } else { Action::requeue(STATUS_EVERY) })
 }
 
@@ -272,54 +273,22 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
     Err(Error::StillDeleting { name })
 }
 
-async fn write_status(
-    api: &Api<Experiment>,
-    name: &str,
-    status: &ExperimentStatus,
-    conditions: &[serde_json::Value],
-) -> Result<(), Error> {
-    let mut status = status.clone();
-    status.conditions = conditions.to_vec();
-    let body = serde_json::to_value(&status).unwrap_or_default();
-    let patch = json!({"apiVersion": spec::API_VERSION, "kind": "Experiment", "status": body});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(drop)
-        .map_err(|source| Error::PatchStatus { name: name.into(), source })
-}
-
-fn condition(type_: &str, reason: &str, message: &str) -> serde_json::Value {
-    json!({"type": type_, "status": "True", "reason": reason, "message": message, "lastTransitionTime": jiff::Timestamp::now().to_string()})
-}
-
-/// Conditions a `kubectl describe` reader expects: Created, Running, then Succeeded or Failed.
-fn conditions_for(status: &ExperimentStatus) -> Vec<serde_json::Value> {
-    let reason = status.reason.as_ref().map_or("", |r| r.as_str());
-    let message = status.message.as_deref().unwrap_or("");
-    let mut conditions = vec![condition("Created", "ExperimentCreated", "the experiment is in tuna's store")];
-    match status.phase {
-        ExperimentPhase::Pending => {}
-        ExperimentPhase::Running => conditions.push(condition("Running", "TrialsRunning", message)),
-        ExperimentPhase::Succeeded => conditions.push(condition("Succeeded", reason, message)),
-        ExperimentPhase::Failed => conditions.push(condition("Failed", reason, message)),
-        ExperimentPhase::Stopped => conditions.push(condition("Stopped", reason, message)),
-    }
-    conditions
-}
-
 /// Publishes an Event per change in trial counts since the last look, and one at the end.
-async fn publish_events(ctx: &Context, cr: &Experiment, status: &ExperimentStatus) {
+async fn publish_events(ctx: &Context, cr: &Experiment, status: &ExperimentStatus, blocked: Option<String>) {
     let name = cr.name_any();
     let before = {
         let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(name.clone(), (status.trials.clone(), status.phase))
+        seen.insert(name.clone(), (status.trials.clone(), status.phase, blocked.clone()))
     };
-    let (old, old_phase) = before.unwrap_or_default();
+    let (old, old_phase, old_blocked) = before.unwrap_or_default();
     let c = &status.trials;
     let started = (c.running + c.succeeded + c.failed).saturating_sub(old.running + old.succeeded + old.failed);
     let mut events = Vec::new();
     if started > 0 {
         events.push((EventType::Normal, "TrialsStarted", format!("{started} trial(s) started")));
+    }
+    if let Some(note) = blocked.filter(|b| old_blocked.as_ref() != Some(b)) {
+        events.push((EventType::Warning, "TrialWaiting", note));
     }
     if c.failed > old.failed {
         events.push((EventType::Warning, "TrialsFailed", format!("{} trial(s) failed", c.failed - old.failed)));

@@ -13,6 +13,7 @@
 mod admit;
 pub mod crd;
 mod external;
+pub mod lease;
 mod supervisor;
 mod trial_run;
 
@@ -255,6 +256,7 @@ impl<E: Executor> Controller<E> {
             experiment_dir: self.experiment_dir(&name),
             api: self.api.clone(),
             origin: record.origin.clone(),
+            identity: record.identity(),
         };
         Ok((core, search, Attempts::new(Arc::new(ctx))))
     }
@@ -278,14 +280,23 @@ impl<E: Executor> Shell<'_, E> {
     ) -> Result<Option<EndReason>> {
         for command in commands {
             match command {
-                Command::Save(trial) => self.controller.save_trial(&trial)?,
+                Command::Save(trial) => {
+                    self.controller.save_trial(&trial)?;
+                    // Counts stay current while trials run (not only when one ends).
+                    let status = self.record.experiment.status.get_or_insert_with(Default::default);
+                    let before = status.trials.clone();
+                    core.refresh(status);
+                    if status.trials != before {
+                        self.controller.save_status(&self.record, Durability::Lazy)?;
+                    }
+                }
                 Command::Retry(trial) => {
                     info!(trial = %trial.name, attempt = trial.attempts, "trial lost; running it again");
-                    let dir = attempts.launch(&trial);
+                    let dir = attempts.launch(&trial, false);
                     core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
                 }
                 Command::Launch(trial) => {
-                    let dir = attempts.launch(&trial);
+                    let dir = attempts.launch(&trial, true);
                     core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
                     (self.progress)(Progress::Launched { trial: &trial, snapshot: snapshot(core, self.started) });
                 }
@@ -326,6 +337,7 @@ impl<E: Executor> Shell<'_, E> {
                 Event::Started { trial: index, pid, pid_stamp, gpus }
             }
             Report::Event(TrialEvent::Reattached) => Event::Reattached { trial: index },
+            Report::Event(TrialEvent::Restarted) => Event::Rerun { trial: index },
             Report::Event(TrialEvent::Waiting { reason, message }) => Event::Waiting { trial: index, reason, message },
             Report::Ended(finished) => {
                 let tally = attempts.tally(index, attempt).await?;

@@ -37,6 +37,8 @@ pub struct TrialContext<E> {
     pub api: Option<Arc<TrialApi>>,
     /// The custom resource the experiment came from (its namespace owns the trials' Jobs).
     pub origin: Option<crate::store::KubeOrigin>,
+    /// `ExperimentRecord::identity`: marks the trials' Jobs as this experiment's.
+    pub identity: String,
 }
 
 /// What an attempt's task sends back: its events as they happen, then how it finished.
@@ -75,7 +77,8 @@ impl<E: Executor> Attempts<E> {
     }
 
     /// Starts the trial's current attempt; returns the trial's folder.
-    pub fn launch(&mut self, trial: &Trial) -> String {
+    /// `resume`: the attempt may be one an earlier controller started (see `Launch::resume`).
+    pub fn launch(&mut self, trial: &Trial, resume: bool) -> String {
         let ctx = &self.ctx;
         let site = Site {
             incarnation: &ctx.incarnation,
@@ -84,8 +87,10 @@ impl<E: Executor> Attempts<E> {
             working_dir: &ctx.working_dir,
             api: ctx.api.as_deref(),
             origin: ctx.origin.as_ref(),
+            identity: &ctx.identity,
         };
-        let launch = launch_for(&site, trial);
+        let mut launch = launch_for(&site, trial);
+        launch.resume = resume;
         let dir = launch.trial_dir.display().to_string();
         self.output_dirs.insert(trial.index, launch.output_dir());
         let stop = self.stops.entry(trial.index).or_insert_with(|| watch::channel(None).0).subscribe();
@@ -208,6 +213,8 @@ pub struct Site<'a> {
     pub working_dir: &'a Path,
     pub api: Option<&'a TrialApi>,
     pub origin: Option<&'a crate::store::KubeOrigin>,
+    /// `ExperimentRecord::identity`.
+    pub identity: &'a str,
 }
 
 /// Where a Kubernetes trial writes its model, inside its container.
@@ -254,12 +261,16 @@ pub fn launch_for(site: &Site<'_>, trial: &Trial) -> Launch {
         working_dir: site.working_dir.to_path_buf(),
         trial_dir,
         timeout: template.timeout.as_deref().and_then(parse_duration),
+        start_timeout: template.start_timeout.as_deref().and_then(parse_duration),
         gpus: template.resources.gpu,
         executor: site.spec.executor,
         template: template.clone(),
         pod_template: template.pod_template.as_ref().map(|t| substitute_json(t, &lookup)),
         namespace: site.origin.map(|o| o.namespace.clone()),
         owner: site.origin.map(|o| Owner { name: o.name.clone(), uid: o.uid.clone() }),
+        identity: site.identity.to_string(),
+        attempt: trial.attempts,
+        resume: false,
     }
 }
 

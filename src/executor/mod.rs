@@ -34,6 +34,8 @@ pub struct Launch {
     /// The trial's own folder: `stdout.log`, `stderr.log` and `output/` live here.
     pub trial_dir: PathBuf,
     pub timeout: Option<Duration>,
+    /// Kubernetes: the longest a trial may wait to start (queued, unschedulable, pulling).
+    pub start_timeout: Option<Duration>,
     /// GPUs the trial needs to itself.
     pub gpus: u32,
     /// Where the trial runs.
@@ -45,6 +47,14 @@ pub struct Launch {
     /// Kubernetes: the namespace and owner of a trial that came from a custom resource.
     pub namespace: Option<String>,
     pub owner: Option<self::kube::Owner>,
+    /// Who the experiment is beyond its name (`ExperimentRecord::identity`): a Job of another
+    /// experiment of the same name is never taken for this trial's.
+    pub identity: String,
+    /// The trial's attempt (from 1).
+    pub attempt: u32,
+    /// Whether this launch may follow what an earlier controller started for this trial (the first
+    /// launch in a run, after a restart); a retry never does: it starts afresh.
+    pub resume: bool,
 }
 
 impl Launch {
@@ -72,6 +82,10 @@ pub enum TrialEvent {
     /// The trial was already running (started by a controller that has since restarted), and this
     /// run follows it: the same attempt, not a new one.
     Reattached,
+    /// The trial's program runs again without a new launch (Kubernetes replaced a disrupted pod):
+    /// a new attempt, whose output alone counts from here on. Every line of the earlier one came
+    /// before this event.
+    Restarted,
 }
 
 /// A stop request: `Some(cause)` once the trial should stop.

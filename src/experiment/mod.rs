@@ -47,6 +47,9 @@ pub enum Event {
     Started { trial: u32, pid: u32, pid_stamp: Option<String>, gpus: Vec<u32> },
     /// The attempt follows one a previous controller started: the same attempt, not a new one.
     Reattached { trial: u32 },
+    /// The executor ran the trial's program again by itself (Kubernetes replaced a disrupted pod):
+    /// a new attempt, with no launch, whose reports alone count from here on.
+    Rerun { trial: u32 },
     /// The attempt has not started yet, and why (e.g. `Unschedulable`).
     Waiting { trial: u32, reason: String, message: String },
     /// The attempt ended; `tally` is everything it reported.
@@ -161,6 +164,7 @@ impl Core {
                 }
                 Vec::new()
             }
+            Event::Rerun { trial } => self.change(trial, |t| t.attempts += 1),
             Event::Started { trial, pid, pid_stamp, gpus } => self.change(trial, |t| {
                 t.pid_stamp = pid_stamp;
                 t.move_to(TrialPhase::Running);

@@ -298,6 +298,22 @@ fn started_waiting_and_reattached_events_update_the_running_trial() {
 }
 
 #[test]
+fn a_rerun_by_the_executor_is_a_new_attempt_without_a_launch() {
+    let spec = ExperimentSpec::test();
+    let mut search = search::build(&spec, 1).unwrap();
+    let mut core = Core::new("e", spec, Vec::new());
+    core.step(search.as_mut(), NOW).unwrap();
+    core.handle(Event::Started { trial: 0, pid: 0, pid_stamp: None, gpus: vec![] }, NOW);
+    let saved = core.handle(Event::Rerun { trial: 0 }, NOW);
+    assert!(matches!(&saved[..], [Command::Save(t)] if t.attempts == 2 && t.phase == TrialPhase::Running), "{saved:?}");
+    let ended = core.handle(Event::AttemptEnded { trial: 0, finished: exit(0), tally: reporting("loss", &[0.2]) }, NOW);
+    assert!(
+        ended.iter().any(|c| matches!(c, Command::Ended(t) if t.phase == TrialPhase::Succeeded && t.attempts == 2))
+    );
+    assert!(core.handle(Event::Rerun { trial: 0 }, NOW).is_empty(), "an ended trial is not rerun");
+}
+
+#[test]
 fn the_ranked_step_is_recorded_with_the_result() {
     let spec = ExperimentSpec::test();
     let mut search = search::build(&spec, 1).unwrap();

@@ -143,6 +143,15 @@ fn trial_and_metrics_problems_are_reported() {
 }
 
 #[test]
+fn a_metrics_file_is_refused_on_kubernetes_naming_push_and_stdout() {
+    assert_problem(
+        "timeout: 10m",
+        "timeout: 10m\n    image: busybox\n  executor: kubernetes\n  metrics: {collector: file, file: m.txt}",
+        "spec.metrics.collector: file cannot work with executor kubernetes (the file stays inside the trial's pod); use push",
+    );
+}
+
+#[test]
 fn unknown_fields_are_all_reported_with_their_paths() {
     let found = problems("maxTrials: 30", "maxTrials: 30\n  maxTrial: 3\n  trial2: {}");
     assert!(found.iter().any(|p| p.starts_with("spec.maxTrial: is not a known field")), "{found:#?}");

@@ -33,6 +33,7 @@ pub fn check(experiment: &Experiment) -> Vec<Problem> {
     check_budget(spec, &mut problems);
     check_trial(spec, &mut problems);
     check_metrics(spec, &mut problems);
+    check_file_on_kubernetes(spec, &mut problems);
     check_promotion(spec, &mut problems);
     problems
 }
@@ -376,6 +377,17 @@ fn check_promotion(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
         problems.push(Problem::new(
             "spec.promotion.serve.autoscale",
             format!("minReplicas ({}) must be at least 1 and at most maxReplicas ({})", a.min_replicas, a.max_replicas),
+        ));
+    }
+}
+
+/// A Kubernetes trial's files stay in its pod; the controller could never read the metrics file.
+fn check_file_on_kubernetes(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    if spec.collector() == Collector::File && spec.executor == super::ExecutorKind::Kubernetes {
+        problems.push(Problem::new(
+            "spec.metrics.collector",
+            "file cannot work with executor kubernetes (the file stays inside the trial's pod); \
+             use push (the trial POSTs its metrics, e.g. with tuna_push.py) or stdout (metric lines in the log)",
         ));
     }
 }

@@ -214,6 +214,11 @@ impl ExperimentRecord {
         self.experiment.metadata.uid.as_deref().unwrap_or_default()
     }
 
+    /// Who this experiment is, beyond its name (what its Jobs are labelled with): its incarnation.
+    pub fn identity(&self) -> String {
+        self.uid().to_string()
+    }
+
     /// The experiment as users see it: its status with what is being served.
     pub fn view(&self) -> Experiment {
         let mut experiment = self.experiment.clone();

@@ -1,6 +1,6 @@
 //! A real `tuna serve` process for end-to-end tests.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +39,17 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
-        std::thread::spawn(move || lines.for_each(drop)); // keep the pipe drained
+        // Keep the pipe drained, and the log where a failed test can be looked into:
+        // Beside the data dir (a test's own temporary folder), never in the working dir it runs in.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log"));
+        std::thread::spawn(move || {
+            let mut log = log.ok();
+            for line in lines.map_while(Result::ok) {
+                if let Some(file) = log.as_mut() {
+                    let _ = writeln!(file, "{line}");
+                }
+            }
+        });
         Self { child, url, data: data.to_path_buf() }
     }
 

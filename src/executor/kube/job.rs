@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -13,6 +16,13 @@ use crate::executor::Launch;
 /// Labels on every Job and pod tuna creates, for selection and re-attachment.
 pub const EXPERIMENT_LABEL: &str = "tuna.dev/experiment";
 pub const TRIAL_LABEL: &str = "tuna.dev/trial";
+/// Which experiment of that name (its CR's UID, or its incarnation): a re-created experiment
+/// never takes an old one's Jobs for its own.
+pub const IDENTITY_LABEL: &str = "tuna.dev/identity";
+/// The trial's attempt the Job runs.
+pub const ATTEMPT_ANNOTATION: &str = "tuna.dev/attempt";
+/// The container tuna writes when the spec gives an image rather than a pod template.
+const DEFAULT_CONTAINER: &str = "trial";
 /// How long a finished Job stays for inspection when the spec does not say.
 pub const DEFAULT_TTL_SECONDS: i32 = 3600;
 /// Kubernetes object names and label values hold at most 63 characters.
@@ -27,7 +37,11 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         None => PodTemplateSpec {
             metadata: None,
             spec: Some(PodSpec {
-                containers: vec![Container { name: "trial".into(), image: t.image.clone(), ..Default::default() }],
+                containers: vec![Container {
+                    name: DEFAULT_CONTAINER.into(),
+                    image: t.image.clone(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }),
         },
@@ -53,6 +67,7 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         spec.service_account_name = Some(sa.clone());
     }
     let primary = primary_container(spec, t.primary_container.as_deref())?;
+    let primary_name = primary.name.clone();
     if !launch.command.is_empty() {
         primary.command = Some(launch.command.clone());
         primary.args = None;
@@ -69,13 +84,16 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
             name: Some(job_name(&launch.experiment, &launch.trial)),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
+            annotations: Some(BTreeMap::from([(ATTEMPT_ANNOTATION.to_string(), launch.attempt.to_string())])),
             owner_references: launch.owner.as_ref().map(|o| vec![owner_reference(o)]),
             ..Default::default()
         },
         spec: Some(JobSpec {
             template: pod,
-            backoff_limit: Some(t.retries as i32),
-            active_deadline_seconds: launch.timeout.map(|d| d.as_secs().max(1) as i64),
+            // tuna decides retries (`spec.trial.retries`, the same rule as for local trials) and
+            // runs each as a Job of its own; the Job itself re-runs only a disrupted pod.
+            backoff_limit: Some(0),
+            pod_failure_policy: Some(failure_policy(&primary_name)),
             ttl_seconds_after_finished: Some(t.ttl_seconds_after_finished.unwrap_or(DEFAULT_TTL_SECONDS)),
             completions: Some(1),
             parallelism: Some(1),
@@ -85,11 +103,56 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
     })
 }
 
+/// A disruption (eviction, preemption, node drain: `DisruptionTarget`) is no failure of the trial:
+/// the Job runs a new pod. A non-zero exit of the trial's container fails the Job at once, with its
+/// code, whatever a sidecar does.
+fn failure_policy(primary: &str) -> PodFailurePolicy {
+    let disrupted = PodFailurePolicyOnPodConditionsPattern { type_: "DisruptionTarget".into(), status: "True".into() };
+    let exited = PodFailurePolicyOnExitCodesRequirement {
+        container_name: Some(primary.to_string()),
+        operator: "NotIn".into(),
+        values: vec![0],
+    };
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_pod_conditions: Some(vec![disrupted]),
+                on_exit_codes: None,
+            },
+            PodFailurePolicyRule { action: "FailJob".into(), on_exit_codes: Some(exited), on_pod_conditions: None },
+        ],
+    }
+}
+
 fn labels(launch: &Launch) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (EXPERIMENT_LABEL.to_string(), label_value(&launch.experiment)),
         (TRIAL_LABEL.to_string(), label_value(&launch.trial)),
-    ])
+    ]);
+    if !launch.identity.is_empty() {
+        labels.insert(IDENTITY_LABEL.to_string(), label_value(&launch.identity));
+    }
+    labels
+}
+
+/// Whether `job` is the Job of this launch's trial in this very experiment (not of an earlier
+/// experiment of the same name): its trial and identity labels are this launch's.
+pub fn is_trial_of(job: &Job, launch: &Launch) -> bool {
+    let labels = job.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str).unwrap_or_default();
+    label(TRIAL_LABEL) == label_value(&launch.trial) && label(IDENTITY_LABEL) == label_value(&launch.identity)
+}
+
+/// The name of the container that runs the trial: `primaryContainer`, or the pod template's
+/// first container, or `trial` (the one tuna writes from `image`). Logs and the exit code are
+/// read from it by name: pods may hold sidecars, and statuses are listed by name.
+pub fn primary_name(launch: &Launch) -> String {
+    let first = || {
+        let template = launch.pod_template.as_ref()?;
+        template.pointer("/spec/containers/0/name")?.as_str().map(String::from)
+    };
+    launch.template.primary_container.clone().or_else(first).unwrap_or_else(|| DEFAULT_CONTAINER.into())
 }
 
 fn primary_container<'a>(spec: &'a mut PodSpec, name: Option<&str>) -> Result<&'a mut Container, String> {

@@ -1,33 +1,36 @@
-//! Trials as Kubernetes `batch/v1` Jobs: one Job per trial, labelled with its experiment and trial,
-//! found again by name after a controller restart (re-attached, never duplicated), followed until
-//! its conditions say how it ended, and deleted (background propagation) when stopped.
+//! Trials as Kubernetes `batch/v1` Jobs: one Job per trial, labelled with its experiment, trial and
+//! the experiment's identity, found again by name after a controller restart (re-attached when it
+//! is this trial's, replaced when it is not: see `own`), followed until
+//! its conditions say how it ended, and deleted (background propagation) when stopped; when the
+//! controller shuts down it is left running, for the next controller to re-attach to.
 //!
 //! ```text
 //! render_job ─▶ create (or find) ─▶ poll Job + pod ─▶ Waiting (unschedulable…) / Started / Line…
 //!                                                   └▶ Complete | Failed (DeadlineExceeded → TimedOut)
 //! ```
 
+mod follow;
 pub mod job;
+mod own;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
-use tracing::{instrument, warn};
+use tracing::{info, instrument, warn};
 
-pub use job::{Owner, job_name, render_job};
+use follow::JobWatch;
+pub use job::{Owner, job_name, primary_name, render_job};
+use own::{Created, ensure_job};
 
-use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
+use super::{Executor, Exit, Finished, Launch, StopSignal, TrialEvent};
+use crate::trial::TrialReason;
 
 /// How often a running trial's Job and pod are looked at.
 const POLL: Duration = Duration::from_millis(500);
-/// How many log lines a failure message quotes.
-const TAIL_LINES: usize = 8;
 
 pub struct KubeExecutor {
     client: Client,
@@ -53,33 +56,35 @@ impl Executor for KubeExecutor {
             Ok(Created::Existing) => drop(events.send(TrialEvent::Reattached)),
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         }
-        let mut watch = JobWatch { started: false, waiting: None, logs: None };
+        let events_api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let mut watch = JobWatch::new(primary_name(&launch), launch.trial_dir.join("stdout.log"));
+        let launched = tokio::time::Instant::now();
         let exit = loop {
             let stopped = tokio::select! {
                 _ = stop.wait_for(Option::is_some) => true,
                 _ = tokio::time::sleep(POLL) => false,
             };
-            if stopped {
-                let background =
-                    DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-                if let Err(e) = jobs.delete(&name, &background).await {
-                    warn!(error = %e, "failed to delete the trial's Job");
-                }
+            if stopped && *stop.borrow() == Some(TrialReason::ControllerShutdown) {
+                // The Job outlives this controller; the next one re-attaches to it (see `own`).
+                info!(job = %name, "the controller is going away: the trial's Job runs on");
+                watch.detach();
                 break Exit::Stopped;
             }
-            match watch.step(&jobs, &pods, &name, &events).await {
+            if stopped {
+                delete(&jobs, &name).await;
+                break Exit::Stopped;
+            }
+            if let Some(exit) = overdue(&launch, &watch, launched) {
+                delete(&jobs, &name).await;
+                break exit;
+            }
+            match watch.step((&jobs, &pods, &events_api), &name, &events).await {
                 Ok(Some(exit)) => break exit,
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "failed to read the trial's Job; retrying"),
             }
         };
-        let tail = match watch.logs.take() {
-            Some(task) => {
-                tokio::time::timeout(Duration::from_secs(2), task).await.ok().and_then(Result::ok).unwrap_or_default()
-            }
-            None => VecDeque::new(),
-        };
-        Finished { exit, stderr_tail: tail.into() }
+        Finished { exit, stderr_tail: watch.tail().await.into() }
     }
 
     /// Jobs outlive the controller and are re-attached by name; nothing to clean up.
@@ -91,120 +96,25 @@ impl Executor for KubeExecutor {
     }
 }
 
-enum Created {
-    New,
-    /// A previous controller created it: follow it instead of starting the trial again.
-    Existing,
-}
-
-/// Creates the trial's Job, or finds the one a previous controller created.
-async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<Created, String> {
-    let job = render_job(launch, namespace)?;
-    let name = job.metadata.name.clone().unwrap_or_default();
-    match jobs.create(&PostParams::default(), &job).await {
-        Ok(_) => Ok(Created::New),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Existing),
-        Err(e) => Err(format!("failed to create Job {name} in namespace {namespace}: {e}")),
+/// Deletes a trial's Job and its pods.
+async fn delete(jobs: &Api<Job>, name: &str) {
+    let background = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+    if let Err(e) = jobs.delete(name, &background).await {
+        warn!(error = %e, "failed to delete the trial's Job");
     }
 }
 
-/// What has been seen of one trial's Job so far.
-struct JobWatch {
-    started: bool,
-    waiting: Option<String>,
-    logs: Option<tokio::task::JoinHandle<VecDeque<String>>>,
-}
-
-impl JobWatch {
-    /// One look at the Job and its pod: reports progress, returns the exit once the Job ended.
-    async fn step(
-        &mut self,
-        jobs: &Api<Job>,
-        pods: &Api<Pod>,
-        name: &str,
-        events: &mpsc::UnboundedSender<TrialEvent>,
-    ) -> Result<Option<Exit>, kube::Error> {
-        let Some(job) = jobs.get_opt(name).await? else {
-            return Ok(Some(Exit::StartFailed(format!("Job {name} disappeared (deleted outside tuna?)"))));
-        };
-        let pod_list = pods.list(&ListParams::default().labels(&format!("job-name={name}"))).await?;
-        let pod = pod_list.items.iter().max_by_key(|p| p.metadata.creation_timestamp.clone());
-        if let Some(pod) = pod {
-            self.observe_pod(pods, pod, events);
-        }
-        Ok(job_exit(&job, pod))
-    }
-
-    fn observe_pod(&mut self, pods: &Api<Pod>, pod: &Pod, events: &mpsc::UnboundedSender<TrialEvent>) {
-        let status = pod.status.clone().unwrap_or_default();
-        let phase = status.phase.as_deref().unwrap_or("Pending");
-        if phase == "Pending" {
-            let unscheduled =
-                status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
-            if let Some(c) = unscheduled {
-                let note = format!(
-                    "{}: {}",
-                    c.reason.as_deref().unwrap_or("Unschedulable"),
-                    c.message.as_deref().unwrap_or("")
-                );
-                if self.waiting.as_deref() != Some(note.as_str()) {
-                    let _ = events.send(TrialEvent::Waiting {
-                        reason: c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
-                        message: c.message.clone().unwrap_or_default(),
-                    });
-                    self.waiting = Some(note);
-                }
-            }
-            return;
-        }
-        if !self.started {
-            self.started = true;
-            let _ = events.send(TrialEvent::Started { pid: 0, pid_stamp: None, gpus: Vec::new() });
-            let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            self.logs = Some(tokio::spawn(follow_log(pods.clone(), pod_name, events.clone())));
-        }
+/// The end of a trial that waited to start longer than `trial.startTimeout`, or has run longer
+/// than `trial.timeout` since its container started (time queued or pulling does not count).
+fn overdue(launch: &Launch, watch: &JobWatch, launched: tokio::time::Instant) -> Option<Exit> {
+    match watch.running_since() {
+        Some(since) => launch.timeout.filter(|t| since.elapsed() > *t).map(|_| Exit::TimedOut),
+        None => launch.start_timeout.filter(|t| launched.elapsed() > *t).map(|t| {
+            let why = watch.waiting().map(|w| format!(" (waiting: {w})")).unwrap_or_default();
+            Exit::StartFailed(format!("did not start within spec.trial.startTimeout ({}s){why}", t.as_secs()))
+        }),
     }
 }
 
-/// How the Job ended, if it has.
-fn job_exit(job: &Job, pod: Option<&Pod>) -> Option<Exit> {
-    let conditions = job.status.as_ref()?.conditions.as_ref()?;
-    let ended = conditions.iter().find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")?;
-    if ended.type_ == "Complete" {
-        return Some(Exit::Code(0));
-    }
-    if ended.reason.as_deref() == Some("DeadlineExceeded") {
-        return Some(Exit::TimedOut);
-    }
-    let code = pod
-        .and_then(|p| {
-            p.status
-                .as_ref()?
-                .container_statuses
-                .as_ref()?
-                .first()?
-                .state
-                .as_ref()?
-                .terminated
-                .as_ref()
-                .map(|t| t.exit_code)
-        })
-        .unwrap_or(1);
-    Some(Exit::Code(if code == 0 { 1 } else { code }))
-}
-
-/// Streams the pod's log as trial output lines until the container ends; returns the last lines.
-async fn follow_log(pods: Api<Pod>, pod: String, events: mpsc::UnboundedSender<TrialEvent>) -> VecDeque<String> {
-    let mut tail = VecDeque::with_capacity(TAIL_LINES);
-    let params = LogParams { follow: true, ..Default::default() };
-    let Ok(stream) = pods.log_stream(&pod, &params).await else { return tail };
-    let mut lines = stream.lines();
-    while let Ok(Some(line)) = lines.try_next().await {
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line.clone());
-        let _ = events.send(TrialEvent::Line { stream: Stream::Stdout, text: line });
-    }
-    tail
-}
+#[cfg(test)]
+mod tests;

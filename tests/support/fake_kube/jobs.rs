@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::disruption::{Action, judge};
 use super::kubelet::{JobTrack, Kubelet, has_condition};
 use super::meta;
 use super::pods::is_terminal;
@@ -30,6 +31,7 @@ impl Kubelet {
         let spec = &job["spec"];
         let owned: Vec<&Value> =
             pods.iter().filter(|p| meta::ns_of(p) == ns && meta::owner_uids(p).contains(&uid)).collect();
+        let mut fail_job = None;
         let (started, succeeded, mut failed) = {
             let mut tracks = self.jobs();
             let t = tracks.entry(uid.clone()).or_insert_with(|| JobTrack {
@@ -41,7 +43,14 @@ impl Kubelet {
             for p in &owned {
                 match p["status"]["phase"].as_str() {
                     Some("Succeeded") => t.succeeded.insert(meta::uid_of(p)),
-                    Some("Failed") => t.failed.insert(meta::uid_of(p)),
+                    Some("Failed") => match judge(&spec["podFailurePolicy"], p) {
+                        Action::Ignore => false,
+                        Action::FailJob(message) => {
+                            fail_job.get_or_insert(message);
+                            t.failed.insert(meta::uid_of(p))
+                        }
+                        Action::Count => t.failed.insert(meta::uid_of(p)),
+                    },
                     _ => false,
                 };
             }
@@ -49,7 +58,11 @@ impl Kubelet {
         };
         failed += owned
             .iter()
-            .map(|p| p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0))
+            .map(|p| {
+                let first = &p["spec"]["containers"][0]["name"];
+                let statuses = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+                statuses.iter().find(|s| &s["name"] == first).map_or(0, |s| s["restartCount"].as_i64().unwrap_or(0))
+            })
             .sum::<i64>();
         let active: Vec<&Value> = owned.iter().copied().filter(|p| !is_terminal(p) && !meta::is_deleting(p)).collect();
         let mut n_active = active.len();
@@ -66,11 +79,13 @@ impl Kubelet {
             let backoff = spec["backoffLimit"].as_i64().unwrap_or(6);
             let deadline = spec["activeDeadlineSeconds"].as_u64();
             let outcome = if !suspend && deadline.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
-                Some(("Failed", "DeadlineExceeded", "Job was active longer than specified deadline"))
+                Some(("Failed", "DeadlineExceeded", "Job was active longer than specified deadline".to_string()))
             } else if succeeded >= completions {
-                Some(("Complete", "CompletionsReached", "Reached expected number of succeeded pods"))
+                Some(("Complete", "CompletionsReached", "Reached expected number of succeeded pods".to_string()))
+            } else if let Some(message) = fail_job {
+                Some(("Failed", "PodFailurePolicy", message))
             } else if failed > backoff {
-                Some(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"))
+                Some(("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit".to_string()))
             } else {
                 None
             };
@@ -99,7 +114,7 @@ impl Kubelet {
                     status["completionTime"] = json!(now);
                     self.event(job, "Normal", "Completed", "Job completed", "job-controller");
                 } else {
-                    self.event(job, "Warning", reason, message, "job-controller");
+                    self.event(job, "Warning", reason, &message, "job-controller");
                 }
             } else if !suspend {
                 let want = parallelism.min(completions - succeeded).max(0) - n_active as i64;
@@ -109,6 +124,19 @@ impl Kubelet {
                     }
                 }
             }
+        }
+        let was_suspended = has_condition(job, "Suspended", "True");
+        if suspend != was_suspended && !finished(job) {
+            let (state, reason, message) = if suspend {
+                ("True", "JobSuspended", "Job suspended")
+            } else {
+                ("False", "JobResumed", "Job resumed")
+            };
+            let mut conds: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+            conds.retain(|c| c["type"] != "Suspended");
+            conds.push(json!({"type": "Suspended", "status": state, "reason": reason, "message": message,
+                "lastProbeTime": now, "lastTransitionTime": now}));
+            status["conditions"] = Value::Array(conds);
         }
         if let Some(m) = status.as_object_mut() {
             for (k, v) in [("active", n_active as i64), ("succeeded", succeeded), ("failed", failed)] {
@@ -165,10 +193,11 @@ impl Kubelet {
                 Err(e) if e.code == 409 => continue,
                 Err(e) => {
                     let msg = format!("Error creating: {}", e.message);
-                    let first = self
-                        .jobs()
-                        .get_mut(&uid)
-                        .is_some_and(|t| t.create_error.replace(msg.clone()) != Some(msg.clone()));
+                    // The same error for another generated name is the same error: reported once
+                    // (a real Job controller backs off), or every pass would be a change.
+                    let key = msg.replace(&pod_name, &base);
+                    let first =
+                        self.jobs().get_mut(&uid).is_some_and(|t| t.create_error.replace(key.clone()) != Some(key));
                     if first {
                         self.event(job, "Warning", "FailedCreate", &msg, "job-controller");
                     }

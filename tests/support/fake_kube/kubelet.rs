@@ -45,6 +45,8 @@ pub struct Kubelet {
     runs: Mutex<HashMap<String, RunSlot>>,
     jobs: Mutex<HashMap<String, JobTrack>>,
     stopped: AtomicBool,
+    /// Images that cannot be pulled (ErrImagePull, then ImagePullBackOff).
+    refused_images: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,11 +87,16 @@ impl Kubelet {
             runs: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
+            refused_images: Mutex::new(HashSet::new()),
         }
     }
 
     pub(super) fn runs(&self) -> MutexGuard<'_, HashMap<String, RunSlot>> {
         lock(&self.runs)
+    }
+
+    pub(super) fn refused_images(&self) -> MutexGuard<'_, HashSet<String>> {
+        lock(&self.refused_images)
     }
 
     pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<String, JobTrack>> {

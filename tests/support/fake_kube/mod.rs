@@ -28,7 +28,16 @@
 //! - a Complete Job has conditions SuccessCriteriaMet+Complete and `completionTime`; a failed one
 //!   FailureTarget+Failed (BackoffLimitExceeded or DeadlineExceeded), no completionTime; on
 //!   failure its active pods are deleted; zero counters (`active`, `succeeded`, `failed`) are omitted;
-//! - a watch from a resourceVersion older than the kept history gets an ERROR event (410).
+//! - a watch from a resourceVersion older than the kept history gets an ERROR event (410);
+//! - a Job's `podFailurePolicy` is judged on each failed pod (Ignore: not counted, replaced;
+//!   FailJob: the Job fails with reason PodFailurePolicy; Count), and `evict` gives a pod the
+//!   DisruptionTarget condition and terminates it, as a drain or preemption does;
+//! - blocked pods: `refuse_image` (ErrImagePull, then ImagePullBackOff), an env `valueFrom` of a
+//!   missing Secret/ConfigMap (CreateContainerConfigError), a namespace labelled with a Pod Security
+//!   level refuses pods that break it (403; the Job controller's FailedCreate Event), and a queued
+//!   namespace (`queue_jobs`, as Kueue) suspends new Jobs (condition Suspended) until `admit_jobs`;
+//! - container statuses are listed by container name, not in the spec's order; a pod of several
+//!   containers answers a log request that names none with 400 (name the container).
 //!
 //! Simplifications: pods schedule on one node `fake-node` by `nvidia.com/gpu` only; only the first
 //! container runs (others report waiting/Completed); no image: a container without `command`
@@ -36,12 +45,14 @@
 //! `$(VAR)` is expanded in command/args/env; the working dir is `workingDir` or a temp dir per pod;
 //! pod deletion is immediate (SIGTERM, SIGKILL after min(grace, 3s)); no Job retry back-off
 //! delay (restarts in place wait 0.5s); Foreground deletion acts like Background; strategic
-//! merge and apply replace lists; `ttlSecondsAfterFinished`, `podFailurePolicy`, Indexed Jobs,
+//! merge and apply replace lists; `ttlSecondsAfterFinished`, Indexed Jobs,
 //! init containers, probes, managedFields and field ownership are not modelled; core/v1 and
 //! events.k8s.io/v1 events are stored separately.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod blocked;
 mod defaults;
+mod disruption;
 mod errors;
 mod item;
 mod jobs;
@@ -51,6 +62,7 @@ mod meta;
 mod patch;
 mod pods;
 mod process;
+mod requests;
 mod resources;
 mod routes;
 mod selector;
@@ -68,6 +80,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
+pub use self::requests::RequestLog;
 pub use self::resources::ResourceType;
 
 /// A running fake cluster: API server, one node, a kubelet, the Job controller and a scheduler.
@@ -75,6 +88,7 @@ pub struct FakeKube {
     url: String,
     store: Arc<Store>,
     kubelet: Arc<Kubelet>,
+    requests: Arc<RequestLog>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -92,12 +106,13 @@ impl FakeKube {
         kubelet.set_gpu_capacity(0);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let app = routes::App { store: store.clone(), kubelet: kubelet.clone() };
+        let requests = Arc::new(RequestLog::new());
+        let app = routes::App { store: store.clone(), kubelet: kubelet.clone(), requests: requests.clone() };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, routes::router(app)).await;
         });
         let reconcile = tokio::spawn(kubelet.clone().run());
-        FakeKube { url: format!("http://{addr}"), store, kubelet, tasks: vec![server, reconcile] }
+        FakeKube { url: format!("http://{addr}"), store, kubelet, requests, tasks: vec![server, reconcile] }
     }
 
     /// The API server's base URL, e.g. `http://127.0.0.1:41234`.
@@ -128,6 +143,31 @@ impl FakeKube {
         let _ = self.store.create_internal(NAMESPACES, "", json!({"metadata": {"name": name}}));
     }
 
+    /// Creates a namespace with labels, e.g. `pod-security.kubernetes.io/enforce: restricted`
+    /// (pods that break that Pod Security level are refused: the Job's FailedCreate).
+    pub fn create_namespace_with_labels(&self, name: &str, labels: Value) {
+        let _ = self.store.create_internal(NAMESPACES, "", json!({"metadata": {"name": name, "labels": labels}}));
+    }
+
+    /// Makes an image impossible to pull: its pods wait in ErrImagePull, then ImagePullBackOff.
+    pub fn refuse_image(&self, image: &str) {
+        self.kubelet.refused_images().insert(image.to_string());
+    }
+
+    /// Lets a queue (as Kueue does) manage `ns`: every Job created there starts suspended
+    /// (`spec.suspend: true`, condition Suspended) until `admit_jobs`.
+    pub fn queue_jobs(&self, ns: &str) {
+        self.store.mutate(NAMESPACES, "", ns, |n| n["metadata"]["labels"][blocked::QUEUED] = json!("true"));
+    }
+
+    /// Admits every queued Job of `ns` (un-suspends it), as the queue does when quota frees.
+    pub fn admit_jobs(&self, ns: &str) {
+        let jobs: Vec<Value> = self.objects("jobs").into_iter().filter(|j| j["metadata"]["namespace"] == ns).collect();
+        for job in jobs {
+            self.store.mutate(resources::JOBS, ns, &meta::name_of(&job), |j| j["spec"]["suspend"] = json!(false));
+        }
+    }
+
     /// Registers another resource type (as creating a CRD through the API also does).
     pub fn register(&self, rt: ResourceType) {
         self.store.registry.register(rt);
@@ -153,6 +193,17 @@ impl FakeKube {
     pub fn pod_log(&self, ns: &str, name: &str) -> Option<String> {
         let pod = self.get("pods", ns, name)?;
         self.kubelet.log_for(&meta::uid_of(&pod), false).map(|l| l.text())
+    }
+
+    /// Every request the API server has answered, in order (count them with `len` and `since`).
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
+    }
+
+    /// Evicts a pod as the Eviction API or a node drain does (DisruptionTarget=True, SIGTERM);
+    /// false when there is no such pod. A Job's `podFailurePolicy` decides what that costs it.
+    pub fn evict(&self, ns: &str, pod: &str) -> bool {
+        self.kubelet.evict(ns, pod)
     }
 
     /// Pids of container processes still running.

@@ -35,7 +35,7 @@ pub fn is_terminal(pod: &Value) -> bool {
     matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
-fn grace(pod: &Value) -> Duration {
+pub(super) fn grace(pod: &Value) -> Duration {
     let secs = pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     Duration::from_secs(secs).min(MAX_GRACE)
 }
@@ -125,6 +125,11 @@ impl Kubelet {
         let uid = meta::uid_of(pod);
         let existing = self.runs().get(&uid).map(|s| (s.current.clone(), s.restarts, s.restart_at, s.first_start));
         let Some((run, restarts, restart_at, first_start)) = existing else {
+            let looked = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"].is_string();
+            if let Some((reason, message)) = self.blocked(pod, u32::from(looked)) {
+                self.write_blocked(pod, &reason, &message);
+                return;
+            }
             let run = self.start(pod);
             let slot = RunSlot {
                 current: run.clone(),
@@ -217,6 +222,8 @@ impl Kubelet {
             statuses.push(json!({"name": other["name"], "image": other["image"], "imageID": "", "ready": false,
                 "started": false, "restartCount": 0, "state": st}));
         }
+        // A real kubelet lists container statuses by name, not in the spec's order.
+        statuses.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         let (ready, why) = if running {
             ("True", "")
         } else if terminal {
@@ -240,6 +247,11 @@ impl Kubelet {
             "qosClass": old["qosClass"].as_str().unwrap_or("BestEffort"),
             "containerStatuses": statuses,
         });
+        // The kubelet's own conditions are rewritten; a disruption's stays.
+        let disruption = old["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "DisruptionTarget");
+        if let (Some(d), Some(list)) = (disruption, status["conditions"].as_array_mut()) {
+            list.push(d.clone());
+        }
         if deadline {
             status["reason"] = json!("DeadlineExceeded");
             status["message"] = json!("Pod was active on the node longer than the specified deadline");

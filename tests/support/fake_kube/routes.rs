@@ -15,6 +15,7 @@ use super::errors::{ApiError, json_response};
 use super::item::item;
 use super::kubelet::Kubelet;
 use super::meta;
+use super::requests::RequestLog;
 use super::resources::{Registry, ResourceType};
 use super::selector::Selectors;
 use super::store::{Deleted, Store};
@@ -24,6 +25,7 @@ use super::watch::{out, watch_response};
 pub struct App {
     pub store: Arc<Store>,
     pub kubelet: Arc<Kubelet>,
+    pub requests: Arc<RequestLog>,
 }
 
 pub(super) type Q = HashMap<String, String>;
@@ -40,6 +42,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    app.requests.record(method.as_str(), uri.path(), uri.query());
     dispatch(&app, &method, uri.path(), &q, &headers, &body).unwrap_or_else(IntoResponse::into_response)
 }
 

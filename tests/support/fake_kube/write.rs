@@ -77,6 +77,7 @@ impl Store {
             o.remove("status");
         }
         defaults::on_create(rt, &mut obj).map_err(|e| ApiError::invalid(rt, &name, e))?;
+        super::blocked::admit(&inner.objects, &res, &ns, &mut obj)?;
         meta::normalize(&mut obj);
         let key = (res.clone(), ns, name.clone());
         if inner.objects.contains_key(&key) {

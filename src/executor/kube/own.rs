@@ -1,0 +1,92 @@
+//! Creating a trial's Job, or finding the one an earlier controller created for it. Ownership is
+//! explicit: a Job of the trial's name is followed only when its labels say it is this trial's in
+//! this very experiment and the launch may resume; any other (an earlier experiment of the same
+//! name, an earlier attempt before a retry) is deleted, saying so in the log, and created afresh.
+//!
+//! ```text
+//! create ─▶ 201 ─────────────────────────────────▶ New
+//!        └▶ 409 ─▶ get ─▶ ours and resume ───────▶ Existing (re-attach)
+//!                      └▶ someone else's ─▶ delete, wait until gone ─▶ create again
+//! ```
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams, Preconditions, PropagationPolicy};
+use tracing::warn;
+
+use super::job::{ATTEMPT_ANNOTATION, IDENTITY_LABEL, is_trial_of, render_job};
+use crate::executor::Launch;
+
+/// How long a replaced Job may take to go (a real API server removes it at once with background
+/// propagation; finalizers of others may hold it a little).
+const GONE_WITHIN: Duration = Duration::from_secs(30);
+/// How often a Job being deleted is looked at.
+const GONE_POLL: Duration = Duration::from_millis(200);
+/// Create, and after replacing a Job once, create again; a third 409 means something else keeps
+/// creating it.
+const TRIES: usize = 3;
+
+pub enum Created {
+    New,
+    /// A previous controller created it for this very attempt: follow it instead of starting anew.
+    Existing,
+}
+
+/// Creates the trial's Job, or finds the one a previous controller created for it.
+pub async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<Created, String> {
+    let job = render_job(launch, namespace)?;
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let failed = |what: &str, e: kube::Error| format!("failed to {what} Job {name} in namespace {namespace}: {e}");
+    for _ in 0..TRIES {
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => return Ok(Created::New),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => return Err(failed("create", e)),
+        }
+        let Some(existing) = jobs.get_opt(&name).await.map_err(|e| failed("read", e))? else { continue };
+        if launch.resume && is_trial_of(&existing, launch) {
+            return Ok(Created::Existing);
+        }
+        let annotation = |key| existing.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned();
+        let label = |key| existing.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
+        warn!(
+            job = %name,
+            its_identity = label(IDENTITY_LABEL).unwrap_or_default(),
+            its_attempt = annotation(ATTEMPT_ANNOTATION).unwrap_or_default(),
+            identity = %launch.identity,
+            attempt = launch.attempt,
+            "a Job of this name exists but is not this trial's attempt (an earlier experiment of the same \
+             name, or the attempt before a retry): deleting it and creating the trial's own"
+        );
+        remove(jobs, &existing).await.map_err(|e| failed("delete", e))?;
+    }
+    Err(format!(
+        "Job {name} in namespace {namespace} came back each time it was deleted; is something else creating it?"
+    ))
+}
+
+/// Deletes `job` (its pods with it) and waits until it is gone or replaced.
+async fn remove(jobs: &Api<Job>, job: &Job) -> Result<(), kube::Error> {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let uid = job.metadata.uid.clone();
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions { uid: uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    match jobs.delete(&name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let deadline = tokio::time::Instant::now() + GONE_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        match jobs.get_opt(&name).await? {
+            Some(j) if j.metadata.uid == uid => tokio::time::sleep(GONE_POLL).await,
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Pods that cannot start, as on a real cluster: an image that cannot be pulled (ErrImagePull, then
+//! ImagePullBackOff), a container whose configuration names a missing Secret or ConfigMap
+//! (CreateContainerConfigError), a namespace whose Pod Security level refuses the pod (the Job
+//! controller's FailedCreate), and a queue (Kueue) that suspends each new Job until admitted.
+
+use serde_json::{Value, json};
+
+use super::errors::ApiError;
+use super::kubelet::{Kubelet, conditions};
+use super::meta;
+use super::resources::{JOBS, NAMESPACES, PODS};
+use super::store::Key;
+
+/// The Pod Security admission label of a namespace, as Kubernetes reads it.
+pub const ENFORCE: &str = "pod-security.kubernetes.io/enforce";
+/// The fake's stand-in for Kueue managing a namespace: each new Job there starts suspended.
+pub const QUEUED: &str = "fake.kueue.x-k8s.io/managed";
+
+impl Kubelet {
+    /// Why the pod's first container cannot start yet, as its waiting `(reason, message)`;
+    /// `attempts` is how many times the kubelet looked (the first pull error is ErrImagePull).
+    pub(super) fn blocked(&self, pod: &Value, attempts: u32) -> Option<(String, String)> {
+        let c = &pod["spec"]["containers"][0];
+        let image = c["image"].as_str().unwrap_or_default();
+        if self.refused_images().contains(image) {
+            return Some(if attempts == 0 {
+                ("ErrImagePull".into(), format!("failed to pull and unpack image \"{image}\": not found"))
+            } else {
+                ("ImagePullBackOff".into(), format!("Back-off pulling image \"{image}\""))
+            });
+        }
+        let ns = meta::ns_of(pod);
+        for env in c["env"].as_array().into_iter().flatten() {
+            for (key, res, kind) in
+                [("secretKeyRef", "secrets", "secret"), ("configMapKeyRef", "configmaps", "configmap")]
+            {
+                let r = &env["valueFrom"][key];
+                let Some(name) = r["name"].as_str() else { continue };
+                if r["optional"] != true && self.store.get(res, &ns, name).is_none() {
+                    return Some(("CreateContainerConfigError".into(), format!("{kind} \"{name}\" not found")));
+                }
+            }
+        }
+        None
+    }
+
+    /// Writes a pending pod whose first container waits for `reason`.
+    pub(super) fn write_blocked(&self, pod: &Value, reason: &str, message: &str) {
+        let c = &pod["spec"]["containers"][0];
+        let status = json!({
+            "phase": "Pending",
+            "conditions": conditions(&pod["status"]["conditions"], &[
+                ("PodReadyToStartContainers", "True", "", ""), ("Initialized", "True", "", ""),
+                ("Ready", "False", "ContainersNotReady", ""), ("ContainersReady", "False", "ContainersNotReady", ""),
+                ("PodScheduled", "True", "", ""),
+            ]),
+            "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": false,
+                "started": false, "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}}],
+        });
+        let (ns, name) = (meta::ns_of(pod), meta::name_of(pod));
+        let old = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+        if old["reason"] == reason && old["message"] == message {
+            return; // an unchanged write would be a change, and wake the kubelet again at once
+        }
+        let changed = old["reason"] != reason;
+        self.store.mutate(PODS, &ns, &name, |p| p["status"] = status);
+        if changed {
+            self.event(
+                pod,
+                "Warning",
+                if reason == "CreateContainerConfigError" { "Failed" } else { "BackOff" },
+                message,
+                "kubelet",
+            );
+        }
+    }
+}
+
+/// Admission on create: Pod Security for pods, and the queue's suspension for Jobs.
+pub fn admit(
+    objects: &std::collections::BTreeMap<Key, Value>,
+    res: &str,
+    ns: &str,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let labels =
+        objects.get(&(NAMESPACES.to_string(), String::new(), ns.to_string())).map(|n| n["metadata"]["labels"].clone());
+    let label = |key: &str| labels.as_ref().and_then(|l| l[key].as_str().map(String::from));
+    if res == PODS
+        && let Some(level) = label(ENFORCE)
+    {
+        let violations = pod_security(&level, obj);
+        if !violations.is_empty() {
+            let name = meta::name_of(obj);
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:latest\": {}",
+                    violations.join(", ")
+                ),
+            ));
+        }
+    }
+    if res == JOBS && label(QUEUED).as_deref() == Some("true") {
+        obj["spec"]["suspend"] = json!(true);
+    }
+    Ok(())
+}
+
+/// What the Pod Security level `restricted` (or `baseline`: privileged only) refuses in a pod.
+fn pod_security(level: &str, pod: &Value) -> Vec<String> {
+    let spec = &pod["spec"];
+    let mut found = Vec::new();
+    for c in spec["containers"].as_array().into_iter().flatten() {
+        let (name, sc) = (c["name"].as_str().unwrap_or(""), &c["securityContext"]);
+        if sc["privileged"] == true {
+            found.push(format!("privileged (container \"{name}\" must not set securityContext.privileged=true)"));
+        }
+        if level != "restricted" {
+            continue;
+        }
+        if sc["allowPrivilegeEscalation"] != false {
+            found.push(format!("allowPrivilegeEscalation != false (container \"{name}\" must set securityContext.allowPrivilegeEscalation=false)"));
+        }
+        let drops = sc["capabilities"]["drop"].as_array().is_some_and(|d| d.iter().any(|x| x == "ALL"));
+        if !drops {
+            found.push(format!(
+                "unrestricted capabilities (container \"{name}\" must set securityContext.capabilities.drop=[\"ALL\"])"
+            ));
+        }
+        if sc["runAsNonRoot"] != true && spec["securityContext"]["runAsNonRoot"] != true {
+            found.push(format!(
+                "runAsNonRoot != true (container \"{name}\" must set securityContext.runAsNonRoot=true)"
+            ));
+        }
+    }
+    found
+}
