@@ -65,7 +65,8 @@ pub struct Asker {
 struct Known {
     /// Made before the first read, so no write is missed.
     changes: Changes<u32>,
-    trials: Vec<Trial>,
+    /// Whether each trial (by index) is still open: all an ask needs of the trial besides its past.
+    open: Vec<bool>,
     /// `history(spec, trials)`, entry for entry.
     history: Vec<Past>,
 }
@@ -75,7 +76,8 @@ impl Known {
         let changes = state.store.watch_trials(name);
         let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
         let history = history(spec, &trials);
-        Ok(Self { changes, trials, history })
+        let open = trials.iter().map(|t| !t.phase.is_finished()).collect();
+        Ok(Self { changes, open, history })
     }
 
     /// Reads again the trials written since the last look.
@@ -83,13 +85,16 @@ impl Known {
         for index in self.changes.take() {
             let read = state.store.trial(name, index).map_err(ApiError::internal(format!("read trial {index}")))?;
             let Some(trial) = read else { continue };
-            let past = experiment::past(spec, &trial);
-            match self.trials.binary_search_by_key(&index, |t| t.index) {
-                Ok(at) => (self.trials[at], self.history[at]) = (trial, past),
-                Err(at) => {
-                    self.trials.insert(at, trial);
-                    self.history.insert(at, past);
-                }
+            let at = trial.index as usize;
+            let (open, past) = (!trial.phase.is_finished(), experiment::past(spec, &trial));
+            if at < self.open.len() {
+                (self.open[at], self.history[at]) = (open, past);
+            } else {
+                // Trials are numbered densely from 0; a gap (never made by tuna) is filled as closed.
+                self.open.resize(at, false);
+                self.history.resize(at, Past { parameters: Default::default(), outcome: search::Outcome::Failed });
+                self.open.push(open);
+                self.history.push(past);
             }
         }
         Ok(())
@@ -199,7 +204,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let record = askable(&state, &name)?;
     let spec = &record.experiment.spec;
     let known = asker.known(&state, spec, &name)?;
-    let (existing, open) = (known.trials.len(), known.trials.iter().filter(|t| !t.phase.is_finished()).count());
+    let (existing, open) = (known.open.len(), known.open.iter().filter(|o| **o).count());
     let wanted = room_for(&record, request.count, existing, open);
     if wanted == 0 {
         return Ok(Json(Suggestions { trials: Vec::new() }));
@@ -231,7 +236,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     let costly = asker.search.as_ref().is_some_and(|s| s.costly());
     let ahead = costly.then(|| history.clone());
     if let Some(known) = asker.known.as_mut() {
-        known.trials.extend(asked.iter().cloned());
+        known.open.extend(asked.iter().map(|_| true));
         known.history = history;
     }
     stored.map_err(ApiError::internal(format!("store the trials of {name}")))?;
@@ -269,8 +274,8 @@ pub(super) fn prepare(state: &ApiState, record: &ExperimentRecord) {
     }
     let (spec, seed) = (&record.experiment.spec, seed_of(record));
     let Ok(known) = asker.known(state, spec, name) else { return };
-    let open = known.trials.iter().filter(|t| !t.phase.is_finished()).count();
-    if room_for(record, 1, known.trials.len(), open) == 0 {
+    let open = known.open.iter().filter(|o| **o).count();
+    if room_for(record, 1, known.open.len(), open) == 0 {
         return;
     }
     let history = known.history.clone();

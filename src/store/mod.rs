@@ -35,6 +35,10 @@ pub const MAX_OBSERVATIONS: usize = 100_000;
 #[cfg(test)]
 pub const MAX_OBSERVATIONS: usize = 1_000;
 
+/// sled's page cache (its default is 1 GiB, which a large store fills): enough for the records a
+/// server touches, a bound on its memory.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// The on-disk schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -251,7 +255,11 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("db");
         private::make_private(dir, &path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
-        let db = sled::Config::new().path(&path).open().map_err(|source| Error::Open { path: path.clone(), source })?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|source| Error::Open { path: path.clone(), source })?;
         let tree = |name: &str| db.open_tree(name).map_err(|source| Error::Open { path: path.clone(), source });
         let (experiments, trials, observations, meta) =
             (tree("experiments")?, tree("trials")?, tree("observations")?, tree("meta")?);
