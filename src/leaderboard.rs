@@ -223,6 +223,14 @@ impl Row {
     }
 }
 
+/// A parameter value as shown to people: numbers with 6 significant digits, names as they are.
+pub fn param(v: &crate::space::ParamValue) -> String {
+    match v {
+        crate::space::ParamValue::Float(f) => number(*f),
+        other => other.to_string(),
+    }
+}
+
 /// A number as shown to people: 6 significant digits without trailing zeros (`0.0114159`,
 /// `123457`), in scientific notation when tiny or huge (`1.5e-9`, never `0`).
 pub fn number(v: f64) -> String {

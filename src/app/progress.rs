@@ -20,7 +20,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::controller::{Progress, Snapshot};
 use crate::leaderboard;
-use crate::space::ParamValue;
 use crate::trial::{Observation, Trial};
 
 /// How often the live display redraws when nothing happens (the clock and the spinner move).
@@ -64,7 +63,8 @@ impl Display {
     pub fn show(&mut self, progress: Progress<'_>) {
         match progress {
             Progress::Launched { trial, snapshot } => {
-                let params: Vec<String> = trial.parameters.iter().map(|(k, v)| format!("{k}={}", value(v))).collect();
+                let params: Vec<String> =
+                    trial.parameters.iter().map(|(k, v)| format!("{k}={}", leaderboard::param(v))).collect();
                 self.print(&format!("{} started {}", trial.name, params.join(" ")), &snapshot);
                 self.latest.insert(trial.name.clone(), Latest::default());
                 if let Some(live) = &mut self.live {
@@ -203,17 +203,10 @@ fn best(snapshot: &Snapshot) -> Option<String> {
     snapshot.best.as_ref().map(|(name, v)| format!("best {} ({name})", leaderboard::number(*v)))
 }
 
-/// A parameter value for people: numbers with 6 significant digits.
-fn value(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Float(f) => leaderboard::number(*f),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::space::ParamValue;
 
     #[test]
     fn a_running_trial_s_line_shows_its_step_and_the_objective_first() {
@@ -221,6 +214,6 @@ mod tests {
         latest.values.insert("loss".into(), 0.180214321);
         latest.values.insert("accuracy".into(), 0.956140351);
         assert_eq!(describe("q-0004", &latest, "accuracy"), "q-0004  step 7  accuracy=0.95614 loss=0.180214");
-        assert_eq!(value(&ParamValue::Float(0.2657094293441059)), "0.265709");
+        assert_eq!(leaderboard::param(&ParamValue::Float(0.2657094293441059)), "0.265709");
     }
 }

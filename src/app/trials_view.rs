@@ -3,7 +3,6 @@
 
 use crate::cli::Format;
 use crate::leaderboard;
-use crate::space::ParamValue;
 use crate::trial::Trial;
 
 /// The trials in the format asked for.
@@ -19,7 +18,7 @@ pub fn render(trials: &[Trial], format: Format) -> anyhow::Result<String> {
 fn table(trials: &[Trial]) -> String {
     let header = ["trial", "phase", "objective", "step", "parameters", "cause"].map(String::from).to_vec();
     let rows = trials.iter().map(|t| {
-        let params: Vec<String> = t.parameters.iter().map(|(k, v)| format!("{k}={}", shown(v))).collect();
+        let params: Vec<String> = t.parameters.iter().map(|(k, v)| format!("{k}={}", leaderboard::param(v))).collect();
         vec![
             t.name.clone(),
             format!("{:?}", t.phase),
@@ -59,17 +58,11 @@ fn csv(trials: &[Trial]) -> String {
     std::iter::once(header).chain(rows).collect()
 }
 
-fn shown(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Float(f) => leaderboard::number(*f),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::space::Assignment;
+    use crate::space::ParamValue;
 
     #[test]
     fn the_table_keeps_six_significant_digits_and_csv_every_digit() {

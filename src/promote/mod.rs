@@ -227,22 +227,8 @@ fn wants_auto(record: &ExperimentRecord) -> bool {
 fn copy_complete(from: &Path, to: &Path) -> std::io::Result<()> {
     let partial = to.with_extension("partial");
     let _ = std::fs::remove_dir_all(&partial);
-    copy_dir(from, &partial)?;
+    crate::store::snapshot::copy_dir(from, &partial)?;
     std::fs::rename(&partial, to)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
