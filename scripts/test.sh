@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The tests, with everything they need installed (the README's test command; .ci/run runs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# End-to-end tests run real trials: the quickstart training (python3, standard library only) and
+# small sh scripts using sleep, date and kill.
+if ! command -v python3 >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq python3
+fi
+for tool in sh sleep date kill; do
+  command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq coreutils procps; break; }
+done
+
+# The live display's test runs `tuna run` under a pseudo-terminal (util-linux `script`); the HTTPS
+# test makes a CA and serves TLS with the openssl command.
+command -v script >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bsdutils; }
+command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl; }
+
+# Manifest tests validate every generated Kubernetes object with kubernetes-validate (PyPI).
+if [ ! -x .venv-k8s/bin/kubernetes-validate ]; then
+  python3 -m venv .venv-k8s 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv-k8s; }
+  .venv-k8s/bin/pip install -q kubernetes-validate
+fi
+
+cargo test
