@@ -274,3 +274,13 @@ fn a_parameter_with_too_many_values_is_refused_at_its_field_and_checked_in_linea
     let err = crate::spec::parse(&doc).unwrap_err().to_string();
     assert!(err.contains("spec.parameters[0].values[9999]: repeats an earlier value"), "{err}");
 }
+
+#[test]
+fn a_start_timeout_that_is_no_duration_is_refused_at_its_field() {
+    assert_problem(
+        "timeout: 10m",
+        "timeout: 10m\n    startTimeout: whenever",
+        "spec.trial.startTimeout: \"whenever\" is not a duration",
+    );
+    assert!(problems("timeout: 10m", "timeout: 10m\n    startTimeout: 5m").is_empty());
+}

@@ -281,6 +281,9 @@ fn check_trial(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             }
         }
     }
+    if let Some(Err(e)) = trial.start_timeout.as_deref().map(super::read_duration) {
+        problems.push(Problem::new("spec.trial.startTimeout", e.to_string()));
+    }
     if let Some(Err(e)) = trial.timeout.as_deref().map(super::read_duration) {
         problems.push(Problem::new("spec.trial.timeout", e.to_string()));
     }
