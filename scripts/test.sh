@@ -15,6 +15,8 @@ done
 # The live display's test runs `tuna run` under a pseudo-terminal (util-linux `script`); the HTTPS
 # test makes a CA and serves TLS with the openssl command.
 command -v script >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bsdutils; }
+# Local trials start under util-linux's setpriv (they die with their tuna); a test checks it.
+command -v setpriv >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq util-linux; }
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl; }
 
 # Manifest tests validate every generated Kubernetes object with kubernetes-validate (PyPI).
