@@ -180,27 +180,21 @@ impl<E: Executor> Controller<E> {
         let mut shell = Shell { controller: self, record, started: Instant::now(), progress };
         core.handle(Event::Halt(*halt.borrow_and_update()), Timestamp::now());
         loop {
-            let commands = core
+            let mut commands = core
                 .step(search.as_mut(), Timestamp::now())
                 .map_err(|source| Error::Suggest { name: name.into(), source })?;
-            let idle = commands.is_empty();
+            // Nothing to do until an attempt reports or users ask for a halt.
+            if commands.is_empty() {
+                commands = tokio::select! {
+                    report = attempts.next() => {
+                        let (index, report) = report?;
+                        shell.take_report(&mut core, &mut attempts, index, report).await?
+                    }
+                    next = next_halt(&mut halt) => core.handle(Event::Halt(next), Timestamp::now()),
+                };
+            }
             if let Some(reason) = shell.carry_out(&mut core, &mut attempts, commands)? {
                 return shell.finish(&core, reason);
-            }
-            if !idle {
-                continue;
-            }
-            tokio::select! {
-                report = attempts.next() => {
-                    let (index, report) = report?;
-                    let commands = shell.take_report(&mut core, &mut attempts, index, report).await?;
-                    if let Some(reason) = shell.carry_out(&mut core, &mut attempts, commands)? {
-                        return shell.finish(&core, reason);
-                    }
-                }
-                next = next_halt(&mut halt) => {
-                    core.handle(Event::Halt(next), Timestamp::now());
-                }
             }
         }
     }
@@ -282,11 +276,12 @@ impl<E: Executor> Shell<'_, E> {
             match command {
                 Command::Save(trial) => {
                     self.controller.save_trial(&trial)?;
-                    // Counts stay current while trials run (not only when one ends).
+                    // Counts and the best trial stay current while trials run, written when they
+                    // change (a start, an end), not only when a trial ends.
                     let status = self.record.experiment.status.get_or_insert_with(Default::default);
-                    let before = status.trials.clone();
+                    let before = status.clone();
                     core.refresh(status);
-                    if status.trials != before {
+                    if *status != before {
                         self.controller.save_status(&self.record, Durability::Lazy)?;
                     }
                 }
@@ -302,11 +297,8 @@ impl<E: Executor> Shell<'_, E> {
                 }
                 Command::Stop { trial, cause } => attempts.stop(trial, cause),
                 Command::Ended(trial) => {
+                    // Its Save, just before, brought the status up to date.
                     attempts.forget(trial.index);
-                    let status = self.record.experiment.status.get_or_insert_with(Default::default);
-                    core.refresh(status);
-                    // The trial itself was flushed; the status is rebuilt from the trials on every load.
-                    self.controller.save_status(&self.record, Durability::Lazy)?;
                     (self.progress)(Progress::Ended { trial: &trial, snapshot: snapshot(core, self.started) });
                 }
                 Command::Finish(reason) => return Ok(Some(reason)),
