@@ -47,13 +47,12 @@ pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
     let api =
         TrialApi { base_url: "http://tuna.tuna-system.svc:8080".into(), secret: TrialSecret::from_bytes([0; 32]) };
     let site = Site {
-        incarnation: experiment.metadata.uid.as_deref().unwrap_or("rendered"),
+        incarnation: experiment.metadata.uid.as_deref().unwrap_or(""),
         spec,
         experiment_dir: &PathBuf::from("/data/experiments").join(&name),
         working_dir: Path::new("."),
         api: Some(&api),
         origin: None,
-        identity: "",
     };
     let mut launch = launch_for(&site, &trial);
     for (key, value) in &mut launch.env {

@@ -250,7 +250,6 @@ impl<E: Executor> Controller<E> {
             experiment_dir: self.experiment_dir(&name),
             api: self.api.clone(),
             origin: record.origin.clone(),
-            identity: record.identity(),
         };
         Ok((core, search, Attempts::new(Arc::new(ctx))))
     }

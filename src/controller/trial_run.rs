@@ -23,7 +23,8 @@ use crate::trial::{Observation, Trial, TrialReason, parameters_json, substitute}
 pub struct TrialContext<E> {
     /// The experiment's name.
     pub name: String,
-    /// The experiment's incarnation (`metadata.uid`): trial tokens are bound to it.
+    /// The experiment's incarnation (`metadata.uid`): trial tokens are bound to it, and its Jobs
+    /// are labelled with it.
     pub incarnation: String,
     pub store: Store,
     pub executor: Arc<E>,
@@ -37,8 +38,6 @@ pub struct TrialContext<E> {
     pub api: Option<Arc<TrialApi>>,
     /// The custom resource the experiment came from (its namespace owns the trials' Jobs).
     pub origin: Option<crate::store::KubeOrigin>,
-    /// `ExperimentRecord::identity`: marks the trials' Jobs as this experiment's.
-    pub identity: String,
 }
 
 /// What an attempt's task sends back: its events as they happen, then how it finished.
@@ -87,7 +86,6 @@ impl<E: Executor> Attempts<E> {
             working_dir: &ctx.working_dir,
             api: ctx.api.as_deref(),
             origin: ctx.origin.as_ref(),
-            identity: &ctx.identity,
         };
         let mut launch = launch_for(&site, trial);
         launch.resume = resume;
@@ -205,7 +203,7 @@ async fn run_attempt<E: Executor>(
 
 /// Where and how an experiment's trials run: what a launch is built from.
 pub struct Site<'a> {
-    /// The experiment's incarnation, which the trial's push token is bound to.
+    /// The experiment's incarnation, which the trial's push token and Job are bound to.
     pub incarnation: &'a str,
     pub spec: &'a ExperimentSpec,
     /// The experiment's folder under the data dir (trial logs and, locally, outputs).
@@ -213,8 +211,6 @@ pub struct Site<'a> {
     pub working_dir: &'a Path,
     pub api: Option<&'a TrialApi>,
     pub origin: Option<&'a crate::store::KubeOrigin>,
-    /// `ExperimentRecord::identity`.
-    pub identity: &'a str,
 }
 
 /// Where a Kubernetes trial writes its model, inside its container.
@@ -268,7 +264,7 @@ pub fn launch_for(site: &Site<'_>, trial: &Trial) -> Launch {
         pod_template: template.pod_template.as_ref().map(|t| substitute_json(t, &lookup)),
         namespace: site.origin.map(|o| o.namespace.clone()),
         owner: site.origin.map(|o| Owner { name: o.name.clone(), uid: o.uid.clone() }),
-        identity: site.identity.to_string(),
+        identity: site.incarnation.to_string(),
         attempt: trial.attempts,
         resume: false,
     }

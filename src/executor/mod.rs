@@ -47,7 +47,7 @@ pub struct Launch {
     /// Kubernetes: the namespace and owner of a trial that came from a custom resource.
     pub namespace: Option<String>,
     pub owner: Option<self::kube::Owner>,
-    /// Who the experiment is beyond its name (`ExperimentRecord::identity`): a Job of another
+    /// Who the experiment is beyond its name (its incarnation, `ExperimentRecord::uid`): a Job of another
     /// experiment of the same name is never taken for this trial's.
     pub identity: String,
     /// The trial's attempt (from 1).

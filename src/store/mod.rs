@@ -218,11 +218,6 @@ impl ExperimentRecord {
         self.experiment.metadata.uid.as_deref().unwrap_or_default()
     }
 
-    /// Who this experiment is, beyond its name (what its Jobs are labelled with): its incarnation.
-    pub fn identity(&self) -> String {
-        self.uid().to_string()
-    }
-
     /// The experiment as users see it: its status with what is being served.
     pub fn view(&self) -> Experiment {
         let mut experiment = self.experiment.clone();
@@ -254,7 +249,7 @@ impl Store {
     /// stored documents carry trials' `env` values, which may be credentials.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("db");
-        private::make_private(dir, &path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
+        private::private_dirs(dir, &path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_BYTES)
@@ -274,7 +269,7 @@ impl Store {
             Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
             Some(v) => return Err(Error::SchemaVersion { path, found: String::from_utf8_lossy(&v).into_owned() }),
         }
-        private::make_private(dir, &path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
+        private::private_files(&path).map_err(|source| Error::Private { path: dir.to_path_buf(), source })?;
         let store = Self {
             db,
             experiments,
@@ -399,27 +394,15 @@ impl Store {
     /// Up to `limit` trials of an experiment after index `after` (from the first when `None`),
     /// by index; with the index to continue after when more follow.
     pub fn trials_page(&self, experiment: &str, after: Option<u32>, limit: usize) -> Result<(Vec<Trial>, Option<u32>)> {
-        let what = || format!("the trials of {experiment}");
-        let start = match after {
-            Some(i) => codec::trial_key(experiment, i.saturating_add(1)),
-            None => codec::experiment_prefix(experiment),
-        };
         let prefix = codec::experiment_prefix(experiment);
-        let mut page: Vec<Trial> = Vec::with_capacity(limit.min(1024));
-        let mut more = false;
-        for entry in self.trials.range(start..) {
-            let (key, value) = entry.map_err(|source| Error::Read { what: what(), source })?;
-            if !key.starts_with(&prefix) || after == Some(u32::MAX) {
-                break;
-            }
-            if page.len() == limit {
-                more = true;
-                break;
-            }
-            page.push(codec::decode(&value, what)?);
-        }
-        let next = if more { page.last().map(|t| t.index) } else { None };
-        Ok((page, next))
+        let start = match after {
+            Some(u32::MAX) => return Ok((Vec::new(), None)),
+            Some(i) => codec::trial_key(experiment, i + 1),
+            None => prefix.clone(),
+        };
+        let (page, more) = page(&self.trials, &prefix, start, limit, || format!("the trials of {experiment}"))?;
+        let next = more.then(|| page.last().map(|(_, t): &(_, Trial)| t.index)).flatten();
+        Ok((page.into_iter().map(|(_, t)| t).collect(), next))
     }
 
     pub fn trial(&self, experiment: &str, index: u32) -> Result<Option<Trial>> {
@@ -551,28 +534,16 @@ impl Store {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<Observation>, Option<u64>)> {
-        let what = || format!("observations of trial {index} of {experiment}");
         let prefix = codec::trial_key(experiment, index);
         let start = match after {
-            Some(seq) => codec::observation_key(experiment, index, seq.saturating_add(1)),
+            Some(u64::MAX) => return Ok((Vec::new(), None)),
+            Some(seq) => codec::observation_key(experiment, index, seq + 1),
             None => prefix.clone(),
         };
-        let mut page = Vec::with_capacity(limit.min(1024));
-        let mut last = None;
-        let mut more = false;
-        for entry in self.observations.range(start..) {
-            let (key, value) = entry.map_err(|source| Error::Read { what: what(), source })?;
-            if !key.starts_with(&prefix) || after == Some(u64::MAX) {
-                break;
-            }
-            if page.len() == limit {
-                more = true;
-                break;
-            }
-            last = codec::seq_of(&key);
-            page.push(codec::decode(&value, what)?);
-        }
-        Ok((page, if more { last } else { None }))
+        let what = || format!("observations of trial {index} of {experiment}");
+        let (page, more) = page(&self.observations, &prefix, start, limit, what)?;
+        let next = more.then(|| page.last().and_then(|(key, _)| codec::seq_of(key))).flatten();
+        Ok((page.into_iter().map(|(_, o)| o).collect(), next))
     }
 
     /// Every observation of one trial, in the order they were reported.
@@ -585,6 +556,30 @@ impl Store {
     fn flush(&self, what: &str) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(|source| Error::Write { what: what.to_string(), source })
     }
+}
+
+/// Up to `limit` values under `prefix` from the key `start` on, decoded with their keys, and
+/// whether more follow.
+fn page<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    start: Vec<u8>,
+    limit: usize,
+    what: impl Fn() -> String,
+) -> Result<(Vec<(sled::IVec, T)>, bool)> {
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for entry in tree.range(start..) {
+        let (key, value) = entry.map_err(|source| Error::Read { what: what(), source })?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        if page.len() == limit {
+            return Ok((page, true));
+        }
+        let decoded = codec::decode(&value, &what)?;
+        page.push((key, decoded));
+    }
+    Ok((page, false))
 }
 
 /// Every value under `prefix` in key order, decoded.
