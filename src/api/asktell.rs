@@ -209,18 +209,13 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     if wanted == 0 {
         return Ok(Json(Suggestions { trials: Vec::new() }));
     }
-    // Lent to the search for this ask (no copy of every trial's parameters), and given back below.
-    let mut history = std::mem::take(&mut known.history);
+    // Lent to the search for this ask (no copy of every trial's parameters) and given back at once.
+    let history = std::mem::take(&mut known.history);
     let fresh = asker.suggest(&state, spec, seed_of(&record), &history, wanted);
-    let fresh = match fresh {
-        Ok(fresh) => fresh,
-        Err(e) => {
-            if let Some(known) = asker.known.as_mut() {
-                known.history = history;
-            }
-            return Err(e);
-        }
-    };
+    if let Some(known) = asker.known.as_mut() {
+        known.history = history;
+    }
+    let fresh = fresh?;
     if fresh.len() < wanted {
         state
             .store
@@ -228,16 +223,16 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
             .map_err(ApiError::internal(format!("update experiment {name}")))?;
     }
     let asked = experiment::asked(&name, existing, fresh, Timestamp::now());
-    let mut stored = Ok(());
-    for trial in &asked {
-        stored = stored.and_then(|()| state.store.write_trial(trial));
-        history.push(experiment::past(spec, trial));
-    }
+    let stored: crate::store::Result<()> = asked.iter().try_for_each(|trial| state.store.write_trial(trial));
     let costly = asker.search.as_ref().is_some_and(|s| s.costly());
-    let ahead = costly.then(|| history.clone());
+    let mut ahead = None;
     if let Some(known) = asker.known.as_mut() {
         known.open.extend(asked.iter().map(|_| true));
-        known.history = history;
+        known.history.extend(asked.iter().map(|t| experiment::past(spec, t)));
+        ahead = costly.then(|| known.history.clone());
+    }
+    if stored.is_err() {
+        asker.known = None; // not all were stored: read them again next time
     }
     stored.map_err(ApiError::internal(format!("store the trials of {name}")))?;
     // Stored before they are handed out: a tell after a crash finds its trial.
