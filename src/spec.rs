@@ -16,6 +16,7 @@ mod fixture;
 mod phase;
 mod shape;
 mod validate;
+mod wire;
 mod words;
 
 use std::collections::BTreeMap;

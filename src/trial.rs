@@ -42,89 +42,34 @@ impl TrialPhase {
     }
 }
 
-/// Why a trial failed, was stopped or waits (`reason`), written as the strings the store and the
-/// API have always carried.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum TrialReason {
-    /// The program exited with a code other than 0.
-    NonZeroExit,
-    /// A signal tuna did not send ended it.
-    Killed,
-    /// It ended well but never reported the objective metric.
-    MetricsUnavailable,
-    /// It ran longer than `spec.trial.timeout` (or, for ask/tell, got no result within it).
-    TimedOut,
-    /// The program could not be started.
-    StartFailed,
-    /// A user stopped the experiment.
-    StoppedByUser,
-    /// Another trial reached the objective's target.
-    ExperimentGoalReached,
-    /// The experiment failed (too many failures) while this trial ran.
-    TooManyFailures,
-    /// The controller died while it ran; re-queued.
-    ControllerLost,
-    /// The controller shut down while it ran; re-queued on its return.
-    ControllerShutdown,
-    /// A reason given from outside: a client's tell, or why the cluster keeps it waiting
-    /// (`Unschedulable`, …).
-    Other(String),
-}
-
-impl TrialReason {
-    const NAMED: [TrialReason; 10] = [
-        TrialReason::NonZeroExit,
-        TrialReason::Killed,
-        TrialReason::MetricsUnavailable,
-        TrialReason::TimedOut,
-        TrialReason::StartFailed,
-        TrialReason::StoppedByUser,
-        TrialReason::ExperimentGoalReached,
-        TrialReason::TooManyFailures,
-        TrialReason::ControllerLost,
-        TrialReason::ControllerShutdown,
-    ];
-
-    pub fn as_str(&self) -> &str {
-        use TrialReason::*;
-        match self {
-            NonZeroExit => "NonZeroExit",
-            Killed => "Killed",
-            MetricsUnavailable => "MetricsUnavailable",
-            TimedOut => "TimedOut",
-            StartFailed => "StartFailed",
-            StoppedByUser => "StoppedByUser",
-            ExperimentGoalReached => "ExperimentGoalReached",
-            TooManyFailures => "TooManyFailures",
-            ControllerLost => "ControllerLost",
-            ControllerShutdown => "ControllerShutdown",
-            Other(text) => text,
-        }
-    }
-}
-
-impl std::fmt::Display for TrialReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<&str> for TrialReason {
-    fn from(text: &str) -> Self {
-        Self::NAMED.into_iter().find(|r| r.as_str() == text).unwrap_or_else(|| TrialReason::Other(text.into()))
-    }
-}
-
-impl From<String> for TrialReason {
-    fn from(text: String) -> Self {
-        TrialReason::from(text.as_str())
-    }
-}
-
-impl From<TrialReason> for String {
-    fn from(reason: TrialReason) -> Self {
-        reason.as_str().to_string()
+crate::wire_strings! {
+    /// Why a trial failed, was stopped or waits (`reason`), written as the strings the store and the
+    /// API have always carried.
+    pub enum TrialReason {
+        /// The program exited with a code other than 0.
+        NonZeroExit => "NonZeroExit",
+        /// A signal tuna did not send ended it.
+        Killed => "Killed",
+        /// It ended well but never reported the objective metric.
+        MetricsUnavailable => "MetricsUnavailable",
+        /// It ran longer than `spec.trial.timeout` (or, for ask/tell, got no result within it).
+        TimedOut => "TimedOut",
+        /// The program could not be started.
+        StartFailed => "StartFailed",
+        /// A user stopped the experiment.
+        StoppedByUser => "StoppedByUser",
+        /// Another trial reached the objective's target.
+        ExperimentGoalReached => "ExperimentGoalReached",
+        /// The experiment failed (too many failures) while this trial ran.
+        TooManyFailures => "TooManyFailures",
+        /// The controller died while it ran; re-queued.
+        ControllerLost => "ControllerLost",
+        /// The controller shut down while it ran; re-queued on its return.
+        ControllerShutdown => "ControllerShutdown",
+        ;
+        /// A reason given from outside: a client's tell, or why the cluster keeps it waiting
+        /// (`Unschedulable`, …).
+        Other
     }
 }
 
@@ -314,7 +259,7 @@ mod tests {
     fn trial_reasons_keep_their_wire_strings() {
         for reason in TrialReason::NAMED {
             let text = serde_json::to_string(&reason).unwrap();
-            assert_eq!(serde_json::from_str::<TrialReason>(&text).unwrap(), reason);
+            assert_eq!(&serde_json::from_str::<TrialReason>(&text).unwrap(), reason);
         }
         assert_eq!(serde_json::to_string(&TrialReason::ExperimentGoalReached).unwrap(), "\"ExperimentGoalReached\"");
         let told: TrialReason = serde_json::from_str("\"OutOfMemory\"").unwrap();

@@ -2,34 +2,22 @@
 //! compiler walks through (search::build, the settings check, the end reason), not a hunt for
 //! strings.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-/// `spec.algorithm.name`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum AlgorithmName {
-    Random,
-    Grid,
-    Bayesian,
-    /// A name this build does not know, kept so that the validator reports it with every other
-    /// problem of the document (and the known names) instead of stopping at the first.
-    Unknown(String),
+crate::wire_strings! {
+    /// `spec.algorithm.name`.
+    pub enum AlgorithmName {
+        Random => "random",
+        Grid => "grid",
+        Bayesian => "bayesian",
+        ;
+        /// A name this build does not know, kept so that the validator reports it with every other
+        /// problem of the document (and the known names) instead of stopping at the first.
+        Unknown
+    }
 }
 
 impl AlgorithmName {
     /// Every algorithm this build runs.
-    pub const KNOWN: [AlgorithmName; 3] = [AlgorithmName::Random, AlgorithmName::Grid, AlgorithmName::Bayesian];
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            AlgorithmName::Random => "random",
-            AlgorithmName::Grid => "grid",
-            AlgorithmName::Bayesian => "bayesian",
-            AlgorithmName::Unknown(name) => name,
-        }
-    }
+    pub const KNOWN: &'static [AlgorithmName] = Self::NAMED;
 
     /// The keys `spec.algorithm.settings` may hold; `None` for an unknown algorithm.
     pub fn settings(&self) -> Option<&'static [&'static str]> {
@@ -39,30 +27,6 @@ impl AlgorithmName {
             AlgorithmName::Bayesian => Some(&["initialPoints", "candidates", "restarts", "xi"]),
             AlgorithmName::Unknown(_) => None,
         }
-    }
-}
-
-impl fmt::Display for AlgorithmName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<&str> for AlgorithmName {
-    fn from(name: &str) -> Self {
-        Self::KNOWN.into_iter().find(|a| a.as_str() == name).unwrap_or_else(|| AlgorithmName::Unknown(name.into()))
-    }
-}
-
-impl From<String> for AlgorithmName {
-    fn from(name: String) -> Self {
-        AlgorithmName::from(name.as_str())
-    }
-}
-
-impl From<AlgorithmName> for String {
-    fn from(name: AlgorithmName) -> Self {
-        name.as_str().to_string()
     }
 }
 
@@ -89,7 +53,7 @@ mod tests {
     fn names_read_and_write_as_their_strings_and_unknown_ones_survive_for_the_validator() {
         for name in AlgorithmName::KNOWN {
             let text = serde_json::to_string(&name).unwrap();
-            assert_eq!(serde_json::from_str::<AlgorithmName>(&text).unwrap(), name);
+            assert_eq!(&serde_json::from_str::<AlgorithmName>(&text).unwrap(), name);
         }
         let unknown: AlgorithmName = serde_json::from_str("\"bayes\"").unwrap();
         assert_eq!(unknown, AlgorithmName::Unknown("bayes".into()));

@@ -8,8 +8,6 @@
 //! Every change of phase goes through [`ExperimentPhase::can_move_to`] (the experiment core makes
 //! them); reasons are an enum written as the strings users and the store have always seen.
 
-use std::fmt;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -48,36 +46,37 @@ impl ExperimentPhase {
     }
 }
 
-/// Why an experiment is in its phase (`status.reason`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum EndReason {
-    /// A trial reached `spec.objective.target`.
-    GoalReached,
-    /// `spec.maxTrials` trials ended and at least one succeeded.
-    MaxTrialsReached,
-    /// Grid search tried every point.
-    GridExhausted,
-    /// A search over a finite space tried every point.
-    SearchSpaceExhausted,
-    /// The budget or the space ran out and not one trial succeeded: the experiment failed.
-    NoTrialSucceeded,
-    /// More than `spec.maxFailedTrials` trials failed.
-    TooManyFailures,
-    /// Nothing runs and nothing may start with budget left (a bug, reported instead of a hang).
-    Stalled,
-    /// A user stopped it; resuming goes on.
-    StoppedByUser,
-    /// The controller shut down while it ran; it resumes when the controller starts again.
-    ControllerShutdown,
-    /// The controller could not go on with it (the cause is in the message).
-    ControllerError,
-    /// The custom resource's document is not valid.
-    InvalidSpec,
-    /// A custom resource's name is taken by another experiment.
-    NameConflict,
-    /// A reason written by another version of tuna, kept as it was.
-    Other(String),
+crate::wire_strings! {
+    /// Why an experiment is in its phase (`status.reason`).
+    pub enum EndReason {
+        /// A trial reached `spec.objective.target`.
+        GoalReached => "GoalReached",
+        /// `spec.maxTrials` trials ended and at least one succeeded.
+        MaxTrialsReached => "MaxTrialsReached",
+        /// Grid search tried every point.
+        GridExhausted => "GridExhausted",
+        /// A search over a finite space tried every point.
+        SearchSpaceExhausted => "SearchSpaceExhausted",
+        /// The budget or the space ran out and not one trial succeeded: the experiment failed.
+        NoTrialSucceeded => "NoTrialSucceeded",
+        /// More than `spec.maxFailedTrials` trials failed.
+        TooManyFailures => "TooManyFailures",
+        /// Nothing runs and nothing may start with budget left (a bug, reported instead of a hang).
+        Stalled => "Stalled",
+        /// A user stopped it; resuming goes on.
+        StoppedByUser => "StoppedByUser",
+        /// The controller shut down while it ran; it resumes when the controller starts again.
+        ControllerShutdown => "ControllerShutdown",
+        /// The controller could not go on with it (the cause is in the message).
+        ControllerError => "ControllerError",
+        /// The custom resource's document is not valid.
+        InvalidSpec => "InvalidSpec",
+        /// A custom resource's name is taken by another experiment.
+        NameConflict => "NameConflict",
+        ;
+        /// A reason written by another version of tuna, kept as it was.
+        Other
+    }
 }
 
 impl EndReason {
@@ -93,58 +92,6 @@ impl EndReason {
             ControllerShutdown => ExperimentPhase::Running,
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        use EndReason::*;
-        match self {
-            GoalReached => "GoalReached",
-            MaxTrialsReached => "MaxTrialsReached",
-            GridExhausted => "GridExhausted",
-            SearchSpaceExhausted => "SearchSpaceExhausted",
-            NoTrialSucceeded => "NoTrialSucceeded",
-            TooManyFailures => "TooManyFailures",
-            Stalled => "Stalled",
-            StoppedByUser => "StoppedByUser",
-            ControllerShutdown => "ControllerShutdown",
-            ControllerError => "ControllerError",
-            InvalidSpec => "InvalidSpec",
-            NameConflict => "NameConflict",
-            Other(text) => text,
-        }
-    }
-
-    const NAMED: [EndReason; 12] = [
-        EndReason::GoalReached,
-        EndReason::MaxTrialsReached,
-        EndReason::GridExhausted,
-        EndReason::SearchSpaceExhausted,
-        EndReason::NoTrialSucceeded,
-        EndReason::TooManyFailures,
-        EndReason::Stalled,
-        EndReason::StoppedByUser,
-        EndReason::ControllerShutdown,
-        EndReason::ControllerError,
-        EndReason::InvalidSpec,
-        EndReason::NameConflict,
-    ];
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<String> for EndReason {
-    fn from(text: String) -> Self {
-        Self::NAMED.into_iter().find(|r| r.as_str() == text).unwrap_or(EndReason::Other(text))
-    }
-}
-
-impl From<EndReason> for String {
-    fn from(reason: EndReason) -> Self {
-        reason.as_str().to_string()
-    }
 }
 
 #[cfg(test)]
@@ -156,7 +103,7 @@ mod tests {
         for reason in EndReason::NAMED {
             let text = serde_json::to_string(&reason).unwrap();
             assert_eq!(text, format!("\"{reason}\""));
-            assert_eq!(serde_json::from_str::<EndReason>(&text).unwrap(), reason);
+            assert_eq!(&serde_json::from_str::<EndReason>(&text).unwrap(), reason);
         }
         let old: EndReason = serde_json::from_str("\"SomethingNew\"").unwrap();
         assert_eq!(old, EndReason::Other("SomethingNew".into()));
