@@ -2,18 +2,11 @@
 //! its budget runs the new trials on top of the old ones (as `tuna resume --max-trials` does).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn tuna(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("TUNA_GPUS", "none")
-        .output()
-        .expect("tuna runs")
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::tuna;
+use std::path::{Path, PathBuf};
 
 fn write_spec(dir: &Path, budget: &str) -> PathBuf {
     let path = dir.join("growing.yaml");

@@ -3,6 +3,9 @@
 //! step; through a pipe the lines are plain, with the real total; a second Ctrl-C kills at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+
+#[path = "support/cli.rs"]
+mod cli;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,11 +74,7 @@ fn through_a_pipe_the_lines_are_plain_and_count_to_the_grid_s_size() {
          {name: c, type: categorical, values: [a, b]}]\n  maxTrials: 100\n  parallelTrials: 2\n  trial:\n    \
          command: [sh, -c, \"echo score=${x}.123456789\"]\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
+    let out = cli::run_command(&spec, &dir.path().join("data")).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains('\x1b'), "no escapes in a log: {stderr:?}");
@@ -94,13 +93,7 @@ fn a_second_ctrl_c_kills_running_trials_at_once() {
          [sh, -c, \"trap '' TERM; echo $$ > $TUNA_OUTPUT_DIR/pid; echo epoch=1 score=1; sleep 60\"]\n",
     );
     let data = dir.path().join("data");
-    let child = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cli::run_command(&spec, &data).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid_file = data.join("experiments/stubborn/trials/stubborn-0000/output/pid");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(&pid_file).map_or(true, |p| p.trim().is_empty()) {

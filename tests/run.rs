@@ -2,23 +2,17 @@
 //! on disk, then `tuna leaderboard` reading what it left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::tuna;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn tuna(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("TUNA_GPUS", "none")
-        .output()
-        .expect("tuna runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -334,13 +328,7 @@ fn a_killed_run_resumes_without_losing_or_repeating_finished_trials() {
         done.display()
     );
     let spec = write_spec(dir.path(), "crashy", &script, "  maxTrials: 8\n  parallelTrials: 2\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cli::run_command(&spec, &data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(&done).map_or(0, |s| s.lines().count()) < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -384,13 +372,7 @@ fn ctrl_c_stops_running_trials_and_the_next_run_finishes_them() {
         r#"[sh, -c, "sleep 0.5; echo score=${x}"]"#,
         "  maxTrials: 4\n  parallelTrials: 2\n",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--gpus", "none", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cli::run_command(&spec, &data).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // Interrupt only once both trials run (their log files exist), however slow the machine.
     let trial_dirs = data.join("experiments/stoppable/trials");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -497,14 +479,8 @@ fn sleeper(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
 fn a_trial_dies_with_the_tuna_run_that_started_it_even_by_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let (spec, pidfile, _) = sleeper(dir.path(), "orphan");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("TUNA_GPUS", "none")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run =
+        cli::run_command(&spec, &dir.path().join("data")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid: u32 = wait_for_file(&pidfile).trim().parse().unwrap();
     assert!(alive(pid));
     run.kill().unwrap(); // SIGKILL: tuna gets no chance to stop anything
@@ -525,14 +501,7 @@ fn a_resumed_run_never_kills_a_stranger_that_got_the_recorded_pid() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (spec, pidfile, quick) = sleeper(dir.path(), "reuse");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--data-dir"])
-        .arg(&data)
-        .env("TUNA_GPUS", "none")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = cli::run_command(&spec, &data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let trial_pid: u32 = wait_for_file(&pidfile).trim().parse().unwrap();
     run.kill().unwrap();
     run.wait().unwrap();
