@@ -33,12 +33,14 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tuna_http import Api, free_port  # noqa: E402
 
 SPACE = [
     {"name": "x", "type": "double", "min": -5.0, "max": 5.0},
@@ -57,26 +59,6 @@ def f(p: dict) -> float:
     return (p["x"] - cx) ** 2 + (p["y"] - cy) ** 2 + 0.8 * u * u + 0.3 * m * m + (p["opt"] != "b")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Api:
-    """JSON calls over one persistent (keep-alive) HTTP/1.1 connection."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def call(self, method: str, path: str, body=None, expect: int = 200):
-        data = None if body is None else json.dumps(body).encode()  # bytes: headers+body in one send
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        if resp.status != expect:
-            raise SystemExit(f"{method} {path}: HTTP {resp.status} (expected {expect}): {raw[:500]!r}")
-        return json.loads(raw) if raw and resp.getheader("content-type", "").startswith("application/json") else raw
 
 
 def start_server(binary: str, data_dir: str) -> tuple[subprocess.Popen, int, str]:

@@ -32,7 +32,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,38 +39,14 @@ import tempfile
 import threading
 import time
 
-DEADLINE = 30.0  # seconds any one request may take before the run is declared hung
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tuna_http import DEADLINE, Api, free_port  # noqa: E402
+
 SPACE = [{"name": "x", "type": "double", "min": -5.0, "max": 5.0},
          {"name": "y", "type": "double", "min": -5.0, "max": 5.0}]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Api:
-    """JSON calls over one keep-alive HTTP/1.1 connection."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
-
-    def call(self, method: str, path: str, body=None, expect: int = 200):
-        data = None if body is None else json.dumps(body).encode()
-        try:
-            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        except (TimeoutError, socket.timeout) as e:
-            raise SystemExit(f"HUNG: {method} {path} got no answer within {DEADLINE} s ({e})")
-        if resp.status != expect:
-            raise SystemExit(f"{method} {path}: HTTP {resp.status} (expected {expect}): {raw[:300]!r}")
-        if raw and resp.getheader("content-type", "").startswith("application/json"):
-            return json.loads(raw)
-        return raw
 
 
 class Server:
