@@ -248,4 +248,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
 mod tests;

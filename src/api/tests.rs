@@ -7,28 +7,15 @@ use tower::ServiceExt;
 
 use super::*;
 
-struct Api {
-    router: Router,
-    state: Arc<ApiState>,
-    _dir: tempfile::TempDir,
-}
+use super::harness::Api;
 
 fn api(token: Option<&str>) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let state = Arc::new(ApiState::new(store, token.map(String::from), TrialSecret::from_bytes([3; 32]), 0));
-    Api { router: router(Arc::clone(&state)), state, _dir: dir }
+    Api::new(token, 3)
 }
 
 impl Api {
     async fn call(&self, method: &str, uri: &str, body: &str, bearer: Option<&str>) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = bearer {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let response = self.router.clone().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let (status, bytes) = self.send(method, uri, body, bearer).await;
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())))
     }
 }

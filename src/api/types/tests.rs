@@ -4,31 +4,33 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tower::ServiceExt;
 
 use super::*;
-use crate::api::{ApiState, router};
-use crate::store::{Desired, Store};
-use crate::token::TrialSecret;
-
-struct Api {
-    router: axum::Router,
-    state: Arc<ApiState>,
-    _dir: tempfile::TempDir,
-}
+use crate::api::harness::Api;
+use crate::store::Desired;
 
 fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let state = Arc::new(ApiState::new(store, None, TrialSecret::from_bytes([5; 32]), 0));
-    Api { router: router(Arc::clone(&state)), state, _dir: dir }
+    Api::new(None, 5)
 }
 
-impl Api {
+/// The calls of these tests: answers read as the client's types.
+trait Typed {
+    async fn call<T: DeserializeOwned>(&self, method: &str, uri: &str, body: &str) -> (StatusCode, T);
+    async fn call_as<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        uri: &str,
+        body: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, T);
+    async fn create(&self) -> Experiment;
+    async fn told(&self);
+}
+
+impl Typed for Api {
     /// The answer's status and its body read as `T`, straight from the bytes.
     async fn call<T: DeserializeOwned>(&self, method: &str, uri: &str, body: &str) -> (StatusCode, T) {
         self.call_as(method, uri, body, None).await
@@ -41,13 +43,7 @@ impl Api {
         body: &str,
         bearer: Option<&str>,
     ) -> (StatusCode, T) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = bearer {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let response = self.router.clone().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let (status, bytes) = self.send(method, uri, body, bearer).await;
         let text = String::from_utf8_lossy(&bytes);
         (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{method} {uri}: {e} in {text}")))
     }

@@ -1,0 +1,39 @@
+//! The API as its unit tests drive it: the real router over a real store in a temporary folder,
+//! called with `oneshot` (no socket).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+use super::{ApiState, router};
+use crate::store::Store;
+use crate::token::TrialSecret;
+
+pub struct Api {
+    pub router: axum::Router,
+    pub state: Arc<ApiState>,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    /// A fresh store, with the server token `token` and trial secret `[secret; 32]`.
+    pub fn new(token: Option<&str>, secret: u8) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let state = Arc::new(ApiState::new(store, token.map(String::from), TrialSecret::from_bytes([secret; 32]), 0));
+        Api { router: router(Arc::clone(&state)), state, _dir: dir }
+    }
+
+    /// One request; the answer's status and body.
+    pub async fn send(&self, method: &str, uri: &str, body: &str, bearer: Option<&str>) -> (StatusCode, Bytes) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self.router.clone().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = response.status();
+        (status, axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap())
+    }
+}
