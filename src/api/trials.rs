@@ -43,7 +43,17 @@ async fn board(
     headers: HeaderMap,
 ) -> Result<Response> {
     let record = state.experiment(&name)?;
-    let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
+    let failed = || ApiError::internal(format!("read trials of {name}"));
+    let goal = record.experiment.spec.objective.goal;
+    // The top N through the ranking kept on write when N trials succeeded; else every trial.
+    let best = match query.top {
+        Some(n) => state.store.ranked(&name, goal, n).map_err(failed())?.filter(|best| best.len() == n),
+        None => None,
+    };
+    let trials = match best {
+        Some(best) => best,
+        None => state.store.trials(&name).map_err(failed())?,
+    };
     let board = leaderboard::rank(&record.experiment, &trials, query.top, Timestamp::now());
     let wants_csv = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     Ok(if wants_csv {
