@@ -16,7 +16,7 @@ use jiff::Timestamp;
 
 use super::types::{AskRequest, PushAnswer, PushRequest, Suggestion, Suggestions, TellAnswer, TellRequest};
 use super::{ApiError, ApiState, Result, bearer, blocking};
-use crate::experiment::{self, Told, history};
+use crate::experiment::{self, Told};
 use crate::metrics::Tally;
 use crate::search::{self, Past, Search};
 use crate::space::Assignment;
@@ -74,9 +74,12 @@ struct Known {
 impl Known {
     fn read(state: &ApiState, spec: &ExperimentSpec, name: &str) -> Result<Self> {
         let changes = state.store.watch_trials(name);
-        let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-        let history = history(spec, &trials);
-        let open = trials.iter().map(|t| !t.phase.is_finished()).collect();
+        let (mut open, mut history) = (Vec::new(), Vec::new());
+        let read = state.store.for_each_trial(name, |t| {
+            open.push(!t.phase.is_finished());
+            history.push(experiment::past(spec, &t));
+        });
+        read.map_err(ApiError::internal(format!("read trials of {name}")))?;
         Ok(Self { changes, open, history })
     }
 

@@ -30,7 +30,13 @@ impl<E: Executor> Controller<E> {
         let changes = self.store.watch_trials(name);
         let read = |source| Error::LoadExperiment { name: name.into(), source };
         let every_trial = || self.store.trials(name).map_err(read);
-        let mut ledger = experiment::Ledger::new(&self.load(name)?.experiment.spec, every_trial()?);
+        // Each trial read into the ledger as it is decoded: no list of them all is held.
+        let ledger_of = |spec: &ExperimentSpec| -> Result<experiment::Ledger> {
+            let mut ledger = experiment::Ledger::default();
+            self.store.for_each_trial(name, |t| ledger.put(spec, t)).map_err(read)?;
+            Ok(ledger)
+        };
+        let mut ledger = ledger_of(&self.load(name)?.experiment.spec)?;
         let mut written = std::collections::BTreeSet::new();
         loop {
             let mut record = self.load(name)?;
@@ -47,7 +53,7 @@ impl<E: Executor> Controller<E> {
                 }
             }
             if ledger.stale() {
-                ledger = experiment::Ledger::new(&spec, every_trial()?);
+                ledger = ledger_of(&spec)?;
             }
             let review = experiment::review(&spec, &mut ledger, record.exhausted, halted, now);
             if !self.save_expired(name, &spec, review.expired, &mut ledger, now)? {

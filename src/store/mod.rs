@@ -397,6 +397,17 @@ impl Store {
         scan(&self.trials, codec::experiment_prefix(experiment), || format!("the trials of {experiment}"))
     }
 
+    /// Every trial of an experiment, by index, each decoded as it is read and handed to `each`: no
+    /// list of them all is held (at 100,000 trials such a list is ~150 MB that the allocator keeps).
+    pub fn for_each_trial(&self, experiment: &str, mut each: impl FnMut(Trial)) -> Result<()> {
+        let what = || format!("the trials of {experiment}");
+        for value in self.trials.scan_prefix(codec::experiment_prefix(experiment)).values() {
+            let value = value.map_err(|source| Error::Read { what: what(), source })?;
+            each(codec::decode(&value, what)?);
+        }
+        Ok(())
+    }
+
     /// Up to `limit` trials of an experiment after index `after` (from the first when `None`),
     /// by index; with the index to continue after when more follow.
     pub fn trials_page(&self, experiment: &str, after: Option<u32>, limit: usize) -> Result<(Vec<Trial>, Option<u32>)> {
@@ -418,9 +429,7 @@ impl Store {
     pub fn ranked(&self, experiment: &str, goal: Goal, n: usize) -> Result<Option<Vec<Trial>>> {
         let build = || -> Result<ranks::Ranking> {
             let mut ranking = ranks::Ranking::default();
-            for trial in self.trials(experiment)? {
-                ranking.set(trial.index, ranked_value(&trial));
-            }
+            self.for_each_trial(experiment, |trial| ranking.set(trial.index, ranked_value(&trial)))?;
             Ok(ranking)
         };
         let ranked = self.ranks.with(experiment, build, |ranking| ranking.top(goal, n))?;
