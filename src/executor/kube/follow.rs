@@ -20,7 +20,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
 use kube::Api;
 use kube::api::{ListParams, LogParams};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -62,10 +62,13 @@ pub struct JobWatch {
     podless_at: Option<String>,
     /// When the Job was first seen ended while its ended pod was not in the cache yet.
     ended_early: Option<tokio::time::Instant>,
+    /// Whether this follows a Job an earlier controller followed (a re-attach): the lines it kept
+    /// were reported already.
+    resumed: bool,
 }
 
 impl JobWatch {
-    pub fn new(container: String, kept: PathBuf) -> Self {
+    pub fn new(container: String, kept: PathBuf, resumed: bool) -> Self {
         let done = HashSet::new();
         Self {
             container,
@@ -78,6 +81,7 @@ impl JobWatch {
             seen: false,
             podless_at: None,
             ended_early: None,
+            resumed,
         }
     }
 
@@ -186,9 +190,11 @@ impl JobWatch {
         }
         if let Some((_, logs @ None)) = self.current.as_mut() {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            // The first pod followed is read from its start (again, after a re-attach): the kept
-            // log starts over; a replacement pod's output is added after its predecessor's.
-            let keep = Keep { path: self.kept.clone(), fresh: self.done.is_empty() };
+            // The first pod followed starts the kept log over; a replacement pod's output is added
+            // after its predecessor's. After a re-attach, the pod's log is read from its start
+            // again, and the lines an earlier controller kept (and reported) are skipped.
+            let first = self.done.is_empty();
+            let keep = Keep { path: self.kept.clone(), fresh: first && !self.resumed, resumed: first && self.resumed };
             let follow = follow_log(pods.clone(), pod_name, self.container.clone(), keep, events.clone());
             *logs = Some(tokio::spawn(follow));
         }
@@ -269,13 +275,29 @@ fn job_exit(job: &Job, pod: Option<&Pod>, container: &str) -> Option<Exit> {
     })
 }
 
-/// Where a followed log is kept, and whether it starts the file over.
+/// Where a followed log is kept, whether it starts the file over, and whether it continues one an
+/// earlier controller kept of the same pod.
 struct Keep {
     path: PathBuf,
     fresh: bool,
+    resumed: bool,
 }
 
 impl Keep {
+    /// How many lines of the pod's log were kept (and reported) already: those of a resumed log.
+    async fn already(&self) -> usize {
+        if !self.resumed {
+            return 0;
+        }
+        let Ok(file) = tokio::fs::File::open(&self.path).await else { return 0 };
+        let mut lines = tokio::io::BufReader::new(file).lines();
+        let mut n = 0;
+        while let Ok(Some(_)) = lines.next_line().await {
+            n += 1;
+        }
+        n
+    }
+
     async fn open(&self) -> Option<tokio::fs::File> {
         if let Some(dir) = self.path.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
@@ -306,6 +328,7 @@ async fn follow_log(
     keep: Keep,
     events: mpsc::UnboundedSender<TrialEvent>,
 ) -> VecDeque<String> {
+    let mut skip = keep.already().await;
     let mut kept = keep.open().await;
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let params = LogParams { follow: true, container: Some(container.clone()), ..Default::default() };
@@ -322,6 +345,10 @@ async fn follow_log(
             tail.pop_front();
         }
         tail.push_back(line.clone());
+        if skip > 0 {
+            skip -= 1; // kept and reported before the re-attach
+            continue;
+        }
         if let Some(file) = kept.as_mut()
             && file.write_all(format!("{line}\n").as_bytes()).await.is_err()
         {

@@ -60,17 +60,17 @@ impl Executor for KubeExecutor {
         let name = job_name(&launch.experiment, &launch.trial);
         let cluster = self.watches.namespace(&namespace);
         let mut changes = cluster.changes();
-        let uid = match ensure_job(&jobs, &launch, &namespace).await {
-            Ok(created) => {
-                if let Created::Existing(_) = created {
-                    drop(events.send(TrialEvent::Reattached));
-                }
-                created.uid().to_string()
-            }
+        let created = match ensure_job(&jobs, &launch, &namespace).await {
+            Ok(created) => created,
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         };
+        let resumed = matches!(created, Created::Existing(_));
+        if resumed {
+            drop(events.send(TrialEvent::Reattached));
+        }
+        let uid = created.uid().to_string();
         let events_api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let mut watch = JobWatch::new(primary_name(&launch), launch.trial_dir.join("stdout.log"));
+        let mut watch = JobWatch::new(primary_name(&launch), launch.trial_dir.join("stdout.log"), resumed);
         let launched = tokio::time::Instant::now();
         let exit = loop {
             let stopped = tokio::select! {
