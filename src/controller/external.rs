@@ -36,10 +36,15 @@ impl<E: Executor> Controller<E> {
             self.store.for_each_trial(name, |t| ledger.put(spec, t)).map_err(read)?;
             Ok(ledger)
         };
-        let mut ledger = ledger_of(&self.load(name)?.experiment.spec)?;
+        let first = self.load(name)?;
+        let mut ledger = ledger_of(&first.experiment.spec)?;
+        let mut loaded = Some(first);
         let mut written = std::collections::BTreeSet::new();
         loop {
-            let mut record = self.load(name)?;
+            let mut record = match loaded.take() {
+                Some(record) => record, // the first pass uses the record the ledger was made for
+                None => self.load(name)?,
+            };
             let now = Timestamp::now();
             let halted = *halt.borrow_and_update();
             if halted == Halt::Interrupt {
