@@ -15,6 +15,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 # Answers that mean "the server is not there right now", worth another try.
@@ -27,8 +28,10 @@ def report(step=None, artifact=None, **metrics):
     api = os.environ.get("TUNA_API")
     if not api:
         return False
+    # A custom resource's experiment is namespace/name: each name is one path segment.
+    segment = lambda name: urllib.parse.quote(name, safe="")  # noqa: E731
     url = "{}/api/v1/experiments/{}/trials/{}/metrics".format(
-        api.rstrip("/"), os.environ["TUNA_EXPERIMENT"], os.environ["TUNA_TRIAL"])
+        api.rstrip("/"), segment(os.environ["TUNA_EXPERIMENT"]), segment(os.environ["TUNA_TRIAL"]))
     body = {"metrics": {k: float(v) for k, v in metrics.items()}}
     if step is not None:
         body["step"] = int(step)

@@ -132,16 +132,19 @@ impl Client {
     }
 
     pub async fn get(&self, name: &str) -> Result<Experiment> {
+        let name = &segment(name);
         self.call(Method::GET, &format!("/api/v1/experiments/{name}")).await
     }
 
     pub async fn leaderboard(&self, name: &str, top: Option<usize>) -> Result<Leaderboard> {
+        let name = &segment(name);
         let query = top.map(|n| format!("?top={n}")).unwrap_or_default();
         self.call(Method::GET, &format!("/api/v1/experiments/{name}/leaderboard{query}")).await
     }
 
     /// Every trial, read page by page.
     pub async fn trials(&self, name: &str) -> Result<TrialList> {
+        let name = &segment(name);
         let mut all = TrialList { trials: Vec::new(), next: None };
         let mut after = String::new();
         loop {
@@ -157,49 +160,66 @@ impl Client {
 
     /// A trial's output; with `follow` the response streams until the trial ends.
     pub async fn logs(&self, name: &str, trial: &str, follow: bool) -> Result<reqwest::Response> {
+        let name = &segment(name);
+        let trial = &segment(trial);
         let (url, builder) =
             self.request(Method::GET, &format!("/api/v1/experiments/{name}/trials/{trial}/logs?follow={follow}"));
         self.send(url, builder).await
     }
 
     pub async fn stop(&self, name: &str) -> Result<Experiment> {
+        let name = &segment(name);
         self.call(Method::POST, &format!("/api/v1/experiments/{name}/stop")).await
     }
 
     pub async fn resume(&self, name: &str, max_trials: Option<u32>) -> Result<Experiment> {
+        let name = &segment(name);
         let body = ResumeRequest { max_trials, ..Default::default() };
         self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/resume"), &body).await
     }
 
     /// Deleted (200), or still stopping its trials (202).
     pub async fn delete(&self, name: &str) -> Result<DeleteAnswer> {
+        let name = &segment(name);
         self.call(Method::DELETE, &format!("/api/v1/experiments/{name}")).await
     }
 
     /// Promotes `trial` (the best when `None`); waits until it is served.
     pub async fn promote(&self, name: &str, trial: Option<&str>) -> Result<PromoteAnswer> {
+        let name = &segment(name);
         let body = PromoteRequest { trial: trial.map(String::from) };
         self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/promote"), &body).await
     }
 
     /// Serves an earlier version again (`None`: the one before the current).
     pub async fn rollback(&self, name: &str, to: Option<&str>) -> Result<PromoteAnswer> {
+        let name = &segment(name);
         let body = RollbackRequest { to: to.map(|v| serde_json::Value::String(v.to_string())) };
         self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/rollback"), &body).await
     }
 
     pub async fn promotions(&self, name: &str) -> Result<PromotionHistory> {
+        let name = &segment(name);
         self.call(Method::GET, &format!("/api/v1/experiments/{name}/promotions")).await
     }
 
     /// Ask: up to `count` new trials of an external experiment.
     pub async fn suggest(&self, name: &str, count: usize) -> Result<Suggestions> {
+        let name = &segment(name);
         self.call_with(Method::POST, &format!("/api/v1/experiments/{name}/suggestions"), &AskRequest { count }).await
     }
 
     /// Tell: a trial's final metrics.
     pub async fn complete(&self, name: &str, trial: &str, metrics: BTreeMap<String, f64>) -> Result<TellAnswer> {
+        let name = &segment(name);
+        let trial = &segment(trial);
         let path = format!("/api/v1/experiments/{name}/trials/{trial}/complete");
         self.call_with(Method::POST, &path, &TellRequest { metrics, ..Default::default() }).await
     }
+}
+
+/// A name as one path segment: a custom resource's experiment is `namespace/name`, whose `/` must
+/// not split the path (the server decodes `%2F` back).
+fn segment(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
 }

@@ -31,6 +31,20 @@ pub use duration::{DurationError, MAX_DURATION, parse_duration, read_duration};
 pub use phase::{EndReason, ExperimentPhase};
 pub use validate::{Placeholders, placeholders};
 
+/// The name of an experiment or trial inside its namespace. An experiment from a custom resource
+/// is stored, addressed (`tuna get team-a/mnist`, `GET /api/v1/experiments/team-a%2Fmnist`) and
+/// shown as `namespace/name`, so two namespaces may each have a `mnist`; its trials are
+/// `namespace/name-0007`. Kubernetes objects, which live in that namespace, take the part after
+/// the `/`. A name without one (an experiment from the API or `tuna run`) is its own.
+pub fn name_in_namespace(key: &str) -> &str {
+    key.rsplit_once('/').map_or(key, |(_, name)| name)
+}
+
+/// The store key of a custom resource's experiment: `namespace/name` (see [`name_in_namespace`]).
+pub fn namespaced_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
 /// The API group and version of every document.
 pub const API_VERSION: &str = "tuna.dev/v1alpha1";
 /// The default metric line format: Katib's `name=value` (a trial may also print JSON lines).

@@ -157,7 +157,7 @@ async fn running_trials_count_as_running_while_they_run() {
     })
     .await;
     assert_eq!(status["phase"], "Running", "the CR counted them only once they ended: {status}");
-    let out = server.cli(&["get", "counted", "--json"]);
+    let out = server.cli(&["get", "default/counted", "--json"]);
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["status"]["trials"]["running"], 2, "the API too: {got}");
 }
@@ -176,7 +176,8 @@ async fn tuna_logs_shows_a_kubernetes_trials_output() {
     cr.spec.max_trials = 1;
     api.create(&PostParams::default(), &cr).await.unwrap();
     wait_status(&api, "logged", "succeeded", |s| s["phase"] == "Succeeded").await;
-    let out = server.cli(&["logs", "logged", "logged-0000"]);
+    // A resource's experiment is namespace/name; its trial may be named without the namespace.
+    let out = server.cli(&["logs", "default/logged", "logged-0000"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("hello from the pod\nscore="), "{text:?} {out:?}");
 }
@@ -209,4 +210,52 @@ async fn running_trials_cost_the_api_server_no_requests_beyond_the_shared_watche
     };
     assert!(watched("jobs") && watched("pods"), "the request log shows the trials' Jobs and pods watched");
     wait_status(&api, "quiet", "succeeded", |s| s["phase"] == "Succeeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_namespaces_may_each_have_an_experiment_of_one_name() {
+    // The store keyed custom resources by bare name: team-b's `mnist` got NameConflict because
+    // team-a had one.
+    let fake = FakeKube::start().await;
+    for ns in ["team-a", "team-b"] {
+        fake.create_namespace(ns);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::kube_e2e::kubeconfig(dir.path(), &fake.url());
+    let server = support::server::Server::start_with(
+        &dir.path().join("data"),
+        dir.path(),
+        &["--watch-crds", "--all-namespaces"],
+        &[("KUBECONFIG", &config)],
+    );
+    for (ns, value) in [("team-a", 1), ("team-b", 2)] {
+        let api: Api<Experiment> = Api::namespaced(fake.client(), ns);
+        let command = format!(r#"[sh, -c, "echo score={value}"]"#);
+        let mut cr = experiment("mnist", &command, "  metrics: {collector: stdout}\n");
+        cr.spec.max_trials = 1;
+        api.create(&PostParams::default(), &cr).await.unwrap();
+    }
+    for (ns, value) in [("team-a", 1.0), ("team-b", 2.0)] {
+        let api: Api<Experiment> = Api::namespaced(fake.client(), ns);
+        let status =
+            wait_status(&api, "mnist", "succeeded", |s| s["phase"] == "Succeeded" || s["phase"] == "Failed").await;
+        assert_eq!(status["phase"], "Succeeded", "{ns}: {status}");
+        assert_eq!(status["bestTrial"]["objective"].as_f64(), Some(value), "{ns}'s own trial: {status}");
+        assert!(fake.get("jobs", ns, "mnist-0000").is_some(), "{ns}'s trial ran as a Job in {ns}");
+        // The API and the CLI address each as namespace/name.
+        let out = server.cli(&["get", &format!("{ns}/mnist"), "--json"]);
+        assert!(out.status.success(), "tuna get {ns}/mnist: {}", String::from_utf8_lossy(&out.stderr));
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got["status"]["bestTrial"]["objective"].as_f64(), Some(value), "{got}");
+        let out = server.cli(&["leaderboard", &format!("{ns}/mnist"), "--format", "json"]);
+        assert!(out.status.success(), "tuna leaderboard {ns}/mnist: {}", String::from_utf8_lossy(&out.stderr));
+        let board: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(board["trials"][0]["objective"].as_f64(), Some(value), "{board}");
+    }
+    let out = server.cli(&["get", "mnist"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("team-a/mnist, team-b/mnist"),
+        "a bare name is pointed to both: {said}"
+    );
 }

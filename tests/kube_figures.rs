@@ -95,7 +95,7 @@ async fn kube_figures_100_trials() {
         .find(|l| l.starts_with("VmHWM:"))
         .map(|l| l.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0)
         .unwrap();
-    let url = format!("{}/api/v1/experiments/hundred/trials?limit=1000", server.url);
+    let url = format!("{}/api/v1/experiments/default%2Fhundred/trials?limit=1000", server.url);
     let listed: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
     let mut lags: Vec<f64> = listed["trials"]
         .as_array()

@@ -19,8 +19,9 @@ fn controller(fake: &FakeKube, dir: &std::path::Path, name: &str) -> Server {
     Server::start_with(&data, dir, &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)])
 }
 
+/// Whether the server's store has the resource `default/NAME`'s experiment.
 fn holds(server: &Server, name: &str) -> bool {
-    server.cli(&["get", name, "--json"]).status.success()
+    server.cli(&["get", &format!("default/{name}"), "--json"]).status.success()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

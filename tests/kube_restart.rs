@@ -47,7 +47,9 @@ async fn a_graceful_shutdown_leaves_trials_running_and_the_next_controller_reatt
 
 /// The observations of trial `index` of `experiment`, from the server's API.
 async fn observations(server: &support::server::Server, experiment: &str, index: u32) -> Vec<Value> {
-    let url = format!("{}/api/v1/experiments/{experiment}/trials/{experiment}-{index:04}/observations", server.url);
+    // A resource's experiment is namespace/name (one path segment: %2F).
+    let url =
+        format!("{}/api/v1/experiments/default%2F{experiment}/trials/{experiment}-{index:04}/observations", server.url);
     let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
     answer["observations"].as_array().cloned().unwrap_or_default()
 }

@@ -130,24 +130,32 @@ impl ApiState {
     }
 
     fn experiment(&self, name: &str) -> Result<ExperimentRecord> {
-        self.store
-            .experiment(name)
-            .map_err(ApiError::internal(format!("read experiment {name}")))?
-            .ok_or_else(|| ApiError::NotFound(format!("no experiment named {name}")))
+        let read = self.store.experiment(name).map_err(ApiError::internal(format!("read experiment {name}")))?;
+        read.ok_or_else(|| {
+            // A custom resource's experiment is `namespace/name`: name the ones the caller may mean.
+            let suffix = format!("/{name}");
+            let names = self.store.experiment_names().unwrap_or_default();
+            let near: Vec<String> = names.into_iter().filter(|n| n.ends_with(&suffix)).collect();
+            let hint = match near.as_slice() {
+                [] => String::new(),
+                many => format!("; an Experiment resource's is namespace/name: {}", many.join(", ")),
+            };
+            ApiError::NotFound(format!("no experiment named {name}{hint}"))
+        })
     }
 
-    /// A trial by its name (`<experiment>-<number>`).
+    /// A trial by its name (`<experiment>-<number>`; for `namespace/name`, also `name-<number>`).
     fn trial(&self, name: &str, trial: &str) -> Result<Trial> {
         let missing = || ApiError::NotFound(format!("experiment {name} has no trial named {trial}"));
-        let index: u32 = trial
-            .strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .and_then(|n| n.parse().ok())
+        let short = crate::spec::name_in_namespace(name);
+        let index: u32 = [name, short]
+            .iter()
+            .find_map(|prefix| trial.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok())
             .ok_or_else(missing)?;
         self.store
             .trial(name, index)
             .map_err(ApiError::internal(format!("read trial {trial}")))?
-            .filter(|t| t.name == trial)
+            .filter(|t| t.name == trial || crate::spec::name_in_namespace(&t.name) == trial)
             .ok_or_else(missing)
     }
 }

@@ -7,8 +7,9 @@
 //!          ◀── patch_status, only if changed ◀── store status   (requeued every few seconds while running)
 //! CR delete ──▶ desired = Delete ──▶ supervisor stops the Jobs ──▶ record gone ──▶ finalizer off
 //! ```
-//! The store keys experiments by name, so two CRs with one name in two namespaces conflict; the
-//! second gets a `NameConflict` condition.
+//! The store keys a CR's experiment as `namespace/name` (`spec::namespaced_key`), so two
+//! namespaces may each have one of a name; a record of that key from another resource (one deleted
+//! while tuna was away) gets the new one a `NameConflict` condition.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,9 +27,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use self::status::{condition, conditions_for};
-use crate::executor::kube::job::EXPERIMENT_LABEL;
+use crate::executor::kube::job::{EXPERIMENT_LABEL, label_value};
 use crate::experiment;
-use crate::spec::{EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts};
+use crate::spec::{EndReason, Experiment, ExperimentPhase, ExperimentStatus, TrialCounts, namespaced_key};
 use crate::store::{Desired, Durability, ExperimentRecord, KubeOrigin, Store};
 
 mod status;
@@ -37,6 +38,8 @@ mod status;
 pub const FINALIZER: &str = "tuna.dev/cleanup";
 /// The field manager of tuna's status writes.
 const MANAGER: &str = "tuna-controller";
+/// How often a finished experiment's CR is looked at again, for a later promotion or rollback.
+const SETTLED_EVERY: Duration = Duration::from_secs(15);
 /// How often a running experiment's status is copied to its CR.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 
@@ -129,12 +132,23 @@ fn error_policy(_: Arc<Experiment>, error: &Error, _: Arc<Context>) -> Action {
     }
 }
 
-async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<Action, Error> {
+/// The store key of a CR's experiment: `namespace/name`; an experiment this very resource made
+/// before keys had namespaces (stored by bare name) keeps its key.
+fn key_of(ctx: &Context, cr: &Experiment) -> Result<String, Error> {
     let name = cr.name_any();
+    let legacy = ctx.store.experiment(&name).map_err(|source| Error::Store { name: name.clone(), source })?;
+    if legacy.is_some_and(|r| r.origin.as_ref().map(|o| &o.uid) == cr.uid().as_ref()) {
+        return Ok(name);
+    }
+    Ok(namespaced_key(&cr.namespace().unwrap_or_else(|| "default".into()), &name))
+}
+
+async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<Action, Error> {
+    let name = key_of(ctx, cr)?;
     let store_error = |source| Error::Store { name: name.clone(), source };
     let origin = KubeOrigin {
         namespace: cr.namespace().unwrap_or_default(),
-        name: name.clone(),
+        name: cr.name_any(),
         uid: cr.uid().unwrap_or_default(),
     };
     // The status is tuna's own writing; only the rest is the user's.
@@ -151,10 +165,11 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         }
     };
     let stored = match ctx.store.experiment(&name).map_err(store_error)? {
-        None => create(ctx, valid.clone(), origin).map_err(store_error)?,
+        None => create(ctx, &name, valid.clone(), origin).map_err(store_error)?,
         Some(record) if record.origin.as_ref().map(|o| &o.uid) != Some(&origin.uid) => {
             let message = format!(
-                "an experiment named {name} already exists in tuna (from another namespace or the API); rename this one"
+                "tuna still holds experiment {name} of an earlier resource of this name; \
+                 delete it (tuna delete {name}) or rename this one"
             );
             let status = experiment::refused(EndReason::NameConflict, message.clone());
             status::write(api, cr, &status, &[condition("Failed", "NameConflict", &message)]).await?;
@@ -172,18 +187,35 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
     }
     status::write(api, cr, &status, &conditions).await?;
-    publish_events(ctx, cr, &status, blocked).await;
-    Ok(if status.phase.is_finished() { Action::await_change() } else { Action::requeue(STATUS_EVERY) })
+    publish_events(ctx, cr, &name, &status, blocked).await;
+    // A finished experiment may still change in the store without its CR changing: an automatic
+    // promotion just after the end, a promotion or rollback through the API. Looked at again soon
+    // while one is pending, else now and then; a look that finds nothing new writes nothing.
+    Ok(if !status.phase.is_finished() || promotion_pending(&stored) {
+        Action::requeue(STATUS_EVERY)
+    } else {
+        Action::requeue(SETTLED_EVERY)
+    })
+}
+
+/// Whether the promoter has work for this experiment that will change its status (what it serves).
+fn promotion_pending(record: &ExperimentRecord) -> bool {
+    let auto =
+        record.experiment.spec.promotion.as_ref().is_some_and(|p| p.policy == crate::spec::PromotionPolicy::Auto);
+    let asked = record.promotion_request.as_ref().map(|r| r.id);
+    let answered = record.promotion_outcome.as_ref().map(|o| o.id);
+    (auto && record.serving.is_none() && answered.is_none()) || (asked.is_some() && asked != answered)
 }
 
 fn create(
     ctx: &Context,
+    key: &str,
     mut experiment: Experiment,
     origin: KubeOrigin,
 ) -> Result<ExperimentRecord, crate::store::Error> {
     let seed = experiment.spec.algorithm.seed.unwrap_or_else(rand::random);
     experiment.status = Some(ExperimentStatus { seed, ..Default::default() });
-    experiment.metadata = kube::api::ObjectMeta { name: experiment.metadata.name.clone(), ..Default::default() };
+    experiment.metadata = kube::api::ObjectMeta { name: Some(key.to_string()), ..Default::default() };
     let mut record = ExperimentRecord::new(experiment, None);
     // The custom resource's UID is the incarnation: its Jobs and tokens belong to this CR only.
     record.experiment.metadata.uid = Some(origin.uid.clone());
@@ -257,7 +289,7 @@ fn waiting(ctx: &Context, name: &str) -> Option<String> {
 }
 
 async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
-    let name = cr.name_any();
+    let name = key_of(ctx, cr)?;
     let store_error = |source| Error::Store { name: name.clone(), source };
     let Some(record) = ctx.store.experiment(&name).map_err(store_error)? else { return Ok(Action::await_change()) };
     if record.origin.as_ref().map(|o| &o.uid) != cr.uid().as_ref() {
@@ -266,7 +298,7 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
     ctx.store.update_experiment(&name, Durability::Flushed, |r| r.desired = Desired::Delete).map_err(store_error)?;
     // Finished trials' Jobs stay for inspection until their TTL; the experiment's end takes them.
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &record.origin.map(|o| o.namespace).unwrap_or_default());
-    let selector = format!("{EXPERIMENT_LABEL}={name}");
+    let selector = format!("{EXPERIMENT_LABEL}={}", label_value(&name));
     jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector))
         .await
         .map_err(|source| Error::DeleteJobs { name: name.clone(), source })?;
@@ -274,11 +306,16 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Publishes an Event per change in trial counts since the last look, and one at the end.
-async fn publish_events(ctx: &Context, cr: &Experiment, status: &ExperimentStatus, blocked: Option<String>) {
-    let name = cr.name_any();
+async fn publish_events(
+    ctx: &Context,
+    cr: &Experiment,
+    name: &str,
+    status: &ExperimentStatus,
+    blocked: Option<String>,
+) {
     let before = {
         let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(name.clone(), (status.trials.clone(), status.phase, blocked.clone()))
+        seen.insert(name.to_string(), (status.trials.clone(), status.phase, blocked.clone()))
     };
     let (old, old_phase, old_blocked) = before.unwrap_or_default();
     let c = &status.trials;

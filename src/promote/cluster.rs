@@ -51,6 +51,8 @@ pub fn render(
     model_uri: &str,
     serve: &ServeSpec,
 ) -> Result<Manifests, String> {
+    // The objects live in the experiment's namespace: named as it is there.
+    let experiment = crate::spec::name_in_namespace(experiment);
     let port = serve.port.unwrap_or(DEFAULT_PORT);
     let selector = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), experiment.to_string())]);
     let mut labels = selector.clone();

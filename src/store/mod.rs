@@ -295,6 +295,12 @@ impl Store {
         bytes.map(|b| codec::decode(&b, what)).transpose()
     }
 
+    /// Every experiment's name, without reading the records.
+    pub fn experiment_names(&self) -> Result<Vec<String>> {
+        let read = |source| Error::Read { what: "the experiment names".into(), source };
+        self.experiments.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k.map_err(read)?).into_owned())).collect()
+    }
+
     pub fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
         scan(&self.experiments, b"", || "the experiments".to_string())
     }

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::executor::Launch;
+use crate::spec::name_in_namespace;
 
 /// Labels on every Job and pod tuna creates, for selection and re-attachment.
 pub const EXPERIMENT_LABEL: &str = "tuna.dev/experiment";
@@ -212,6 +213,7 @@ fn owner_reference(owner: &Owner) -> OwnerReference {
 /// The trial's Job name: the trial name when it fits in 63 characters, otherwise a shortened
 /// experiment name, a hash of the whole and the trial number, so names stay unique.
 pub fn job_name(experiment: &str, trial: &str) -> String {
+    let (experiment, trial) = (name_in_namespace(experiment), name_in_namespace(trial));
     if trial.len() <= MAX_NAME {
         return trial.to_string();
     }
@@ -223,7 +225,9 @@ pub fn job_name(experiment: &str, trial: &str) -> String {
 }
 
 /// A label value: at most 63 characters (long names are shortened like job names).
-fn label_value(value: &str) -> String {
+/// A name as a label value: inside its namespace (labels take no `/`), hashed when too long.
+pub fn label_value(value: &str) -> String {
+    let value = name_in_namespace(value);
     if value.len() <= MAX_NAME { value.to_string() } else { job_name(value, value) }
 }
 
