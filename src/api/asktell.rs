@@ -202,13 +202,18 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     if request.count == 0 || request.count > MAX_ASK {
         return Err(ApiError::bad_request("count", format!("must be between 1 and {MAX_ASK}")));
     }
-    // The search's work and the store's flush, off the async workers (waiting there for the
-    // experiment's asker too: one ask at a time per experiment).
-    blocking(move || ask_now(state, name, request)).await
+    // One ask at a time per experiment: the others wait here, as tasks, not as blocked threads;
+    // the search's work and the store's flush then run off the async workers.
+    let asker = state.ask_slot(&name).lock_owned().await;
+    blocking(move || ask_now(state, name, request, asker)).await
 }
 
-fn ask_now(state: Arc<ApiState>, name: String, request: AskRequest) -> Result<Json<Suggestions>> {
-    let mut asker = state.ask_slot(&name).blocking_lock_owned();
+fn ask_now(
+    state: Arc<ApiState>,
+    name: String,
+    request: AskRequest,
+    mut asker: tokio::sync::OwnedMutexGuard<Asker>,
+) -> Result<Json<Suggestions>> {
     let record = askable(&state, &name)?;
     let spec = &record.experiment.spec;
     let known = asker.known(&state, spec, &name)?;
