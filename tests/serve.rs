@@ -261,3 +261,27 @@ fn leaderboard_watch_ends_on_one_frame_whose_header_and_table_agree() {
     let rows = last.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains("Succeeded"));
     assert_eq!(rows.count(), 3, "the table has the 3 trials the header counts: {last}");
 }
+
+#[test]
+fn a_submitted_spec_whose_files_are_not_under_the_servers_folder_is_refused_saying_what_to_set() {
+    // `tuna submit experiments/quickstart.yaml` from the repository root with the server started
+    // elsewhere: accepted, and every trial then failed with "can't open file …/train.py".
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let out = server.cli(&["submit", &format!("{EXPERIMENTS}/quickstart.yaml")]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("spec.trial.command[1]") && said.contains("\"train.py\" is not a file in the trial's folder"),
+        "{said}"
+    );
+    assert!(!text(&server.cli(&["list"]).stdout).contains("quickstart"), "nothing stored");
+    // Pointed at the files (relative to the server's folder), it is taken.
+    let spec = std::fs::read_to_string(format!("{EXPERIMENTS}/quickstart.yaml")).unwrap();
+    std::fs::create_dir(dir.path().join("project")).unwrap();
+    std::fs::copy(format!("{EXPERIMENTS}/train.py"), dir.path().join("project/train.py")).unwrap();
+    let moved = dir.path().join("moved.yaml");
+    std::fs::write(&moved, spec.replace("workingDir: .", "workingDir: project")).unwrap();
+    let out = server.cli(&["submit", moved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

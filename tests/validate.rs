@@ -104,10 +104,13 @@ fn a_missing_working_dir_or_program_is_refused_at_validate_and_run() {
     let run = tuna(&["run", file.to_str().unwrap(), "--data-dir", dir.path().join("data").to_str().unwrap()]);
     assert!(!run.status.success() && text(&run.stderr).contains("spec.trial.workingDir"), "{}", text(&run.stderr));
     assert!(!dir.path().join("data").exists(), "nothing is stored for a refused spec");
-    // submit reports it before sending anything (no server listens on port 1).
-    let submit = tuna(&["submit", file.to_str().unwrap(), "--server", "http://127.0.0.1:1"]);
+    // submit leaves the trial's files to the server, which runs the trials in its own folder
+    // (tests/serve.rs checks its refusal); the document's own problems it reports before sending
+    // anything (no server listens on port 1).
+    let bad = variant(dir.path(), "badbudget", &[("maxTrials: ", "maxTrials: 0 #")]);
+    let submit = tuna(&["submit", bad.to_str().unwrap(), "--server", "http://127.0.0.1:1"]);
     let stderr = text(&submit.stderr);
-    assert!(!submit.status.success() && stderr.contains("spec.trial.workingDir: \"nope\" does not exist"), "{stderr}");
+    assert!(!submit.status.success() && stderr.contains("spec.maxTrials"), "{stderr}");
     assert!(!stderr.contains("failed to reach"), "refused before any request: {stderr}");
 
     let file = variant(dir.path(), "noprog", &[("[python3, train.py", "[pythn3, train.py")]);

@@ -48,6 +48,12 @@ fn create_now(state: &ApiState, body: &str) -> Result<(StatusCode, Json<Experime
             format!("asks for {gpus} GPU(s) per trial but this server has {}", state.gpu_capacity),
         ));
     }
+    if problems.is_empty() {
+        // Local trials run in the server's folder: their folder and program must be there, not
+        // only beside the client's spec file (which `tuna submit` has checked already).
+        let here = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+        problems.extend(crate::executor::local::preflight_on_server(&experiment.spec, &here));
+    }
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }

@@ -27,10 +27,21 @@ use super::progress::{Announcer, Display};
 /// Reads and validates an experiment document, and (local executor) checks that its trials can
 /// start from the spec's folder, all in one report.
 pub fn load_spec(file: &Path) -> anyhow::Result<Experiment> {
+    load(file, true)
+}
+
+/// The document only, for `submit`: a server runs the trials in its own folder and checks their
+/// files there (a client's spec file may be anywhere).
+pub fn load_document(file: &Path) -> anyhow::Result<Experiment> {
+    load(file, false)
+}
+
+fn load(file: &Path, check_files: bool) -> anyhow::Result<Experiment> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
     let spec_dir = spec_dir(file)?;
+    let files = |e: &Experiment| if check_files { preflight(&e.spec, &spec_dir) } else { Vec::new() };
     crate::spec::parse_value(&text)
-        .and_then(|value| crate::search::read_document(value, |e| preflight(&e.spec, &spec_dir)))
+        .and_then(|value| crate::search::read_document(value, files))
         .with_context(|| format!("{} is not a valid experiment", file.display()))
 }
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-pub use local::load_spec;
+pub use local::{load_document, load_spec};
 
 use crate::cli::{Cli, Command, Format};
 use crate::config::Config;

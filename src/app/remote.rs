@@ -34,8 +34,9 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
     match command {
         Command::Submit { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("failed to read {}", file.display()))?;
-            // The same report as `tuna validate`, before anything is sent.
-            super::load_spec(&file)?;
+            // The document's report, as `tuna validate` gives it, before anything is sent; the
+            // server checks the trial's folder and program where the trials run.
+            super::load_document(&file)?;
             let experiment = client.submit(text).await?;
             writeln!(out, "experiment {} created", experiment.metadata.name.unwrap_or_default())?;
         }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, instrument, warn};
 
 pub use gpu::{GpuPool, detect_gpus};
-pub use preflight::preflight;
+pub use preflight::{preflight, preflight_on_server};
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, Stream, TrialEvent};
 
