@@ -75,6 +75,7 @@ async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<ExperimentList>
                 max_trials: r.experiment.spec.max_trials,
                 trials: status.trials,
                 best_objective: status.best_trial.map(|b| b.objective),
+                start_time: status.start_time,
             }
         })
         .collect();

@@ -13,10 +13,12 @@ mod error;
 mod experiments;
 mod health;
 pub mod openapi;
+mod plots;
 mod promote;
 mod serve;
 mod trials;
 pub mod types;
+mod ui;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +68,18 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/experiments/{name}/promote", "Promote a trial (the best when none is named) to serving"),
     ("post", "/api/v1/experiments/{name}/rollback", "Serve an earlier version again"),
     ("get", "/api/v1/experiments/{name}/promotions", "The promotion history and what is served"),
+    ("get", "/api/v1/experiments/{name}/plots/history", "Plot data: each trial's objective and the best so far"),
+    (
+        "get",
+        "/api/v1/experiments/{name}/plots/parameters",
+        "Plot data: the parameter axes and each trial's coordinates (parallel coordinates, slices, contours)",
+    ),
+    (
+        "get",
+        "/api/v1/experiments/{name}/plots/importance",
+        "Plot data: each parameter's importance (first-order fANOVA over binned marginals)",
+    ),
+    ("get", "/api/v1/experiments/{name}/plots/intermediate", "Plot data: each trial's objective metric by step"),
 ];
 
 /// An external experiment's search, created on its first ask; the lock makes asks take turns.
@@ -192,11 +206,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(trials::routes())
         .merge(asktell::routes())
         .merge(promote::routes())
+        .merge(plots::routes())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authorize));
     Router::new()
         .merge(api)
         .merge(asktell::push_routes())
         .merge(health::routes())
+        .merge(ui::routes())
         .fallback(|| async { ApiError::NotFound("no such route; see /api/v1/openapi.json".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(error::one_shape))

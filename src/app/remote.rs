@@ -222,6 +222,7 @@ mod tests {
             max_trials: 9,
             trials: TrialCounts { succeeded: 2, failed: 1, running: 3, ..Default::default() },
             best_objective: Some(0.25),
+            start_time: None,
         };
         for phase in [ExperimentPhase::Pending, ExperimentPhase::Running, ExperimentPhase::Stopped] {
             let table = list_table(&ExperimentList { experiments: vec![row(phase)] });
