@@ -37,10 +37,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/", get(index))
-        .route("/experiments/{name}", get(index))
-        .route("/ui/{asset}", get(asset))
+    Router::new().route("/", get(index)).route("/experiments/{name}", get(index)).route("/ui/{asset}", get(asset))
 }
 
 async fn index() -> Response {

@@ -19,7 +19,7 @@ function el(tag, attrs, ...children) {
     else if (k === "dataset") Object.assign(node.dataset, v);
     else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     node.appendChild(typeof child === "string" || typeof child === "number" ? document.createTextNode(String(child)) : child);
   }
@@ -78,7 +78,14 @@ function showError(error) {
     return;
   }
   box.hidden = false;
-  box.textContent = error instanceof ApiError ? error.message : `the server could not be reached: ${error.message}`;
+  if (error instanceof ApiError) {
+    box.textContent = error.message;
+  } else if (error instanceof TypeError && /fetch/i.test(error.message)) {
+    box.textContent = `the server could not be reached (${error.message})`;
+  } else {
+    box.textContent = `the page failed: ${error.message}`;
+    console.error(error);
+  }
 }
 
 const enc = encodeURIComponent;
