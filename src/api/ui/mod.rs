@@ -61,3 +61,45 @@ fn with_policy(kind: &'static str, body: &'static str) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::super::harness::Api;
+    use super::*;
+
+    async fn get(api: &Api, uri: &str) -> Response {
+        api.router.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_assets_are_served_without_a_token_under_the_policy() {
+        let api = Api::new(Some("s3cret"), 1);
+        for (uri, kind) in [
+            ("/", "text/html"),
+            ("/experiments/quickstart", "text/html"),
+            ("/ui/app.js", "text/javascript"),
+            ("/ui/uplot.min.js", "text/javascript"),
+        ] {
+            let response = get(&api, uri).await;
+            assert_eq!(response.status(), StatusCode::OK, "{uri}");
+            let headers = response.headers();
+            assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with(kind), "{uri}");
+            assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY, "{uri}");
+        }
+        let (status, _) = api.send("GET", "/api/v1/experiments", "", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the data behind the page still needs the token");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_asset_is_a_404_in_the_api_s_shape() {
+        let api = Api::new(None, 1);
+        let (status, body) = api.send("GET", "/ui/../../etc/passwd", "", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(String::from_utf8_lossy(&body).contains("\"code\":\"NotFound\""), "{body:?}");
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe"), "no inline script or style, no eval");
+    }
+}
