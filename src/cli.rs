@@ -34,6 +34,13 @@ pub enum Command {
         /// Afterwards, promote the best trial and serve it (spec.promotion.serve) until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// Open the dashboard on a loopback port during the run (its URL is printed); it stays
+        /// up after the run until Ctrl-C.
+        #[arg(long)]
+        ui: bool,
+        /// The dashboard's port with --ui (0: any free port).
+        #[arg(long, default_value_t = 0, requires = "ui")]
+        ui_port: u16,
     },
     /// Check an experiment document and report every problem in it.
     Validate {

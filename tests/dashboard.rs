@@ -8,12 +8,15 @@
 
 #[path = "support/chromium.rs"]
 mod chromium;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/server.rs"]
 #[allow(dead_code)] // this suite uses a part
 mod server;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chromium::Browser;
@@ -182,4 +185,39 @@ fn promote_and_rollback_from_the_page_need_the_token() {
     );
     let after = tuna(&server, Some(token), &["promotions", "dash"]);
     assert_eq!(String::from_utf8_lossy(&after.stdout), listed, "no promotion without the token");
+}
+
+#[test]
+fn tuna_run_with_ui_serves_the_dashboard_of_the_run_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dash.yaml");
+    // Slower trials, so the page sees the run while it goes on.
+    std::fs::write(&file, spec(3).replace("if [ ", "sleep 0.5; if [ ")).unwrap();
+    let mut run = cli::run_command(&file, &dir.path().join("data"))
+        .arg("--ui")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("tuna run prints the dashboard's URL").unwrap();
+        if let Some(rest) = line.strip_prefix("dashboard: ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/experiments/dash"), "{url}");
+    let mut browser = Browser::start();
+    browser.open(&url);
+    browser.wait_for("document.querySelectorAll('#trials tbody tr').length >= 1", "the run's trials show");
+    browser.wait_for(
+        "document.querySelectorAll('#trials tbody tr[data-phase=Succeeded], #trials tbody tr[data-phase=Failed]').length === 3",
+        "and follow it to its end",
+    );
+    assert!(lines.any(|l| l.unwrap().contains("the dashboard stays up until Ctrl-C")), "after the run it stays up");
+    browser.wait_for("document.querySelector('#status').textContent.includes('Succeeded')", "the end shows");
+    assert!(browser.errors.is_empty(), "the page logged errors: {:#?}", browser.errors);
+    let _ = Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
+    let status = run.wait().unwrap();
+    assert!(status.success(), "Ctrl-C after the run ends it as the run ended: {status:?}");
 }
