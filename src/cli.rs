@@ -147,6 +147,20 @@ pub enum Command {
         /// The experiment's name (metadata.name).
         name: String,
     },
+    /// Draw one of the dashboard's plots of an experiment as an SVG file (from the server, or the
+    /// data dir).
+    Plot {
+        /// The experiment's name (metadata.name).
+        name: String,
+        /// history: objective per trial and best so far; parallel: parallel coordinates;
+        /// importance: each parameter's share of the variance; slice: objective against each
+        /// parameter; intermediate: each trial's objective metric by step.
+        #[arg(long, value_enum, default_value_t = PlotKind::History)]
+        kind: PlotKind,
+        /// The file to write (.svg).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Print a shell completion script, e.g. `tuna completions bash > /etc/bash_completion.d/tuna`.
     Completions {
         /// The shell to complete for.
@@ -160,6 +174,16 @@ pub enum Format {
     Table,
     Json,
     Csv,
+}
+
+/// The plots `tuna plot` draws (the dashboard's, from the same `/plots/*` data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlotKind {
+    History,
+    Parallel,
+    Importance,
+    Slice,
+    Intermediate,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod local;
+mod plot;
 mod progress;
 mod remote;
 mod serve;

@@ -93,6 +93,14 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
             writeln!(out, "{}", client.rollback(&name, to.as_deref()).await?.message)?;
         }
         Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
+        Command::Plot { name, kind, output } => {
+            if output.extension().and_then(|e| e.to_str()) != Some("svg") {
+                anyhow::bail!("tuna plot writes SVG: name the file *.svg ({} is not)", output.display());
+            }
+            let drawn = super::plot::draw(client, &name, kind).await?;
+            std::fs::write(&output, &drawn.svg).with_context(|| format!("failed to write {}", output.display()))?;
+            writeln!(out, "{}: {}", output.display(), drawn.summary)?;
+        }
         Command::Run { .. }
         | Command::Validate { .. }
         | Command::Serve(_)
