@@ -46,7 +46,9 @@ const Charts = (() => {
     return new uPlot(opts, data, container);
   }
 
-  const points = (size) => ({ show: true, size: size || 6 });
+  const points = (size, fill) => ({ show: true, size: size || 6, fill });
+  // Axis labels to 6 significant digits (a log axis's unlabelled minor ticks stay blank).
+  const ticks = (fmt) => (u, splits) => splits.map((v) => (v === null || v === undefined ? "" : fmt(v)));
   const noLine = () => null;
 
   // Optimization history: each trial's objective by index, the best so far as a line; failed
@@ -66,13 +68,13 @@ const Charts = (() => {
     uplot(container, {
       title: `${data.metric} per trial (${data.goal})`,
       scales: { x: { time: false } },
-      axes: [{ label: "trial" }, { label: data.metric, values: (u, splits) => splits.map(fmt) }],
+      axes: [{ label: "trial" }, { label: data.metric, values: ticks(fmt) }],
       series: [
         { label: "trial" },
-        { label: "succeeded", stroke: colour("Succeeded"), paths: noLine, points: points() },
-        { label: "best so far", stroke: "#ff7f0e", width: 2, spanGaps: true },
-        { label: "failed", stroke: colour("Failed"), paths: noLine, points: points(7) },
-        { label: "other phases", stroke: OTHER_COLOUR, paths: noLine, points: points() },
+        { label: "succeeded", stroke: colour("Succeeded"), paths: noLine, points: points(6, colour("Succeeded")) },
+        { label: "best so far", stroke: "#ff7f0e", width: 2, spanGaps: true, points: { show: false } },
+        { label: "failed", stroke: colour("Failed"), paths: noLine, points: points(7, colour("Failed")) },
+        { label: "other phases", stroke: OTHER_COLOUR, paths: noLine, points: points(6) },
       ],
     }, [x, succeeded, best, failed, other]);
   }
@@ -155,8 +157,8 @@ const Charts = (() => {
       if (categorical) {
         xAxis.splits = () => axis.labels.map((_, k) => k);
         xAxis.values = (u, splits) => splits.map((s) => axis.labels[s] ?? "");
-      } else if (!axis.log) {
-        xAxis.values = (u, splits) => splits.map(fmt);
+      } else {
+        xAxis.values = ticks(fmt);
       }
       const scaleX = { time: false };
       if (categorical) scaleX.range = () => [-0.5, axis.labels.length - 0.5];
@@ -167,8 +169,8 @@ const Charts = (() => {
         title: axis.name,
         legend: { show: false },
         scales: { x: scaleX },
-        axes: [xAxis, { label: data.metric, values: (u, splits) => splits.map(fmt) }],
-        series: [{}, { label: data.metric, stroke: colour("Succeeded"), paths: noLine, points: points(5) }],
+        axes: [xAxis, { label: data.metric, values: ticks(fmt) }],
+        series: [{}, { label: data.metric, stroke: colour("Succeeded"), paths: noLine, points: points(5, colour("Succeeded")) }],
       }, [pairs.map((p) => p[0]), pairs.map((p) => p[1])]);
     });
   }
@@ -238,7 +240,7 @@ const Charts = (() => {
       title: `${data.metric} by step`,
       legend: { show: false },
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { label: data.metric, values: (u, splits) => splits.map(fmt) }],
+      axes: [{ label: "step" }, { label: data.metric, values: ticks(fmt) }],
       series: [{}].concat(curves.map((c) => ({
         label: c.trial,
         stroke: colour(c.phase),
