@@ -121,9 +121,11 @@ impl Browser {
         }
     }
 
-    /// Loads `url` in the tab.
+    /// Loads `url` in the tab and waits until its document (not the one before) has loaded.
     pub fn open(&mut self, url: &str) {
         self.call_page("Page.navigate", json!({"url": url}));
+        let loaded = format!("location.href === {url:?} && document.readyState === 'complete'");
+        self.wait_for(&loaded, &format!("{url} loads"));
     }
 
     /// The value of a JavaScript expression in the page (awaited when it is a promise).
@@ -140,7 +142,10 @@ impl Browser {
     pub fn wait_for(&mut self, expression: &str, why: &str) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if self.eval(&format!("Boolean({expression})")) == json!(true) {
+            // An element not there yet (or a document between two pages) is a "not yet".
+            let check =
+                format!("(() => {{ try {{ return Boolean({expression}); }} catch (e) {{ return false; }} }})()");
+            if self.eval(&check) == json!(true) {
                 return;
             }
             if Instant::now() > deadline {
