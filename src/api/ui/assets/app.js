@@ -6,6 +6,8 @@
 
 const POLL_MS = 2000;
 const TOKEN_KEY = "tuna.token";
+// The trial table's rows at most (the rest by sorting or filtering): a page with 10,000 rows is slow.
+const TABLE_ROWS = 1000;
 // The lines of a trial's log shown in its panel.
 const LOG_TAIL_LINES = 40;
 
@@ -255,6 +257,8 @@ function experimentPage(main, name) {
     }
     if (changed("promotions", promotions)) drawPromotions(view, parts, promotions);
     if (view.selected) await drawDetail(view, parts);
+    // When the page was first complete, for benches/dashboard_load.py (ms since navigation).
+    if (window.tunaFirstDraw === undefined) window.tunaFirstDraw = performance.now();
   });
 }
 
@@ -334,7 +338,7 @@ function drawTable(view, parts) {
       drawTable(view, parts);
     },
   }, label)));
-  const body = rows.map((t) => el("tr", {
+  const body = rows.slice(0, TABLE_ROWS).map((t) => el("tr", {
     dataset: { trial: t.name, phase: t.phase },
     class: t.name === view.selected ? "selected" : "",
     onclick: () => {
@@ -343,7 +347,11 @@ function drawTable(view, parts) {
       drawDetail(view, parts).catch(showError);
     },
   }, columns.map(([k, , , show]) => el("td", { class: k === "phase" ? `phase phase-${t.phase}` : "" }, show(t)))));
-  parts.table.replaceChildren(el("thead", {}, head), el("tbody", {}, body));
+  const more = rows.length > TABLE_ROWS
+    ? el("tfoot", {}, el("tr", {}, el("td", { colspan: columns.length, class: "note" },
+      `${TABLE_ROWS} of ${rows.length} trials shown: sort or filter to see others`)))
+    : null;
+  parts.table.replaceChildren(el("thead", {}, head), el("tbody", {}, body), more);
 }
 
 function valueOf(v) {
