@@ -61,7 +61,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/experiments/{name}/trials", "Every trial"),
     ("get", "/api/v1/experiments/{name}/trials/{trial}", "One trial"),
     ("get", "/api/v1/experiments/{name}/trials/{trial}/observations", "Every value a trial reported"),
-    ("get", "/api/v1/experiments/{name}/trials/{trial}/logs", "A trial's output (follow=true streams it)"),
+    (
+        "get",
+        "/api/v1/experiments/{name}/trials/{trial}/logs",
+        "A trial's output (follow=true streams it; tail=N: its last N lines)",
+    ),
     ("post", "/api/v1/experiments/{name}/suggestions", "Ask: new trials for an external experiment"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/complete", "Tell: a trial's final metrics or failure"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/metrics", "Push metrics (the trial's own token)"),

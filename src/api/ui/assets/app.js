@@ -380,7 +380,11 @@ function definitions(object) {
 
 async function drawDetail(view, parts) {
   const base = `/api/v1/experiments/${enc(view.name)}/trials/${enc(view.selected)}`;
-  const [t, stdout, stderr] = await Promise.all([api(base), api(`${base}/logs`), api(`${base}/logs?stream=stderr`)]);
+  const [t, stdout, stderr] = await Promise.all([
+    api(base),
+    api(`${base}/logs?tail=${LOG_TAIL_LINES}`),
+    api(`${base}/logs?stream=stderr&tail=${LOG_TAIL_LINES}`),
+  ]);
   if (!changed("detail", [t, stdout, stderr])) return;
   const promote = el("button", {
     id: "promote-trial",
