@@ -126,6 +126,8 @@ fn the_dashboard_shows_the_experiment_its_plots_and_trials_and_follows_a_new_tri
     assert!(panel.contains("dash-0000") && panel.contains("score") && panel.contains("20"), "{panel}");
     assert!(text(&mut browser, "#trial-log").contains("<script>window.logged=1</script>"), "{panel}");
     assert_eq!(browser.eval("typeof window.logged"), "undefined");
+    let shown = browser.eval("document.body.innerText");
+    assert!(!shown.as_str().unwrap().split_whitespace().any(|w| w == "null" || w == "undefined"), "{shown}");
 
     // A fifth trial, run after the page loaded, appears without a reload.
     browser.eval("window.sameDocument = 'yes'");

@@ -223,7 +223,9 @@ function experimentPage(main, name) {
     section("parallel", "Parallel coordinates", parts.parallel),
     section("importance", "Parameter importance", parts.importance),
     section("slices", "Slice plots", parts.slices),
-    section("pair", "Two parameters", parts.pairControls, parts.pair),
+    section("pair", "Two parameters (contour)", parts.pairControls,
+      el("p", { class: "note" }, "dots: the trials; under them, the objective interpolated between them (inverse-distance weighting): a sketch of the surface, not a model"),
+      parts.pair),
     section("intermediate", "Intermediate values", parts.intermediate),
     section("trial-table", "Trials", el("label", {}, "phase ", parts.filter), parts.table, parts.detail),
     section("promotion", "Promotions", parts.promotions),
@@ -351,7 +353,7 @@ function drawTable(view, parts) {
     ? el("tfoot", {}, el("tr", {}, el("td", { colspan: columns.length, class: "note" },
       `${TABLE_ROWS} of ${rows.length} trials shown: sort or filter to see others`)))
     : null;
-  parts.table.replaceChildren(el("thead", {}, head), el("tbody", {}, body), more);
+  parts.table.replaceChildren(...[el("thead", {}, head), el("tbody", {}, body), more].filter(Boolean));
 }
 
 function valueOf(v) {
@@ -390,7 +392,7 @@ async function drawDetail(view, parts) {
     id: "promote-trial",
     onclick: () => write(view, parts, "promote", { trial: t.name }),
   }, `Promote ${t.name}`);
-  parts.detail.replaceChildren(
+  parts.detail.replaceChildren(...[
     el("h3", {}, t.name),
     el("p", {},
       el("span", { class: `phase phase-${t.phase}` }, t.phase),
@@ -407,7 +409,7 @@ async function drawDetail(view, parts) {
     stderr ? el("h4", {}, "stderr") : null,
     stderr ? el("pre", { class: "log" }, tail(stderr, LOG_TAIL_LINES)) : null,
     promote,
-  );
+  ].filter(Boolean));
 }
 
 // ── promotions ─────────────────────────────────────────────────────────────────────────────────

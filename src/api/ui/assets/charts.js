@@ -14,6 +14,8 @@ const Charts = (() => {
   const MAX_CURVES = 200;
   // Each slice plot's width: two or three side by side on a laptop screen.
   const SLICE_WIDTH = 420;
+  // The pair plot's surface: cells per side.
+  const CONTOUR_CELLS = 24;
 
   function svg(tag, attrs) {
     const node = document.createElementNS(SVG, tag);
@@ -175,7 +177,8 @@ const Charts = (() => {
     });
   }
 
-  // A pair of parameters: each trial at (a, b), its dot coloured by the objective.
+  // A pair of parameters: each trial at (a, b), its dot coloured by the objective (blue worst, red
+  // best), over a surface interpolated from the trials.
   function pair(container, data, a, b, fmt) {
     const rows = data.trials.filter((t) => t.objective !== null && t.values[a] !== null && t.values[b] !== null);
     container.dataset.points = String(rows.length);
@@ -185,15 +188,42 @@ const Charts = (() => {
     const [w, h, m] = [Math.min(width(container), 520), 360, 50];
     const [ax, bx] = [data.axes[a], data.axes[b]];
     const root = svg("svg", { width: w, height: h, class: "pair", role: "img" });
-    root.appendChild(svg("rect", { x: m, y: 10, width: w - m - 10, height: h - m - 10, fill: "none", stroke: "#333" }));
+    const [pw, ph] = [w - m - 10, h - m - 10];
+    const hue = (v) => {
+      const u = unit(objective, v);
+      return Math.round(240 - 240 * (data.goal === "maximize" ? u : 1 - u));
+    };
+    // The surface under the dots: each cell the inverse-distance-weighted mean of the trials'
+    // objectives (distances on the two axes' unit scales), so its bands read like a filled contour.
+    const coords = rows.map((t) => [unit(ax, t.values[a]), unit(bx, t.values[b]), t.objective]);
+    for (let i = 0; i < CONTOUR_CELLS; i++) {
+      for (let j = 0; j < CONTOUR_CELLS; j++) {
+        const [cu, cv] = [(i + 0.5) / CONTOUR_CELLS, (j + 0.5) / CONTOUR_CELLS];
+        let [sum, weights] = [0, 0];
+        for (const [u, v, y] of coords) {
+          const wgt = 1 / ((u - cu) ** 2 + (v - cv) ** 2 + 1e-4);
+          sum += wgt * y;
+          weights += wgt;
+        }
+        root.appendChild(svg("rect", {
+          x: (m + i * pw / CONTOUR_CELLS).toFixed(1),
+          y: (10 + (CONTOUR_CELLS - 1 - j) * ph / CONTOUR_CELLS).toFixed(1),
+          width: (pw / CONTOUR_CELLS + 0.5).toFixed(1),
+          height: (ph / CONTOUR_CELLS + 0.5).toFixed(1),
+          fill: `hsl(${hue(sum / weights)}, 60%, 82%)`,
+          class: "surface",
+        }));
+      }
+    }
+    root.appendChild(svg("rect", { x: m, y: 10, width: pw, height: ph, fill: "none", stroke: "#333" }));
     for (const t of rows) {
-      const u = unit(objective, t.objective);
-      const g = data.goal === "maximize" ? u : 1 - u;
       const dot = svg("circle", {
         cx: (m + unit(ax, t.values[a]) * (w - m - 10)).toFixed(1),
         cy: (h - m - unit(bx, t.values[b]) * (h - m - 10)).toFixed(1),
         r: 5,
-        fill: `hsl(${Math.round(240 - 240 * g)}, 75%, 50%)`,
+        fill: `hsl(${hue(t.objective)}, 75%, 45%)`,
+        stroke: "#222",
+        "stroke-width": 0.6,
       });
       const title = svg("title");
       title.textContent = `${t.trial}: ${data.metric} = ${fmt(t.objective)}`;
