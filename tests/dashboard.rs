@@ -113,6 +113,12 @@ fn the_dashboard_shows_the_experiment_its_plots_and_trials_and_follows_a_new_tri
     assert!(count(&mut browser, "#importance-chart rect") == 2, "a bar per parameter");
     assert!(count(&mut browser, "#slice-charts canvas") >= 2, "a slice plot per parameter");
 
+    // While nothing changes, a poll reads the experiment and not its trials again.
+    let fetched = |what: &str| format!("performance.getEntriesByType('resource').filter((e) => {what}).length");
+    let polls = fetched("e.name.endsWith('/api/v1/experiments/dash')");
+    browser.wait_for(&format!("{polls} >= 3"), "the page keeps polling");
+    assert_eq!(browser.eval(&fetched("e.name.includes('/trials?limit=')")), 1, "the trials were read once");
+
     // Stored strings are text: the hostile label shows as written and never ran.
     let table = text(&mut browser, "#trials");
     assert!(table.contains(HOSTILE), "{table}");

@@ -233,8 +233,19 @@ function experimentPage(main, name) {
   );
   const base = `/api/v1/experiments/${enc(name)}`;
   poll(async () => {
-    const [experiment, history, parameters, importance, intermediate, trials, promotions] = await Promise.all([
-      api(base),
+    // The experiment first (one record): while nothing runs and its status is as last seen, no
+    // trial can have changed, so the trials and the plots are not read again.
+    const experiment = await api(base);
+    const moved = changed("experiment", experiment);
+    if (moved) drawStatus(parts, experiment);
+    const running = ((experiment.status || {}).trials || {}).running || 0;
+    if (view.complete && !moved && running === 0) {
+      const promotions = await api(`${base}/promotions`);
+      if (changed("promotions", promotions)) drawPromotions(view, parts, promotions);
+      if (view.selected) await drawDetail(view, parts);
+      return;
+    }
+    const reads = Promise.all([
       api(`${base}/plots/history`),
       api(`${base}/plots/parameters`),
       api(`${base}/plots/importance`),
@@ -242,7 +253,11 @@ function experimentPage(main, name) {
       allTrials(name),
       api(`${base}/promotions`),
     ]);
-    if (changed("experiment", experiment)) drawStatus(parts, experiment);
+    // A round that failed half way is not "seen": the next one reads everything again.
+    const [history, parameters, importance, intermediate, trials, promotions] = await reads.catch((e) => {
+      drawn.delete("experiment");
+      throw e;
+    });
     if (changed("history", history)) Charts.history(parts.history, history, fmt);
     if (changed("parameters", parameters)) {
       view.parameters = parameters;
@@ -259,6 +274,7 @@ function experimentPage(main, name) {
     }
     if (changed("promotions", promotions)) drawPromotions(view, parts, promotions);
     if (view.selected) await drawDetail(view, parts);
+    view.complete = true;
     // When the page was first complete, for benches/dashboard_load.py (ms since navigation).
     if (window.tunaFirstDraw === undefined) window.tunaFirstDraw = performance.now();
   });
