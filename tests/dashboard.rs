@@ -41,6 +41,7 @@ spec:
     - {{name: label, type: categorical, values: [plain, "{hostile}"]}}
   maxTrials: {max_trials}
   maxFailedTrials: 5
+  promotion: {{policy: manual, gate: {{min: 5}}}}
   trial:
     command: [sh, -c, "if [ ${{x}} = 2 ]; then echo nope >&2; exit 3; fi; echo step=1 score=$((${{x}} * 10)); echo '<script>window.logged=1</script>'; echo step=2 score=$((${{x}} * 20)); mkdir -p \"$TUNA_OUTPUT_DIR\" && touch \"$TUNA_OUTPUT_DIR/model\""]
 "#,
@@ -169,6 +170,8 @@ fn promote_and_rollback_from_the_page_need_the_token() {
     browser.wait_for("document.querySelectorAll('#trials tbody tr').length === 4", "with it, the trials");
     browser.errors.clear(); // a poll that was on its way without the token has come back by now
     browser.wait_for("document.querySelector('#promote-best')", "the promotion buttons");
+    let policy = text(&mut browser, "#promotion-policy");
+    assert_eq!(policy, "promotion: manual; gate: the objective at least 5", "the gate shows");
     browser.eval("document.querySelector('#promote-best').click()");
     browser.wait_for("document.querySelector('#promotions tr.served[data-version=v1]')", "v1 is served");
 

@@ -237,7 +237,10 @@ function experimentPage(main, name) {
     // trial can have changed, so the trials and the plots are not read again.
     const experiment = await api(base);
     const moved = changed("experiment", experiment);
-    if (moved) drawStatus(parts, experiment);
+    if (moved) {
+      view.promotion = experiment.spec.promotion || null;
+      drawStatus(parts, experiment);
+    }
     const running = ((experiment.status || {}).trials || {}).running || 0;
     if (view.complete && !moved && running === 0) {
       const promotions = await api(`${base}/promotions`);
@@ -441,6 +444,7 @@ function drawPromotions(view, parts, history) {
     el("td", {}, p.time),
     el("td", {}, `v${p.version}` === served ? "served" : "")));
   parts.promotions.replaceChildren(
+    el("p", { id: "promotion-policy" }, policy(view.promotion)),
     history.serving
       ? el("p", {}, `serving ${history.serving.version} (${history.serving.trial})`, history.serving.url ? ` at ${history.serving.url}` : "")
       : el("p", { class: "note" }, "nothing is served"),
@@ -453,6 +457,15 @@ function drawPromotions(view, parts, history) {
       el("button", { id: "rollback", onclick: () => write(view, parts, "rollback", {}) }, "Roll back")),
     el("p", { id: "promotion-result", class: "note" }),
   );
+}
+
+// The spec's promotion policy and gate, in words.
+function policy(promotion) {
+  if (!promotion) return "promotion: manual, no gate (spec.promotion is not set)";
+  const gate = promotion.gate || {};
+  const bounds = [gate.min !== undefined ? `at least ${fmt(gate.min)}` : null, gate.max !== undefined ? `at most ${fmt(gate.max)}` : null]
+    .filter(Boolean).join(" and ");
+  return `promotion: ${promotion.policy || "manual"}; gate: ${bounds ? `the objective ${bounds}` : "none"}`;
 }
 
 // A promote or rollback; the answer (or the refusal's sentence) shows under the buttons.
