@@ -147,8 +147,8 @@ pub enum Command {
         /// The experiment's name (metadata.name).
         name: String,
     },
-    /// Draw one of the dashboard's plots of an experiment as an SVG file (from the server, or the
-    /// data dir).
+    /// Draw one of the dashboard's plots of an experiment as an SVG or PNG file (from the server,
+    /// or the data dir).
     Plot {
         /// The experiment's name (metadata.name).
         name: String,
@@ -157,7 +157,7 @@ pub enum Command {
         /// parameter; intermediate: each trial's objective metric by step.
         #[arg(long, value_enum, default_value_t = PlotKind::History)]
         kind: PlotKind,
-        /// The file to write (.svg).
+        /// The file to write: .svg, or .png (drawn from the SVG with the system's fonts).
         #[arg(long, short)]
         output: PathBuf,
     },

@@ -1,5 +1,5 @@
 //! End to end: `tuna plot` over a real store left by `tuna run` writes SVG that parses (Python's
-//! XML parser reads it) and holds one mark per trial.
+//! XML parser reads it) and holds one mark per trial, and PNG of the plot's size.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
 
@@ -83,6 +83,14 @@ fn tuna_plot_draws_each_kind_from_a_stored_run_with_a_mark_per_trial() {
     let importance = plot(&data, "importance", &dir.path().join("importance.svg"));
     assert!(importance.contains("importance of 2 parameters over 2 trials"), "{importance}");
 
-    let png = tuna(&data, &["plot", "plotted", "-o", dir.path().join("h.png").to_str().unwrap()]);
-    assert!(!png.status.success() && String::from_utf8_lossy(&png.stderr).contains("writes SVG"));
+    let png = dir.path().join("history.png");
+    plot(&data, "history", &png);
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+    let (width, height) =
+        (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+    assert_eq!((width, height), (960, 540), "the plot's size");
+
+    let other = tuna(&data, &["plot", "plotted", "-o", dir.path().join("h.pdf").to_str().unwrap()]);
+    assert!(!other.status.success() && String::from_utf8_lossy(&other.stderr).contains("writes SVG or PNG"));
 }

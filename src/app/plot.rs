@@ -346,3 +346,25 @@ fn intermediate(svg: &mut String, data: &Intermediate) -> anyhow::Result<String>
     root.present().map_err(drawing)?;
     Ok(format!("learning curves of {} trials", curves.len()))
 }
+
+/// The families tried for the SVG's `sans-serif`, in order (Debian's fonts first).
+const SANS_SERIF: &[&str] = &["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica"];
+
+/// The plot as PNG: the SVG drawn by resvg, its text in the system's fonts (left out where the
+/// system has none).
+pub fn png(svg: &str) -> anyhow::Result<Vec<u8>> {
+    use resvg::{tiny_skia, usvg};
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    let installed = |family: &str| fonts.faces().any(|face| face.families.iter().any(|(name, _)| name == family));
+    if let Some(family) = SANS_SERIF.iter().copied().find(|f| installed(f)) {
+        fonts.set_sans_serif_family(family);
+    }
+    let tree = usvg::Tree::from_str(svg, &options).context("the plot's SVG did not parse")?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).context("the plot has no size")?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().context("failed to encode the PNG")
+}

@@ -94,11 +94,16 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
         }
         Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
         Command::Plot { name, kind, output } => {
-            if output.extension().and_then(|e| e.to_str()) != Some("svg") {
-                anyhow::bail!("tuna plot writes SVG: name the file *.svg ({} is not)", output.display());
-            }
+            let png = match output.extension().and_then(|e| e.to_str()) {
+                Some("svg") => false,
+                Some("png") => true,
+                _ => {
+                    anyhow::bail!("tuna plot writes SVG or PNG: name the file *.svg or *.png, not {}", output.display())
+                }
+            };
             let drawn = super::plot::draw(client, &name, kind).await?;
-            std::fs::write(&output, &drawn.svg).with_context(|| format!("failed to write {}", output.display()))?;
+            let bytes = if png { super::plot::png(&drawn.svg)? } else { drawn.svg.into_bytes() };
+            std::fs::write(&output, bytes).with_context(|| format!("failed to write {}", output.display()))?;
             writeln!(out, "{}: {}", output.display(), drawn.summary)?;
         }
         Command::Run { .. }
