@@ -227,6 +227,12 @@ fn tuna_run_with_ui_serves_the_dashboard_of_the_run_on_loopback() {
     );
     assert!(lines.any(|l| l.unwrap().contains("the dashboard stays up until Ctrl-C")), "after the run it stays up");
     browser.wait_for("document.querySelector('#status').textContent.includes('Succeeded')", "the end shows");
+    browser.eval("document.querySelector('#promote-best').click()");
+    browser.wait_for(
+        "document.querySelector('#promotion-result').textContent.includes('runs no promoter')",
+        "a promotion is refused at once, saying where it can be made",
+    );
+    browser.errors.retain(|e| !e.contains("409")); // the refusal's answer is logged as a failed load
     assert!(browser.errors.is_empty(), "the page logged errors: {:#?}", browser.errors);
     let _ = Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
     let status = run.wait().unwrap();

@@ -99,6 +99,9 @@ pub struct ApiState {
     pub gpu_capacity: usize,
     /// Set once the controller runs.
     pub ready: AtomicBool,
+    /// Why promote and rollback are refused here, when they are: no promoter carries them out
+    /// (the dashboard of a `tuna run --ui`). A request would otherwise wait, then stay recorded.
+    pub no_promoter: Option<String>,
     pub metrics: ApiMetrics,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
     asks: std::sync::Mutex<HashMap<String, AskSlot>>,
@@ -118,6 +121,7 @@ impl ApiState {
             secret,
             gpu_capacity,
             ready: AtomicBool::new(false),
+            no_promoter: None,
             metrics: ApiMetrics::default(),
             asks: Default::default(),
             failures: std::sync::Mutex::new((Instant::now(), 0)),

@@ -187,11 +187,17 @@ async fn dashboard(store: &Store, data_dir: &Path, port: u16, name: &str) -> any
         .await
         .with_context(|| format!("failed to open the dashboard's port {port} on 127.0.0.1"))?;
     let address = listener.local_addr().context("failed to read the dashboard's port")?;
-    let state = Arc::new(ApiState::new(store.clone(), None, secret, 0));
+    let mut state = ApiState::new(store.clone(), None, secret, 0);
+    state.no_promoter = Some(
+        "this dashboard belongs to `tuna run`, which runs no promoter: promote with `tuna run --serve`, \
+         or with `tuna serve --data-dir` over this data dir once the run is over"
+            .into(),
+    );
+    let state = Arc::new(state);
     state.ready.store(true, std::sync::atomic::Ordering::Release);
     tokio::spawn(api::serve(listener, state, api::Bounds::default(), std::future::pending()));
     let url = format!("http://{address}/experiments/{name}");
-    eprintln!("dashboard: {url} (promotions from the page need `tuna serve`)");
+    eprintln!("dashboard: {url}");
     Ok(url)
 }
 
