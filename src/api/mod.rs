@@ -1,4 +1,5 @@
-//! The REST API (axum): experiments, their trials and leaderboard, ask/tell and pushed metrics.
+//! The REST API (axum): experiments, their trials and leaderboard, ask/tell and pushed metrics,
+//! plot-ready data (`plots`); and the dashboard that reads it (`ui`).
 //!
 //! ```text
 //! HTTP ──▶ auth (server token; push routes: the trial's own token) ──▶ handler ──▶ store
