@@ -15,7 +15,8 @@ Part 2, for each M in --trials (default 1000,10000,100000), one external experim
 search, M trials) driven to M trials by one client (ask 1, tell 1); then, at M trials:
   * ask+tell p50/p99 of the last 200 cycles with 1 client, and with 50 clients (threads, each with
     its own keep-alive connection) on a second experiment of the same size;
-  * RSS, data-dir size, GET .../trials and GET .../leaderboard?top=10 latency (median of 5).
+  * RSS with the first experiment at M trials (rss_one_mb) and with both (rss_both_mb), data-dir
+    size, GET .../trials (a page of 1,000) and GET .../leaderboard?top=10 latency (median of 5).
 
 Python 3.11 standard library only. Run from the repository root:
 
@@ -203,6 +204,7 @@ def many_trials(binary: str, m: int, clients: int) -> dict:
         api = Api(server.port)
         api.call("POST", "/api/v1/experiments", experiment("one", m + 200), expect=201)
         one = fill(api, "one", m)
+        rss_one = server.rss_mb()
         api.call("POST", "/api/v1/experiments", experiment("wide", m + 200 + clients * 4, clients), expect=201)
         fill(api, "wide", m)
         fifty = many_clients(server.port, "wide", clients, 4)
@@ -210,7 +212,7 @@ def many_trials(binary: str, m: int, clients: int) -> dict:
             "trials": m,
             "asktell_1_p50_ms": 1000 * pct(one, 0.5), "asktell_1_p99_ms": 1000 * pct(one, 0.99),
             f"asktell_{clients}_p50_ms": 1000 * pct(fifty, 0.5), f"asktell_{clients}_p99_ms": 1000 * pct(fifty, 0.99),
-            "rss_mb": server.rss_mb(), "data_dir_mb": dir_mb(data),
+            "rss_one_mb": rss_one, "rss_both_mb": server.rss_mb(), "data_dir_mb": dir_mb(data),
             "get_trials_ms": 1000 * timed(api, "/api/v1/experiments/one/trials"),
             "leaderboard_top10_ms": 1000 * timed(api, "/api/v1/experiments/one/leaderboard?top=10"),
         }

@@ -56,15 +56,21 @@ pub struct Row {
     pub output_dir: Option<String>,
 }
 
+/// The value a trial is ranked by: its objective, once it succeeded with one (the first group of
+/// the leaderboard; the others are in trial order).
+pub fn ranked_value(t: &Trial) -> Option<f64> {
+    t.objective.filter(|_| t.phase == TrialPhase::Succeeded)
+}
+
 /// Ranks `trials`; `top` keeps the first N rows.
 pub fn rank(experiment: &Experiment, trials: &[Trial], top: Option<usize>, now: Timestamp) -> Leaderboard {
     let objective = &experiment.spec.objective;
     let mut order: Vec<&Trial> = trials.iter().collect();
-    let group = |t: &Trial| match (t.phase, t.objective) {
-        (TrialPhase::Succeeded, Some(_)) => 0,
-        (TrialPhase::Pending | TrialPhase::Running | TrialPhase::Interrupted, _) => 1,
-        (TrialPhase::Stopped, _) | (TrialPhase::Succeeded, None) => 2,
-        (TrialPhase::Failed, _) => 3,
+    let group = |t: &Trial| match t.phase {
+        _ if ranked_value(t).is_some() => 0,
+        TrialPhase::Pending | TrialPhase::Running | TrialPhase::Interrupted => 1,
+        TrialPhase::Stopped | TrialPhase::Succeeded => 2,
+        TrialPhase::Failed => 3,
     };
     order.sort_by(|a, b| {
         group(a).cmp(&group(b)).then_with(|| {

@@ -44,3 +44,39 @@ async fn a_graceful_shutdown_leaves_trials_running_and_the_next_controller_reatt
     assert_eq!(best, status["bestTrial"]["parameters"]["x"].as_f64().unwrap(), "the metric arrived after the restart");
     assert_eq!(pods_of(&fake, "rollout").len(), 2, "no trial ran again");
 }
+
+/// The observations of trial `index` of `experiment`, from the server's API.
+async fn observations(server: &support::server::Server, experiment: &str, index: u32) -> Vec<Value> {
+    let url = format!("{}/api/v1/experiments/{experiment}/trials/{experiment}-{index:04}/observations", server.url);
+    let answer: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    answer["observations"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reattached_trials_output_is_not_reported_twice() {
+    // The next controller read the pod's log from its start again: every line printed before the
+    // restart became a second observation.
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let mut cr = experiment(
+        "once",
+        r#"[sh, -c, "echo score=0.5; sleep 4; echo score=${x}"]"#,
+        "  metrics: {collector: stdout}\n",
+    );
+    cr.spec.max_trials = 1;
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while observations(&server, "once", 0).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the first line never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server); // SIGTERM: the Job runs on
+    let server = start(&fake, dir.path());
+    let status = wait_status(&api, "once", "ended", |s| s["phase"] == "Succeeded" || s["phase"] == "Failed").await;
+    assert_eq!(status["trials"]["succeeded"], 1, "{status}");
+    let values: Vec<f64> = observations(&server, "once", 0).await.iter().filter_map(|o| o["value"].as_f64()).collect();
+    let x = status["bestTrial"]["parameters"]["x"].as_f64().unwrap();
+    assert_eq!(values, vec![0.5, x], "each line once, in order");
+}

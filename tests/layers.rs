@@ -31,7 +31,7 @@ const CONFINED: &[(&str, &[&str])] = &[
     ("sled::", &["src/store"]),
     // Local serving runs the model server as a process of its own (promote::serving).
     ("tokio::process", &["src/executor/local", "src/promote/serving.rs"]),
-    ("kube::runtime", &["src/controller/crd.rs"]),
+    ("kube::runtime", &["src/controller/crd.rs", "src/executor/kube/watches.rs"]),
     ("axum::", &["src/api", "src/promote", "src/app"]),
 ];
 

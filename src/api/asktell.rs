@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 
 use super::types::{AskRequest, PushAnswer, PushRequest, Suggestion, Suggestions, TellAnswer, TellRequest};
-use super::{ApiError, ApiState, Result, bearer};
-use crate::experiment::{self, Told, history};
+use super::{ApiError, ApiState, Result, bearer, blocking};
+use crate::experiment::{self, Told};
 use crate::metrics::Tally;
 use crate::search::{self, Past, Search};
 use crate::space::Assignment;
@@ -74,9 +74,12 @@ struct Known {
 impl Known {
     fn read(state: &ApiState, spec: &ExperimentSpec, name: &str) -> Result<Self> {
         let changes = state.store.watch_trials(name);
-        let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-        let history = history(spec, &trials);
-        let open = trials.iter().map(|t| !t.phase.is_finished()).collect();
+        let (mut open, mut history) = (Vec::new(), Vec::new());
+        let read = state.store.for_each_trial(name, |t| {
+            open.push(!t.phase.is_finished());
+            history.push(experiment::past(spec, &t));
+        });
+        read.map_err(ApiError::internal(format!("read trials of {name}")))?;
         Ok(Self { changes, open, history })
     }
 
@@ -199,8 +202,13 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     if request.count == 0 || request.count > MAX_ASK {
         return Err(ApiError::bad_request("count", format!("must be between 1 and {MAX_ASK}")));
     }
-    let slot = state.ask_slot(&name);
-    let mut asker = slot.lock().await;
+    // The search's work and the store's flush, off the async workers (waiting there for the
+    // experiment's asker too: one ask at a time per experiment).
+    blocking(move || ask_now(state, name, request)).await
+}
+
+fn ask_now(state: Arc<ApiState>, name: String, request: AskRequest) -> Result<Json<Suggestions>> {
+    let mut asker = state.ask_slot(&name).blocking_lock_owned();
     let record = askable(&state, &name)?;
     let spec = &record.experiment.spec;
     let known = asker.known(&state, spec, &name)?;
@@ -284,6 +292,10 @@ async fn tell(
     Path((name, trial_name)): Path<(String, String)>,
     body: String,
 ) -> Result<Json<TellAnswer>> {
+    blocking(move || tell_now(state, name, trial_name, body)).await
+}
+
+fn tell_now(state: Arc<ApiState>, name: String, trial_name: String, body: String) -> Result<Json<TellAnswer>> {
     let request: TellRequest =
         parse_body(&body, r#"{"metrics": {"name": value}} or {"state": "failed", "reason": "…"}"#)?;
     let record = state.experiment(&name)?;
@@ -361,10 +373,13 @@ async fn push(
         .map_err(|e| ApiError::bad_request("body", format!("could not be read: {e}")))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("body", "is not UTF-8"))?;
     let request: PushRequest = parse_body(text, r#"{"metrics": {"name": value}, "step": N}"#)?;
-    record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
-    record_artifact(&state, &trial, request.artifact.as_deref())?;
-    state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
-    Ok(Json(PushAnswer { should_stop: false }))
+    blocking(move || {
+        record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
+        record_artifact(&state, &trial, request.artifact.as_deref())?;
+        state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
+        Ok(Json(PushAnswer { should_stop: false }))
+    })
+    .await
 }
 
 /// A trial that may still report (404 when missing, 409 when finished).

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::types::{DeleteAnswer, Deleted, Deleting, ExperimentList, ExperimentSummary, ResumeRequest};
-use super::{ApiError, ApiState, Result};
+use super::{ApiError, ApiState, Result, blocking};
 use crate::spec::{ExecutorKind, Experiment, ExperimentStatus, Problem};
 use crate::store::{Desired, Durability, ExperimentRecord};
 
@@ -25,11 +25,13 @@ pub fn routes() -> Router<Arc<ApiState>> {
 }
 
 async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(StatusCode, Json<Experiment>)> {
-    // Parsing and checking a document is CPU work that grows with it: off the async workers, so a
-    // large one never holds up other requests.
-    let parsed = tokio::task::spawn_blocking(move || crate::search::parse_document(&body)).await;
-    let parsed = parsed.map_err(|e| ApiError::Internal { doing: "check the document".into(), source: Box::new(e) })?;
-    let mut experiment = parsed.map_err(|e| ApiError::Invalid(e.problems()))?;
+    // Parsing and checking a document is CPU work that grows with it, and the store flushes: off
+    // the async workers, so a large document never holds up other requests.
+    blocking(move || create_now(&state, &body)).await
+}
+
+fn create_now(state: &ApiState, body: &str) -> Result<(StatusCode, Json<Experiment>)> {
+    let mut experiment = crate::search::parse_document(body).map_err(|e| ApiError::Invalid(e.problems()))?;
     let mut problems = Vec::new();
     if let Some(dir) =
         experiment.spec.trial.working_dir.as_deref().filter(|d| d.starts_with('/') || d.split('/').any(|c| c == ".."))
@@ -63,6 +65,10 @@ async fn create(State(state): State<Arc<ApiState>>, body: String) -> Result<(Sta
 }
 
 async fn list(State(state): State<Arc<ApiState>>) -> Result<Json<ExperimentList>> {
+    blocking(move || list_now(&state)).await
+}
+
+fn list_now(state: &ApiState) -> Result<Json<ExperimentList>> {
     let records = state.store.experiments().map_err(ApiError::internal("list experiments"))?;
     let experiments = records
         .iter()
@@ -87,8 +93,7 @@ async fn show(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> R
 }
 
 async fn stop(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Experiment>> {
-    let record = desire(&state, &name, |r| r.desired = Desired::Stop)?;
-    Ok(Json(record.view()))
+    blocking(move || Ok(Json(desire(&state, &name, |r| r.desired = Desired::Stop)?.view()))).await
 }
 
 async fn resume(
@@ -96,21 +101,25 @@ async fn resume(
     Path(name): Path<String>,
     body: String,
 ) -> Result<Json<Experiment>> {
+    blocking(move || resume_now(&state, &name, &body)).await
+}
+
+fn resume_now(state: &ApiState, name: &str, body: &str) -> Result<Json<Experiment>> {
     let request: ResumeRequest = if body.trim().is_empty() {
         ResumeRequest::default()
     } else {
-        serde_json::from_str(&body)
+        serde_json::from_str(body)
             .map_err(|e| ApiError::bad_request("body", format!("expected {{\"maxTrials\": N}}: {e}")))?
     };
-    state.experiment(&name)?;
-    let created = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?.len() as u32;
+    state.experiment(name)?;
+    let created = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?.len() as u32;
     if let Some(n) = request.max_trials.filter(|&n| n < created.max(1)) {
         return Err(ApiError::Invalid(vec![Problem::new(
             "maxTrials",
             format!("({n}) is below the {created} trials already created"),
         )]));
     }
-    let record = desire(&state, &name, |r| {
+    let record = desire(state, name, |r| {
         r.desired = Desired::Run;
         if let Some(n) = request.max_trials {
             r.experiment.spec.max_trials = n;
@@ -121,7 +130,7 @@ async fn resume(
         crate::experiment::reopen(r.experiment.status.get_or_insert_with(Default::default));
         r.exhausted = false;
     })?;
-    state.forget_search(&name);
+    state.forget_search(name);
     Ok(Json(record.view()))
 }
 

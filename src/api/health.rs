@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{ApiError, ApiState, Result};
+use super::{ApiError, ApiState, Result, blocking};
 use crate::trial::TrialPhase;
 
 pub fn routes() -> Router<Arc<ApiState>> {
@@ -36,6 +36,10 @@ async fn ready(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
 /// carries its trial counts, kept by the controller as trials change): a scrape reads one record
 /// per experiment, never a trial.
 async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse> {
+    blocking(move || metrics_now(&state)).await
+}
+
+fn metrics_now(state: &ApiState) -> Result<impl IntoResponse + use<>> {
     let mut registry = Registry::with_prefix("tuna");
     registry.register("api_request_duration_seconds", "API request durations", state.metrics.requests.clone());
     registry.register("suggestion_duration_seconds", "Time to compute suggestions", state.metrics.suggestions.clone());

@@ -264,6 +264,16 @@ async fn measure(State(state): State<Arc<ApiState>>, request: Request, next: Nex
     response
 }
 
+/// Runs a handler's store work on the blocking pool. sled's reads may wait for the disk, its
+/// flushes always do (an fsync per acknowledged write), and a search's model fit or a ranking of
+/// every trial is CPU work; on an async worker any of them would hold up every request that worker
+/// serves.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal { doing: "answer the request".into(), source: Box::new(e) })?
+}
+
 fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{ApiError, ApiState, Result};
+use super::{ApiError, ApiState, Result, blocking};
 use crate::plots::{self, History, Importance, Intermediate, Parameters};
 use crate::store::ExperimentRecord;
 use crate::trial::Trial;
@@ -30,29 +30,45 @@ fn read(state: &ApiState, name: &str) -> Result<(ExperimentRecord, Vec<Trial>)> 
     Ok((record, trials))
 }
 
+// Each reads every trial (and the curves every observation): store scans and CPU work, so on the
+// blocking pool, not on an async worker that also serves every other request.
+
 async fn history(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<History>> {
-    let (record, trials) = read(&state, &name)?;
-    Ok(Json(plots::history(&record.experiment, &trials)))
+    blocking(move || {
+        let (record, trials) = read(&state, &name)?;
+        Ok(Json(plots::history(&record.experiment, &trials)))
+    })
+    .await
 }
 
 async fn parameters(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Parameters>> {
-    let (record, trials) = read(&state, &name)?;
-    Ok(Json(plots::parameters(&record.experiment, &trials)))
+    blocking(move || {
+        let (record, trials) = read(&state, &name)?;
+        Ok(Json(plots::parameters(&record.experiment, &trials)))
+    })
+    .await
 }
 
 async fn importance(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Importance>> {
-    let (record, trials) = read(&state, &name)?;
-    Ok(Json(plots::importance(&plots::parameters(&record.experiment, &trials))))
+    blocking(move || {
+        let (record, trials) = read(&state, &name)?;
+        Ok(Json(plots::importance(&plots::parameters(&record.experiment, &trials))))
+    })
+    .await
 }
 
 async fn intermediate(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> Result<Json<Intermediate>> {
-    let (record, trials) = read(&state, &name)?;
+    blocking(move || intermediate_now(&state, &name)).await
+}
+
+fn intermediate_now(state: &ApiState, name: &str) -> Result<Json<Intermediate>> {
+    let (record, trials) = read(state, name)?;
     let metric = record.experiment.spec.objective.metric.clone();
     let mut curves = Vec::with_capacity(trials.len());
     for trial in &trials {
         let observations = state
             .store
-            .observations(&name, trial.index)
+            .observations(name, trial.index)
             .map_err(ApiError::internal(format!("read observations of {}", trial.name)))?;
         curves.push(plots::curve(trial, &metric, &observations));
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::types::{ObservationList, TrialList, TrialView};
-use super::{ApiError, ApiState, Result};
+use super::{ApiError, ApiState, Result, blocking};
 use crate::leaderboard;
 
 /// How often a followed log is checked for new output.
@@ -42,10 +42,25 @@ async fn board(
     Query(query): Query<BoardQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let record = state.experiment(&name)?;
-    let trials = state.store.trials(&name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    let board = leaderboard::rank(&record.experiment, &trials, query.top, Timestamp::now());
     let wants_csv = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    // Ranking every trial (without `top`, or with fewer succeeded) is CPU work: off the workers.
+    blocking(move || board_now(&state, &name, query.top, wants_csv)).await
+}
+
+fn board_now(state: &ApiState, name: &str, top: Option<usize>, wants_csv: bool) -> Result<Response> {
+    let record = state.experiment(name)?;
+    let failed = || ApiError::internal(format!("read trials of {name}"));
+    let goal = record.experiment.spec.objective.goal;
+    // The top N through the ranking kept on write when N trials succeeded; else every trial.
+    let best = match top {
+        Some(n) => state.store.ranked(name, goal, n).map_err(failed())?.filter(|best| best.len() == n),
+        None => None,
+    };
+    let trials = match best {
+        Some(best) => best,
+        None => state.store.trials(name).map_err(failed())?,
+    };
+    let board = leaderboard::rank(&record.experiment, &trials, top, Timestamp::now());
     Ok(if wants_csv {
         ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], board.csv(&record.experiment)).into_response()
     } else {
@@ -81,12 +96,14 @@ async fn list(
     Path(name): Path<String>,
     Query(page): Query<PageQuery<u32>>,
 ) -> Result<Json<TrialList>> {
-    state.experiment(&name)?;
-    let (trials, next) = state
-        .store
-        .trials_page(&name, page.after, page.limit()?)
-        .map_err(ApiError::internal(format!("read trials of {name}")))?;
-    Ok(Json(TrialList { trials, next }))
+    let limit = page.limit()?;
+    blocking(move || {
+        state.experiment(&name)?;
+        let read = state.store.trials_page(&name, page.after, limit);
+        let (trials, next) = read.map_err(ApiError::internal(format!("read trials of {name}")))?;
+        Ok(Json(TrialList { trials, next }))
+    })
+    .await
 }
 
 async fn show(
@@ -104,12 +121,14 @@ async fn observations(
     Path((name, trial)): Path<(String, String)>,
     Query(page): Query<PageQuery<u64>>,
 ) -> Result<Json<ObservationList>> {
-    let trial = state.trial(&name, &trial)?;
-    let (observations, next) = state
-        .store
-        .observations_page(&name, trial.index, page.after, page.limit()?)
-        .map_err(ApiError::internal(format!("read observations of {}", trial.name)))?;
-    Ok(Json(ObservationList { trial: trial.name, observations, next }))
+    let limit = page.limit()?;
+    blocking(move || {
+        let trial = state.trial(&name, &trial)?;
+        let read = state.store.observations_page(&name, trial.index, page.after, limit);
+        let (observations, next) = read.map_err(ApiError::internal(format!("read observations of {}", trial.name)))?;
+        Ok(Json(ObservationList { trial: trial.name, observations, next }))
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -2,8 +2,9 @@
 //! records results on tell; this loop only asks the core to review them (trials left open past
 //! `spec.trial.timeout` fail; the experiment ends by the same rules as `run`) and keeps the status
 //! current. It costs nothing while nothing happens: it wakes for trial writes, the next deadline,
-//! or a halt; it keeps the trials in memory and re-reads only those written since; it writes the
-//! status only when it changed.
+//! or a halt; it keeps a ledger of the trials in memory (the open ones whole, of the others only
+//! their phase and the best) and re-reads only those written since; it writes the status only when
+//! it changed.
 
 use std::time::Duration;
 
@@ -28,39 +29,55 @@ impl<E: Executor> Controller<E> {
     pub async fn watch_external(&self, name: &str, mut halt: watch::Receiver<Halt>) -> Result<ExperimentRecord> {
         let changes = self.store.watch_trials(name);
         let read = |source| Error::LoadExperiment { name: name.into(), source };
-        let mut trials = self.store.trials(name).map_err(read)?;
+        let every_trial = || self.store.trials(name).map_err(read);
+        // Each trial read into the ledger as it is decoded: no list of them all is held.
+        let ledger_of = |spec: &ExperimentSpec| -> Result<experiment::Ledger> {
+            let mut ledger = experiment::Ledger::default();
+            self.store.for_each_trial(name, |t| ledger.put(spec, t)).map_err(read)?;
+            Ok(ledger)
+        };
+        let first = self.load(name)?;
+        let mut ledger = ledger_of(&first.experiment.spec)?;
+        let mut loaded = Some(first);
         let mut written = std::collections::BTreeSet::new();
         loop {
-            let mut record = self.load(name)?;
+            let mut record = match loaded.take() {
+                Some(record) => record, // the first pass uses the record the ledger was made for
+                None => self.load(name)?,
+            };
             let now = Timestamp::now();
             let halted = *halt.borrow_and_update();
             if halted == Halt::Interrupt {
                 return Ok(record);
             }
+            let spec = record.experiment.spec.clone();
             written.extend(changes.take());
             for index in std::mem::take(&mut written) {
                 if let Some(trial) = self.store.trial(name, index).map_err(read)? {
-                    upsert(&mut trials, trial);
+                    ledger.put(&spec, trial);
                 }
             }
-            let spec = record.experiment.spec.clone();
-            let review = experiment::review(&spec, &mut trials, record.exhausted, halted, now);
-            if !self.save_expired(name, &spec, &review.expired, &mut trials, now)? {
+            if ledger.stale() {
+                ledger = ledger_of(&spec)?;
+            }
+            let review = experiment::review(&spec, &mut ledger, record.exhausted, halted, now);
+            if !self.save_expired(name, &spec, review.expired, &mut ledger, now)? {
                 continue; // a result came in first: review again with it
             }
             let status = record.experiment.status.get_or_insert_with(Default::default);
             if let Some(reason) = review.end {
-                experiment::finish(status, &spec, &trials, reason, now);
+                // The end message quotes the last failures: every trial is read once, at the end.
+                experiment::finish(status, &spec, &every_trial()?, reason, now);
                 self.save_status(&record, Durability::Flushed)?;
                 return Ok(record);
             }
             let before = status.clone();
             experiment::begin(status, now);
-            experiment::refresh(status, &spec, &trials, &review.open);
+            ledger.refresh(status);
             if *status != before {
                 self.save_status(&record, Durability::Lazy)?;
             }
-            let deadline = next_deadline(&spec, &trials, now);
+            let deadline = next_deadline(&spec, ledger.open(), now);
             tokio::select! {
                 indexes = changes.next() => {
                     written.extend(indexes);
@@ -71,21 +88,20 @@ impl<E: Executor> Controller<E> {
             }
         }
     }
-}
 
-impl<E: Executor> Controller<E> {
     /// Writes the deadline's verdict on each expired trial, each only if it is still open (a tell
-    /// may win the race); returns whether all were written (else `trials` holds the winners').
+    /// may win the race); returns whether all were written (else the ledger holds the winners').
     fn save_expired(
         &self,
         name: &str,
         spec: &ExperimentSpec,
-        expired: &[u32],
-        trials: &mut Vec<Trial>,
+        expired: Vec<Trial>,
+        ledger: &mut experiment::Ledger,
         now: Timestamp,
     ) -> Result<bool> {
         let mut all = true;
-        for &index in expired {
+        for concluded in expired {
+            let index = concluded.index;
             let changed = self.store.change_trial(name, index, |t| match experiment::expired(spec, t, now) {
                 Some(verdict) => {
                     verdict.conclude(t, now);
@@ -93,14 +109,14 @@ impl<E: Executor> Controller<E> {
                 }
                 None => Err(()),
             });
-            let trial = crate::trial::trial_name(name, index);
+            let trial = concluded.name;
             match changed.map_err(|source| Error::SaveTrial { trial: trial.clone(), source })? {
-                Some(Ok(written)) => upsert(trials, written),
+                Some(Ok(written)) => ledger.put(spec, written),
                 Some(Err(())) | None => {
                     all = false;
                     let read = self.store.trial(name, index).map_err(|source| Error::SaveTrial { trial, source })?;
                     if let Some(current) = read {
-                        upsert(trials, current);
+                        ledger.put(spec, current);
                     }
                 }
             }
@@ -109,23 +125,11 @@ impl<E: Executor> Controller<E> {
     }
 }
 
-/// Puts a trial read again in its place (trials are numbered densely from 0).
-fn upsert(trials: &mut Vec<Trial>, trial: Trial) {
-    match trials.binary_search_by_key(&trial.index, |t| t.index) {
-        Ok(at) => trials[at] = trial,
-        Err(at) => trials.insert(at, trial),
-    }
-}
-
 /// How long until the first open trial's result is overdue; `None` without a timeout or open trial.
-fn next_deadline(spec: &ExperimentSpec, trials: &[Trial], now: Timestamp) -> Option<Duration> {
+fn next_deadline<'a>(spec: &ExperimentSpec, open: impl Iterator<Item = &'a Trial>, now: Timestamp) -> Option<Duration> {
     let timeout = parse_duration(spec.trial.timeout.as_deref()?)?;
     let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-    let first = trials
-        .iter()
-        .filter(|t| !t.phase.is_finished())
-        .map(|t| t.started_at.unwrap_or(t.created_at).as_millisecond().saturating_add(timeout_ms))
-        .min()?;
+    let first = open.map(|t| t.started_at.unwrap_or(t.created_at).as_millisecond().saturating_add(timeout_ms)).min()?;
     // A millisecond past it, so the review finds it overdue.
     Some(Duration::from_millis(u64::try_from(first - now.as_millisecond() + 1).unwrap_or(0)))
 }

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-pub use external::{Review, asked, review};
+pub use external::{Ledger, Review, asked, review};
 pub use history::{history, past};
 pub use plan::{Counts, Halt, Limits, Step, next_step, room_for};
 pub use status::{begin, best, counts, end_with, finish, refresh, refused, reopen};

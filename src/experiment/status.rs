@@ -31,37 +31,49 @@ pub fn counts(spec: &ExperimentSpec, trials: &[Trial], active: &BTreeSet<u32>, e
 
 /// The best succeeded trial; ties go to the earlier one.
 pub fn best<'a>(spec: &ExperimentSpec, trials: &'a [Trial]) -> Option<&'a Trial> {
-    let objective = &spec.objective;
-    trials.iter().filter(|t| t.phase == TrialPhase::Succeeded).fold(None, |best: Option<&Trial>, t| {
-        match (best.and_then(|b| b.objective), t.objective) {
-            (_, None) => best,
-            (Some(b), Some(v)) if !objective.better(v, b) => best,
-            _ => Some(t),
-        }
-    })
+    trials.iter().fold(None, |best, t| if beats(spec, t, best) { Some(t) } else { best })
+}
+
+/// Whether `t` takes the place of `best`: it succeeded with a better value, or the same value as an
+/// earlier trial (so the best does not depend on the order trials are looked at).
+pub(super) fn beats(spec: &ExperimentSpec, t: &Trial, best: Option<&Trial>) -> bool {
+    let Some(v) = t.objective.filter(|_| t.phase == TrialPhase::Succeeded) else { return false };
+    match best.and_then(|b| b.objective.map(|o| (o, b.index))) {
+        None => true,
+        Some((b, index)) => spec.objective.better(v, b) || (v == b && t.index < index),
+    }
+}
+
+/// The count a trial in `phase` adds to (an active trial counts as running whatever its phase).
+pub(super) fn slot(counts: &mut TrialCounts, phase: TrialPhase, active: bool) -> &mut u32 {
+    match phase {
+        _ if active => &mut counts.running,
+        TrialPhase::Pending => &mut counts.pending,
+        TrialPhase::Running => &mut counts.running,
+        TrialPhase::Succeeded => &mut counts.succeeded,
+        TrialPhase::Failed => &mut counts.failed,
+        TrialPhase::Stopped => &mut counts.stopped,
+        TrialPhase::Interrupted => &mut counts.interrupted,
+    }
+}
+
+/// The best trial as the status shows it.
+pub(super) fn best_trial(t: &Trial) -> BestTrial {
+    BestTrial {
+        name: t.name.clone(),
+        objective: t.objective.unwrap_or_default(),
+        parameters: parameters_json(&t.parameters),
+    }
 }
 
 /// Recomputes trial counts and the best trial.
 pub fn refresh(status: &mut ExperimentStatus, spec: &ExperimentSpec, trials: &[Trial], active: &BTreeSet<u32>) {
     let mut counts = TrialCounts::default();
     for t in trials {
-        let slot = match t.phase {
-            _ if active.contains(&t.index) => &mut counts.running,
-            TrialPhase::Pending => &mut counts.pending,
-            TrialPhase::Running => &mut counts.running,
-            TrialPhase::Succeeded => &mut counts.succeeded,
-            TrialPhase::Failed => &mut counts.failed,
-            TrialPhase::Stopped => &mut counts.stopped,
-            TrialPhase::Interrupted => &mut counts.interrupted,
-        };
-        *slot += 1;
+        *slot(&mut counts, t.phase, active.contains(&t.index)) += 1;
     }
     status.trials = counts;
-    status.best_trial = best(spec, trials).map(|t| BestTrial {
-        name: t.name.clone(),
-        objective: t.objective.unwrap_or_default(),
-        parameters: parameters_json(&t.parameters),
-    });
+    status.best_trial = best(spec, trials).map(best_trial);
 }
 
 /// Moves to `phase` when the phase machine allows it; returns whether it did.

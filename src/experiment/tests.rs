@@ -357,19 +357,52 @@ fn a_tell_without_the_objective_fails_and_names_what_was_told() {
 #[test]
 fn open_ask_tell_trials_past_the_timeout_fail_and_the_review_ends_the_experiment() {
     let spec = ExperimentSpec::test().external().budget(2).timeout("1s");
-    let mut trials = asked("e", 0, vec![crate::space::Assignment::new(); 2], NOW);
+    let mut ledger = Ledger::new(&spec, asked("e", 0, vec![crate::space::Assignment::new(); 2], NOW));
     let soon = NOW.checked_add(jiff::SignedDuration::from_millis(900)).unwrap();
-    let review_soon = review(&spec, &mut trials, false, Halt::Run, soon);
-    assert_eq!((review_soon.expired.len(), review_soon.open.len(), review_soon.end), (0, 2, None));
+    let review_soon = review(&spec, &mut ledger, false, Halt::Run, soon);
+    assert_eq!((review_soon.expired.len(), ledger.open().count(), review_soon.end), (0, 2, None));
     let late = NOW.checked_add(jiff::SignedDuration::from_secs(2)).unwrap();
-    let review_late = review(&spec, &mut trials, false, Halt::Run, late);
-    assert_eq!(review_late.expired, [0, 1]);
-    assert_eq!(trials[0].reason, Some(TrialReason::TimedOut));
-    assert_eq!(trials[0].message.as_deref(), Some("no result within spec.trial.timeout (1s)"));
+    let review_late = review(&spec, &mut ledger, false, Halt::Run, late);
+    assert_eq!(review_late.expired.iter().map(|t| t.index).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(review_late.expired[0].reason, Some(TrialReason::TimedOut));
+    assert_eq!(review_late.expired[0].message.as_deref(), Some("no result within spec.trial.timeout (1s)"));
+    assert_eq!(ledger.open().count(), 0, "the expired trials are closed in the ledger");
     assert_eq!(review_late.end, Some(EndReason::NoTrialSucceeded));
-    let mut open = asked("e", 0, vec![crate::space::Assignment::new()], NOW);
+    let mut open = Ledger::new(&spec, asked("e", 0, vec![crate::space::Assignment::new()], NOW));
     assert_eq!(review(&spec, &mut open, false, Halt::Stop, NOW).end, Some(EndReason::StoppedByUser));
     assert_eq!(review(&spec, &mut open, false, Halt::Interrupt, NOW).end, None, "a shutdown ends nothing");
+}
+
+#[test]
+fn the_ledger_shows_the_status_that_every_trial_gives_whatever_order_they_arrive_in() {
+    let spec = ExperimentSpec::test().external().budget(10);
+    let mut trials = asked("e", 0, vec![crate::space::Assignment::new(); 6], NOW);
+    let outcomes = [(TrialPhase::Succeeded, Some(0.5)), (TrialPhase::Failed, None), (TrialPhase::Succeeded, Some(0.2))];
+    for (trial, (phase, objective)) in trials.iter_mut().zip(outcomes) {
+        trial.move_to(phase);
+        trial.objective = objective;
+    }
+    trials[4].move_to(TrialPhase::Succeeded);
+    trials[4].objective = Some(0.2); // ties trial 2: the earlier is the best
+    let mut expected = ExperimentStatus::default();
+    refresh(
+        &mut expected,
+        &spec,
+        &trials,
+        &trials.iter().filter(|t| !t.phase.is_finished()).map(|t| t.index).collect(),
+    );
+    let mut ledger = Ledger::default();
+    for i in [4, 1, 5, 0, 3, 2] {
+        ledger.put(&spec, trials[i].clone());
+    }
+    let mut status = ExperimentStatus::default();
+    ledger.refresh(&mut status);
+    assert_eq!(status, expected);
+    assert_eq!(status.best_trial.as_ref().map(|b| b.name.as_str()), Some(trials[2].name.as_str()));
+    assert_eq!(ledger.open().map(|t| t.index).collect::<Vec<_>>(), [3, 5]);
+    assert!(!ledger.stale());
+    ledger.put(&spec, trials[2].clone());
+    assert!(ledger.stale(), "a succeeded trial written again asks for a rebuild");
 }
 
 #[test]

@@ -14,6 +14,7 @@
 mod codec;
 mod notify;
 mod private;
+mod ranks;
 pub mod snapshot;
 
 use std::collections::HashMap;
@@ -24,7 +25,8 @@ use serde::{Deserialize, Serialize};
 
 pub use notify::Changes;
 
-use crate::spec::Experiment;
+use crate::leaderboard::ranked_value;
+use crate::spec::{Experiment, Goal};
 use crate::trial::{Observation, Trial};
 
 /// The most observations one trial keeps (all attempts together): a trial that reports more has the
@@ -241,6 +243,8 @@ pub struct Store {
     notices: Arc<notify::Notices>,
     /// Observations stored per trial, counted once from the disk and then kept up to date.
     observation_counts: Arc<Mutex<HashMap<(String, u32), usize>>>,
+    /// The leaderboard's order per experiment, kept on write once asked for.
+    ranks: Arc<ranks::Ranks>,
 }
 
 impl Store {
@@ -279,6 +283,7 @@ impl Store {
             artifacts,
             notices: Default::default(),
             observation_counts: Default::default(),
+            ranks: Default::default(),
         };
         store.flush("the schema version")?;
         Ok(store)
@@ -382,6 +387,7 @@ impl Store {
         }
         self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
+        self.ranks.forget(name);
         self.notices.experiment_changed(name);
         self.flush(&what)
     }
@@ -389,6 +395,17 @@ impl Store {
     /// Every trial of an experiment, by index.
     pub fn trials(&self, experiment: &str) -> Result<Vec<Trial>> {
         scan(&self.trials, codec::experiment_prefix(experiment), || format!("the trials of {experiment}"))
+    }
+
+    /// Every trial of an experiment, by index, each decoded as it is read and handed to `each`: no
+    /// list of them all is held (at 100,000 trials such a list is ~150 MB that the allocator keeps).
+    pub fn for_each_trial(&self, experiment: &str, mut each: impl FnMut(Trial)) -> Result<()> {
+        let what = || format!("the trials of {experiment}");
+        for value in self.trials.scan_prefix(codec::experiment_prefix(experiment)).values() {
+            let value = value.map_err(|source| Error::Read { what: what(), source })?;
+            each(codec::decode(&value, what)?);
+        }
+        Ok(())
     }
 
     /// Up to `limit` trials of an experiment after index `after` (from the first when `None`),
@@ -403,6 +420,32 @@ impl Store {
         let (page, more) = page(&self.trials, &prefix, start, limit, || format!("the trials of {experiment}"))?;
         let next = more.then(|| page.last().map(|(_, t): &(_, Trial)| t.index)).flatten();
         Ok((page.into_iter().map(|(_, t)| t).collect(), next))
+    }
+
+    /// The `n` best succeeded trials of an experiment in the leaderboard's order (by objective in
+    /// the goal's direction, ties by index), read through the ranking kept on write: `n` reads,
+    /// not a scan. `None` when the ranking and a trial's record disagree (a write raced the
+    /// ranking's update; the entry is repaired): read every trial instead.
+    pub fn ranked(&self, experiment: &str, goal: Goal, n: usize) -> Result<Option<Vec<Trial>>> {
+        let build = || -> Result<ranks::Ranking> {
+            let mut ranking = ranks::Ranking::default();
+            self.for_each_trial(experiment, |trial| ranking.set(trial.index, ranked_value(&trial)))?;
+            Ok(ranking)
+        };
+        let ranked = self.ranks.with(experiment, build, |ranking| ranking.top(goal, n))?;
+        let mut top = Vec::with_capacity(ranked.len());
+        for (index, key) in ranked {
+            let trial = self.trial(experiment, index)?;
+            let value = trial.as_ref().and_then(ranked_value);
+            match trial {
+                Some(trial) if value.map(ranks::order_key) == Some(key) => top.push(trial),
+                _ => {
+                    self.ranks.note(experiment, index, value);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(top))
     }
 
     pub fn trial(&self, experiment: &str, index: u32) -> Result<Option<Trial>> {
@@ -427,6 +470,7 @@ impl Store {
         self.trials
             .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
             .map_err(|source| Error::Write { what, source })?;
+        self.ranks.note(&trial.experiment, trial.index, ranked_value(trial));
         self.notices.trial_changed(&trial.experiment, trial.index);
         Ok(())
     }
@@ -459,6 +503,7 @@ impl Store {
                 .compare_and_swap(&key, Some(old), Some(bytes))
                 .map_err(|source| Error::Write { what: what(), source })?;
             if swapped.is_ok() {
+                self.ranks.note(experiment, index, ranked_value(&trial));
                 self.notices.trial_changed(experiment, index);
                 return Ok(Some(Ok(trial)));
             }

@@ -150,3 +150,54 @@ fn trials_and_observations_come_in_pages_that_cover_everything_once() {
     assert_eq!(end, None);
     assert_eq!(rest.last().unwrap().value, 6.0);
 }
+
+#[test]
+fn the_ranking_kept_on_write_gives_the_leaderboards_first_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let record = experiment("r");
+    store.put_experiment(&record).unwrap();
+    let write = |index: u32, phase: TrialPhase, objective: Option<f64>| {
+        let mut t = trial("r", index);
+        t.phase = phase;
+        t.objective = objective;
+        store.put_trial(&t).unwrap();
+    };
+    let top = |store: &Store, n: usize| -> Option<Vec<u32>> {
+        store.ranked("r", Goal::Maximize, n).unwrap().map(|ts| ts.iter().map(|t| t.index).collect())
+    };
+    let board = |store: &Store, n: usize| -> Vec<u32> {
+        let trials = store.trials("r").unwrap();
+        let rows = crate::leaderboard::rank(&record.experiment, &trials, Some(n), Timestamp::UNIX_EPOCH).trials;
+        rows.iter().filter(|r| r.rank.is_some()).map(|r| r.name.rsplit('-').next().unwrap().parse().unwrap()).collect()
+    };
+    write(0, TrialPhase::Succeeded, Some(0.5));
+    write(1, TrialPhase::Failed, Some(0.99));
+    write(2, TrialPhase::Succeeded, Some(0.7));
+    write(3, TrialPhase::Running, None);
+    assert_eq!(top(&store, 2), Some(vec![2, 0]), "built from the disk on first use");
+    // Written after the ranking was built: a better trial, a tie (the earlier index first), a
+    // trial told through compare-and-swap, and one that left the succeeded group.
+    write(4, TrialPhase::Succeeded, Some(0.9));
+    write(5, TrialPhase::Succeeded, Some(0.7));
+    store
+        .change_trial("r", 3, |t| {
+            t.phase = TrialPhase::Succeeded;
+            t.objective = Some(0.95);
+            Ok::<_, ()>(())
+        })
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    write(4, TrialPhase::Stopped, Some(0.9));
+    for n in 1..=4 {
+        assert_eq!(top(&store, n), Some(board(&store, n)), "top {n}");
+    }
+    assert_eq!(top(&store, 4), Some(vec![3, 2, 5, 0]));
+    assert_eq!(top(&store, 10).map(|t| t.len()), Some(4), "only succeeded trials are ranked");
+    drop(store);
+    let store = reopen(dir.path()).unwrap();
+    assert_eq!(top(&store, 3), Some(board(&store, 3)), "rebuilt after a reopen");
+    store.delete_experiment("r").unwrap();
+    assert_eq!(top(&store, 3), Some(vec![]), "a deleted experiment's ranking is gone");
+}

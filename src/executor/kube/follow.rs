@@ -2,7 +2,7 @@
 //! whose output is a new attempt's), the trial container's log by name, and how the Job ended.
 //!
 //! ```text
-//! step: get Job, list its pods ─▶ pick the pod that is the trial now
+//! step: its Job and pods in the watches' caches ─▶ pick the pod that is the trial now
 //!        new pod after a finished one ─▶ Restarted (the earlier pod's lines all sent first)
 //!        no pod ─▶ Waiting (Suspended by a queue; FailedCreate: the Job's Event, e.g. Pod Security)
 //!        pending ─▶ Waiting (Unschedulable, ErrImagePull, ImagePullBackOff, CreateContainerConfigError…)
@@ -12,6 +12,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
@@ -19,17 +20,21 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod, PodStatus};
 use kube::Api;
 use kube::api::{ListParams, LogParams};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::watches::Namespace;
 use crate::executor::{Exit, Stream, TrialEvent};
 
 /// How many log lines a failure message quotes.
 const TAIL_LINES: usize = 8;
 /// How long an ended pod's log may take to drain once its container ended.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long a Job's end may wait for the pod watch to show the pod that ended it (the Job and pod
+/// watches are separate streams: the Job's condition can arrive first).
+const POD_LAG: Duration = Duration::from_secs(5);
 /// Exit codes above this are a signal's (128 + its number), as container runtimes report them.
 const SIGNAL_BASE: i32 = 128;
 
@@ -50,12 +55,34 @@ pub struct JobWatch {
     /// When the trial's container started (in this controller's life): `trial.timeout` counts
     /// from here, not from the Job's creation (a queued or pulling trial is not running).
     running_since: Option<tokio::time::Instant>,
+    /// Whether the Job was seen in the watch's cache (a Job just created may not be there yet).
+    seen: bool,
+    /// The Job's resourceVersion when its FailedCreate Events were last listed (they are listed
+    /// again only when the Job changed).
+    podless_at: Option<String>,
+    /// When the Job was first seen ended while its ended pod was not in the cache yet.
+    ended_early: Option<tokio::time::Instant>,
+    /// Whether this follows a Job an earlier controller followed (a re-attach): the lines it kept
+    /// were reported already.
+    resumed: bool,
 }
 
 impl JobWatch {
-    pub fn new(container: String, kept: PathBuf) -> Self {
+    pub fn new(container: String, kept: PathBuf, resumed: bool) -> Self {
         let done = HashSet::new();
-        Self { container, kept, started: false, waiting: None, current: None, done, running_since: None }
+        Self {
+            container,
+            kept,
+            started: false,
+            waiting: None,
+            current: None,
+            done,
+            running_since: None,
+            seen: false,
+            podless_at: None,
+            ended_early: None,
+            resumed,
+        }
     }
 
     /// When the trial's container was first seen running, if it was.
@@ -68,28 +95,46 @@ impl JobWatch {
         self.waiting.as_deref()
     }
 
-    /// One look at the Job and its pods: reports progress, returns the exit once the Job ended.
+    /// One look at the Job and its pods as the watches last saw them: reports progress, returns
+    /// the exit once the Job ended.
     pub async fn step(
         &mut self,
-        (jobs, pods, cluster_events): (&Api<Job>, &Api<Pod>, &Api<Event>),
-        name: &str,
+        cluster: &Namespace,
+        (pods, cluster_events): (&Api<Pod>, &Api<Event>),
+        (name, uid): (&str, &str),
         events: &mpsc::UnboundedSender<TrialEvent>,
     ) -> Result<Option<Exit>, kube::Error> {
-        let Some(job) = jobs.get_opt(name).await? else {
-            return Ok(Some(Exit::StartFailed(format!("Job {name} disappeared (deleted outside tuna?)"))));
+        // A Job of this name with another UID is one that was replaced (still in the cache).
+        let job = match cluster.job(name).filter(|j| j.metadata.uid.as_deref() == Some(uid)) {
+            Some(job) => job,
+            None if self.seen => {
+                return Ok(Some(Exit::StartFailed(format!("Job {name} disappeared (deleted outside tuna?)"))));
+            }
+            None => return Ok(None), // created, not in the cache yet
         };
-        let list = pods.list(&ListParams::default().labels(&format!("job-name={name}"))).await?;
-        let pod = self.pick(&list.items);
+        self.seen = true;
+        let list = cluster.pods_of(uid);
+        let pod = self.pick(&list);
         match pod {
             Some(pod) => self.observe_pod(pods, pod, events).await,
-            None if !self.started => {
+            None if !self.started && self.podless_at != job.metadata.resource_version => {
+                self.podless_at = job.metadata.resource_version.clone();
                 if let Some((reason, message)) = podless(&job, cluster_events, name).await? {
                     self.report(reason, message, events);
                 }
             }
             None => {}
         }
-        Ok(job_exit(&job, pod, &self.container))
+        let exit = job_exit(&job, pod.map(|p| &**p), &self.container);
+        if exit.is_some() && !pod.is_some_and(|p| is_terminal(p)) {
+            // The Job says it ended before the pod watch showed its pod end: wait for that pod
+            // (its log and exit code are the trial's), a little.
+            let since = *self.ended_early.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() < POD_LAG {
+                return Ok(None);
+            }
+        }
+        Ok(exit)
     }
 
     /// Stops following (the controller goes away; the pod runs on).
@@ -109,7 +154,7 @@ impl JobWatch {
 
     /// The pod that is the trial now: the one followed while it runs; after it ended, a newer one
     /// (the Job's replacement); at first, a running one before an ended one, newest first.
-    fn pick<'a>(&self, pods: &'a [Pod]) -> Option<&'a Pod> {
+    fn pick<'a>(&self, pods: &'a [Arc<Pod>]) -> Option<&'a Arc<Pod>> {
         let current = self.current.as_ref().and_then(|(uid, _)| pods.iter().find(|p| uid_of(p) == *uid));
         if let Some(pod) = current.filter(|p| !is_terminal(p)) {
             return Some(pod);
@@ -145,9 +190,11 @@ impl JobWatch {
         }
         if let Some((_, logs @ None)) = self.current.as_mut() {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            // The first pod followed is read from its start (again, after a re-attach): the kept
-            // log starts over; a replacement pod's output is added after its predecessor's.
-            let keep = Keep { path: self.kept.clone(), fresh: self.done.is_empty() };
+            // The first pod followed starts the kept log over; a replacement pod's output is added
+            // after its predecessor's. After a re-attach, the pod's log is read from its start
+            // again, and the lines an earlier controller kept (and reported) are skipped.
+            let first = self.done.is_empty();
+            let keep = Keep { path: self.kept.clone(), fresh: first && !self.resumed, resumed: first && self.resumed };
             let follow = follow_log(pods.clone(), pod_name, self.container.clone(), keep, events.clone());
             *logs = Some(tokio::spawn(follow));
         }
@@ -228,13 +275,29 @@ fn job_exit(job: &Job, pod: Option<&Pod>, container: &str) -> Option<Exit> {
     })
 }
 
-/// Where a followed log is kept, and whether it starts the file over.
+/// Where a followed log is kept, whether it starts the file over, and whether it continues one an
+/// earlier controller kept of the same pod.
 struct Keep {
     path: PathBuf,
     fresh: bool,
+    resumed: bool,
 }
 
 impl Keep {
+    /// How many lines of the pod's log were kept (and reported) already: those of a resumed log.
+    async fn already(&self) -> usize {
+        if !self.resumed {
+            return 0;
+        }
+        let Ok(file) = tokio::fs::File::open(&self.path).await else { return 0 };
+        let mut lines = tokio::io::BufReader::new(file).lines();
+        let mut n = 0;
+        while let Ok(Some(_)) = lines.next_line().await {
+            n += 1;
+        }
+        n
+    }
+
     async fn open(&self) -> Option<tokio::fs::File> {
         if let Some(dir) = self.path.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
@@ -265,6 +328,7 @@ async fn follow_log(
     keep: Keep,
     events: mpsc::UnboundedSender<TrialEvent>,
 ) -> VecDeque<String> {
+    let mut skip = keep.already().await;
     let mut kept = keep.open().await;
     let mut tail = VecDeque::with_capacity(TAIL_LINES);
     let params = LogParams { follow: true, container: Some(container.clone()), ..Default::default() };
@@ -281,6 +345,10 @@ async fn follow_log(
             tail.pop_front();
         }
         tail.push_back(line.clone());
+        if skip > 0 {
+            skip -= 1; // kept and reported before the re-attach
+            continue;
+        }
         if let Some(file) = kept.as_mut()
             && file.write_all(format!("{line}\n").as_bytes()).await.is_err()
         {

@@ -5,13 +5,16 @@
 //! controller shuts down it is left running, for the next controller to re-attach to.
 //!
 //! ```text
-//! render_job ─▶ create (or find) ─▶ poll Job + pod ─▶ Waiting (unschedulable…) / Started / Line…
-//!                                                   └▶ Complete | Failed (DeadlineExceeded → TimedOut)
+//! render_job ─▶ create (or find) ─▶ Job + pods from the namespace's watches ─▶ Waiting / Started / Line…
+//!                                   (looked at on each change)              └▶ Complete | Failed
 //! ```
+//! A running trial costs the API server nothing but its log stream: Job and pod state come from
+//! one shared watch per kind and namespace (`watches`).
 
 mod follow;
 pub mod job;
 mod own;
+mod watches;
 
 use std::time::Duration;
 
@@ -25,22 +28,26 @@ use tracing::{info, instrument, warn};
 use follow::JobWatch;
 pub use job::{Owner, job_name, primary_name, render_job};
 use own::{Created, ensure_job};
+use watches::Watches;
 
 use super::{Executor, Exit, Finished, Launch, StopSignal, TrialEvent};
 use crate::trial::TrialReason;
 
-/// How often a running trial's Job and pod are looked at.
-const POLL: Duration = Duration::from_millis(500);
+/// How often a running trial looks at its Job and pods in the watches' caches without a change
+/// (for its deadlines; it costs no request).
+const TICK: Duration = Duration::from_millis(500);
 
 pub struct KubeExecutor {
     client: Client,
     /// Where Jobs go when the experiment does not come from a namespaced custom resource.
     namespace: String,
+    watches: Watches,
 }
 
 impl KubeExecutor {
     pub fn new(client: Client, namespace: String) -> Self {
-        Self { client, namespace }
+        let watches = Watches::new(client.clone());
+        Self { client, namespace, watches }
     }
 }
 
@@ -51,18 +58,25 @@ impl Executor for KubeExecutor {
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let name = job_name(&launch.experiment, &launch.trial);
-        match ensure_job(&jobs, &launch, &namespace).await {
-            Ok(Created::New) => {}
-            Ok(Created::Existing) => drop(events.send(TrialEvent::Reattached)),
+        let cluster = self.watches.namespace(&namespace);
+        let mut changes = cluster.changes();
+        let created = match ensure_job(&jobs, &launch, &namespace).await {
+            Ok(created) => created,
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
+        };
+        let resumed = matches!(created, Created::Existing(_));
+        if resumed {
+            drop(events.send(TrialEvent::Reattached));
         }
+        let uid = created.uid().to_string();
         let events_api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let mut watch = JobWatch::new(primary_name(&launch), launch.trial_dir.join("stdout.log"));
+        let mut watch = JobWatch::new(primary_name(&launch), launch.trial_dir.join("stdout.log"), resumed);
         let launched = tokio::time::Instant::now();
         let exit = loop {
             let stopped = tokio::select! {
                 _ = stop.wait_for(Option::is_some) => true,
-                _ = tokio::time::sleep(POLL) => false,
+                _ = changed(&mut changes) => false,
+                _ = tokio::time::sleep(TICK) => false,
             };
             if stopped && *stop.borrow() == Some(TrialReason::ControllerShutdown) {
                 // The Job outlives this controller; the next one re-attaches to it (see `own`).
@@ -78,7 +92,7 @@ impl Executor for KubeExecutor {
                 delete(&jobs, &name).await;
                 break exit;
             }
-            match watch.step((&jobs, &pods, &events_api), &name, &events).await {
+            match watch.step(&cluster, (&pods, &events_api), (&name, &uid), &events).await {
                 Ok(Some(exit)) => break exit,
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "failed to read the trial's Job; retrying"),
@@ -93,6 +107,13 @@ impl Executor for KubeExecutor {
     /// The cluster's scheduler counts GPUs; a trial waits (with the reason shown) until one fits.
     fn gpu_capacity(&self) -> Option<usize> {
         None
+    }
+}
+
+/// Waits for the next change the namespace's watches saw.
+async fn changed(changes: &mut tokio::sync::watch::Receiver<u64>) {
+    if changes.changed().await.is_err() {
+        std::future::pending::<()>().await; // the watches are gone with the runtime
     }
 }
 

@@ -29,9 +29,21 @@ const GONE_POLL: Duration = Duration::from_millis(200);
 const TRIES: usize = 3;
 
 pub enum Created {
-    New,
-    /// A previous controller created it for this very attempt: follow it instead of starting anew.
-    Existing,
+    /// Created now, with this UID.
+    New(String),
+    /// A previous controller created it for this very attempt (this UID): follow it instead of
+    /// starting anew.
+    Existing(String),
+}
+
+impl Created {
+    /// The UID of the Job that is the trial's: a Job of its name with another UID (one replaced,
+    /// still in a watch's cache) is not.
+    pub fn uid(&self) -> &str {
+        match self {
+            Created::New(uid) | Created::Existing(uid) => uid,
+        }
+    }
 }
 
 /// Creates the trial's Job, or finds the one a previous controller created for it.
@@ -41,13 +53,13 @@ pub async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Re
     let failed = |what: &str, e: kube::Error| format!("failed to {what} Job {name} in namespace {namespace}: {e}");
     for _ in 0..TRIES {
         match jobs.create(&PostParams::default(), &job).await {
-            Ok(_) => return Ok(Created::New),
+            Ok(created) => return Ok(Created::New(created.metadata.uid.unwrap_or_default())),
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(e) => return Err(failed("create", e)),
         }
         let Some(existing) = jobs.get_opt(&name).await.map_err(|e| failed("read", e))? else { continue };
         if launch.resume && is_trial_of(&existing, launch) {
-            return Ok(Created::Existing);
+            return Ok(Created::Existing(existing.metadata.uid.clone().unwrap_or_default()));
         }
         let annotation = |key| existing.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned();
         let label = |key| existing.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();
