@@ -19,6 +19,11 @@ command -v script >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y 
 command -v setpriv >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq util-linux; }
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl; }
 
+# The dashboard's browser tests drive Debian's Chromium headless (tests/dashboard.rs fails without it).
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
+
 # Manifest tests validate every generated Kubernetes object with kubernetes-validate (PyPI).
 if [ ! -x .venv-k8s/bin/kubernetes-validate ]; then
   python3 -m venv .venv-k8s 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv-k8s; }

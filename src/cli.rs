@@ -34,6 +34,13 @@ pub enum Command {
         /// Afterwards, promote the best trial and serve it (spec.promotion.serve) until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// Open the dashboard on a loopback port during the run (its URL is printed); it stays
+        /// up after the run until Ctrl-C.
+        #[arg(long)]
+        ui: bool,
+        /// The dashboard's port with --ui (0: any free port).
+        #[arg(long, default_value_t = 0, requires = "ui")]
+        ui_port: u16,
     },
     /// Check an experiment document and report every problem in it.
     Validate {
@@ -140,6 +147,20 @@ pub enum Command {
         /// The experiment's name (metadata.name).
         name: String,
     },
+    /// Draw one of the dashboard's plots of an experiment as an SVG or PNG file (from the server,
+    /// or the data dir).
+    Plot {
+        /// The experiment's name (metadata.name).
+        name: String,
+        /// history: objective per trial and best so far; parallel: parallel coordinates;
+        /// importance: each parameter's share of the variance; slice: objective against each
+        /// parameter; intermediate: each trial's objective metric by step.
+        #[arg(long, value_enum, default_value_t = PlotKind::History)]
+        kind: PlotKind,
+        /// The file to write: .svg, or .png (drawn from the SVG with the system's fonts).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Print a shell completion script, e.g. `tuna completions bash > /etc/bash_completion.d/tuna`.
     Completions {
         /// The shell to complete for.
@@ -153,6 +174,16 @@ pub enum Format {
     Table,
     Json,
     Csv,
+}
+
+/// The plots `tuna plot` draws (the dashboard's, from the same `/plots/*` data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlotKind {
+    History,
+    Parallel,
+    Importance,
+    Slice,
+    Intermediate,
 }
 
 #[cfg(test)]

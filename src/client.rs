@@ -203,6 +203,11 @@ impl Client {
         self.call(Method::GET, &format!("/api/v1/experiments/{name}/promotions")).await
     }
 
+    /// Plot-ready data: `kind` is `history`, `parameters`, `importance` or `intermediate`.
+    pub async fn plot<T: DeserializeOwned>(&self, name: &str, kind: &str) -> Result<T> {
+        self.call(Method::GET, &format!("/api/v1/experiments/{name}/plots/{kind}")).await
+    }
+
     /// Ask: up to `count` new trials of an external experiment.
     pub async fn suggest(&self, name: &str, count: usize) -> Result<Suggestions> {
         let name = &segment(name);

@@ -11,7 +11,7 @@ pub const DEFAULT_DATA_DIR: &str = ".tuna";
 #[derive(Args, Clone, Debug)]
 pub struct Config {
     /// Where the store and the trials' files live [default: .tuna]. Given to a read command
-    /// (list, get, trials, logs, leaderboard, promotions), it reads the store instead of a server.
+    /// (list, get, trials, logs, leaderboard, promotions, plot), it reads the store instead of a server.
     #[arg(long, global = true, env = "TUNA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -20,7 +20,7 @@ pub struct Config {
     pub gpus: Option<String>,
 
     /// The server the client commands talk to [default: http://127.0.0.1:8080]. Without it, the
-    /// read commands (list, get, trials, logs, leaderboard, promotions) read the data dir when
+    /// read commands (list, get, trials, logs, leaderboard, promotions, plot) read the data dir when
     /// one is given or ./.tuna exists; with it, they ask the server.
     #[arg(long, global = true, env = "TUNA_SERVER")]
     pub server: Option<String>,

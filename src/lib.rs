@@ -22,6 +22,8 @@ pub mod trial;
 pub mod leaderboard;
 /// Reading metrics from trial output; objective strategies.
 pub mod metrics;
+/// Plot-ready data about an experiment: history, parameters, importance, learning curves.
+pub mod plots;
 /// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
 pub mod search;
 

@@ -11,7 +11,7 @@ const ROWS: &[&[&str]] = &[
     &["spec"],
     &["space"],
     &["trial", "token"],
-    &["search", "stopping", "metrics", "leaderboard"],
+    &["search", "stopping", "metrics", "leaderboard", "plots"],
     &["experiment", "store", "executor"],
     &["controller", "promote", "api"],
     &["client", "config", "telemetry"],

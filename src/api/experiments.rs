@@ -87,6 +87,7 @@ fn list_now(state: &ApiState) -> Result<Json<ExperimentList>> {
                 max_trials: r.experiment.spec.max_trials,
                 trials: status.trials,
                 best_objective: status.best_trial.map(|b| b.objective),
+                start_time: status.start_time,
             }
         })
         .collect();

@@ -1,4 +1,5 @@
-//! The REST API (axum): experiments, their trials and leaderboard, ask/tell and pushed metrics.
+//! The REST API (axum): experiments, their trials and leaderboard, ask/tell and pushed metrics,
+//! plot-ready data (`plots`); and the dashboard that reads it (`ui`).
 //!
 //! ```text
 //! HTTP ──▶ auth (server token; push routes: the trial's own token) ──▶ handler ──▶ store
@@ -13,10 +14,12 @@ mod error;
 mod experiments;
 mod health;
 pub mod openapi;
+mod plots;
 mod promote;
 mod serve;
 mod trials;
 pub mod types;
+mod ui;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,13 +62,29 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/experiments/{name}/trials", "Every trial"),
     ("get", "/api/v1/experiments/{name}/trials/{trial}", "One trial"),
     ("get", "/api/v1/experiments/{name}/trials/{trial}/observations", "Every value a trial reported"),
-    ("get", "/api/v1/experiments/{name}/trials/{trial}/logs", "A trial's output (follow=true streams it)"),
+    (
+        "get",
+        "/api/v1/experiments/{name}/trials/{trial}/logs",
+        "A trial's output (follow=true streams it; tail=N: its last N lines)",
+    ),
     ("post", "/api/v1/experiments/{name}/suggestions", "Ask: new trials for an external experiment"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/complete", "Tell: a trial's final metrics or failure"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/metrics", "Push metrics (the trial's own token)"),
     ("post", "/api/v1/experiments/{name}/promote", "Promote a trial (the best when none is named) to serving"),
     ("post", "/api/v1/experiments/{name}/rollback", "Serve an earlier version again"),
     ("get", "/api/v1/experiments/{name}/promotions", "The promotion history and what is served"),
+    ("get", "/api/v1/experiments/{name}/plots/history", "Plot data: each trial's objective and the best so far"),
+    (
+        "get",
+        "/api/v1/experiments/{name}/plots/parameters",
+        "Plot data: the parameter axes and each trial's coordinates (parallel coordinates, slices, contours)",
+    ),
+    (
+        "get",
+        "/api/v1/experiments/{name}/plots/importance",
+        "Plot data: each parameter's importance (first-order fANOVA over binned marginals)",
+    ),
+    ("get", "/api/v1/experiments/{name}/plots/intermediate", "Plot data: each trial's objective metric by step"),
 ];
 
 /// An external experiment's search, created on its first ask; the lock makes asks take turns.
@@ -81,6 +100,9 @@ pub struct ApiState {
     pub gpu_capacity: usize,
     /// Set once the controller runs.
     pub ready: AtomicBool,
+    /// Why promote and rollback are refused here, when they are: no promoter carries them out
+    /// (the dashboard of a `tuna run --ui`). A request would otherwise wait, then stay recorded.
+    pub no_promoter: Option<String>,
     pub metrics: ApiMetrics,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
     asks: std::sync::Mutex<HashMap<String, AskSlot>>,
@@ -100,6 +122,7 @@ impl ApiState {
             secret,
             gpu_capacity,
             ready: AtomicBool::new(false),
+            no_promoter: None,
             metrics: ApiMetrics::default(),
             asks: Default::default(),
             failures: std::sync::Mutex::new((Instant::now(), 0)),
@@ -200,11 +223,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(trials::routes())
         .merge(asktell::routes())
         .merge(promote::routes())
+        .merge(plots::routes())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authorize));
     Router::new()
         .merge(api)
         .merge(asktell::push_routes())
         .merge(health::routes())
+        .merge(ui::routes())
         .fallback(|| async { ApiError::NotFound("no such route; see /api/v1/openapi.json".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(error::one_shape))

@@ -57,6 +57,9 @@ async fn ask(
     rollback_to: Option<u32>,
 ) -> Result<Json<PromoteAnswer>> {
     let current = state.experiment(name)?;
+    if let Some(why) = &state.no_promoter {
+        return Err(ApiError::Conflict(why.clone()));
+    }
     let id = current
         .promotion_request
         .as_ref()

@@ -137,6 +137,28 @@ struct LogQuery {
     follow: bool,
     /// `stdout` (default) or `stderr`.
     stream: Option<String>,
+    /// Only the last N lines (read from the end of the file: the cost does not grow with the log).
+    tail: Option<usize>,
+}
+
+/// How far from a log's end `?tail=N` reads: enough for the lines a page shows, whatever the size.
+const TAIL_WINDOW: u64 = 256 * 1024;
+
+/// The last `lines` lines of the file at `path` (within its last `TAIL_WINDOW` bytes).
+async fn tail_of(path: &std::path::Path, lines: usize) -> Vec<u8> {
+    let Ok(mut file) = tokio::fs::File::open(path).await else { return Vec::new() };
+    let length = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let start = length.saturating_sub(TAIL_WINDOW);
+    let mut bytes = Vec::new();
+    if file.seek(std::io::SeekFrom::Start(start)).await.is_err() || file.read_to_end(&mut bytes).await.is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    // A window that starts mid-file starts mid-line: that first piece is not a line.
+    let whole = if start > 0 { &all[1.min(all.len())..] } else { &all[..] };
+    let kept = &whole[whole.len().saturating_sub(lines)..];
+    kept.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect()
 }
 
 /// A trial's output as text; with `follow=true` the response stays open until the trial ends.
@@ -154,6 +176,13 @@ async fn logs(
     // The folder comes from the store, never from the request.
     let path = record.dir.as_ref().map(|d| PathBuf::from(d).join(file));
     let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if let (Some(lines), false) = (query.tail, query.follow) {
+        let body = match &path {
+            Some(p) => tail_of(p, lines).await,
+            None => Vec::new(),
+        };
+        return Ok((content_type, body).into_response());
+    }
     if !query.follow {
         // Streamed from disk in chunks: a download costs the same memory whatever the log's size.
         let file = match &path {
@@ -216,5 +245,27 @@ impl Follow {
             self.offset += chunk.len() as u64;
         }
         chunk
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tail_is_the_last_lines_and_never_a_line_cut_by_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short.log");
+        std::fs::write(&short, "one\ntwo\nthree\nfour\n").unwrap();
+        assert_eq!(tail_of(&short, 2).await, b"three\nfour\n");
+        assert_eq!(tail_of(&short, 10).await, b"one\ntwo\nthree\nfour\n");
+        let long = dir.path().join("long.log");
+        let lines: Vec<String> = (0..40_000).map(|i| format!("line {i:05}")).collect();
+        std::fs::write(&long, lines.join("\n") + "\n").unwrap();
+        let tail = String::from_utf8(tail_of(&long, 3).await).unwrap();
+        assert_eq!(tail, "line 39997\nline 39998\nline 39999\n");
+        let window = String::from_utf8(tail_of(&long, usize::MAX).await).unwrap();
+        assert!(window.lines().all(|l| l.len() == "line 00000".len()), "no cut line at the window's start");
+        assert!(tail_of(&dir.path().join("missing.log"), 3).await.is_empty());
     }
 }

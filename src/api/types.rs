@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::leaderboard::{Leaderboard, ObjectiveRef, Row};
+pub use crate::plots::{History, Importance, Intermediate, Parameters};
 pub use crate::space::{Assignment, ParamValue};
 pub use crate::spec::{Experiment, ExperimentPhase, Problem, Serving, TrialCounts};
 pub use crate::store::Promotion;
@@ -38,6 +39,9 @@ pub struct ExperimentSummary {
     pub trials: TrialCounts,
     /// `null` until a trial succeeded.
     pub best_objective: Option<f64>,
+    /// When the experiment first ran (RFC 3339); `null` before.
+    #[serde(default)]
+    pub start_time: Option<String>,
 }
 
 /// `POST …/resume`: what a resume may change (an empty body changes nothing).

@@ -65,7 +65,20 @@ pub fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: bool) -> anyhow::Result<ExitCode> {
+/// How `tuna run` was asked to run.
+pub struct RunOptions {
+    /// Discard a stored experiment of the same name.
+    pub fresh: bool,
+    /// Leaderboard rows printed at the end.
+    pub top: usize,
+    /// Promote and serve the best trial afterwards.
+    pub serve: bool,
+    /// The dashboard's loopback port (0: any), when asked for.
+    pub ui: Option<u16>,
+}
+
+pub async fn run(config: &Config, file: &Path, options: RunOptions) -> anyhow::Result<ExitCode> {
+    let RunOptions { fresh, top, serve, ui } = options;
     let experiment = load_spec(file)?;
     let name = experiment.metadata.name.clone().unwrap_or_default();
     let gpus = super::gpus(config)?;
@@ -93,6 +106,10 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
     if experiment.spec.collector() == Collector::Push {
         controller = controller.with_api(push_endpoint(&store, &data_dir, gpus.len()).await?);
     }
+    let dashboard = match ui {
+        Some(port) => Some(dashboard(&store, &data_dir, port, &name).await?),
+        None => None,
+    };
     match controller.admit(experiment, spec_dir, fresh)? {
         Admission::Created => eprintln!("experiment {name}: created"),
         Admission::Resumed { requeued } => eprintln!("experiment {name}: resuming ({requeued} trials re-queued)"),
@@ -105,6 +122,8 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
             let succeeded = store.experiment(&name)?.and_then(|r| r.experiment.status).map(|s| s.phase);
             if serve && succeeded == Some(ExperimentPhase::Succeeded) {
                 serve_best(&store, &data_dir, &name).await?;
+            } else if dashboard.is_some() {
+                keep_dashboard().await;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -123,6 +142,8 @@ pub async fn run(config: &Config, file: &Path, fresh: bool, top: usize, serve: b
     let phase = record.experiment.status.map(|s| s.phase).unwrap_or_default();
     if serve && phase == ExperimentPhase::Succeeded {
         serve_best(&store, &data_dir, &name).await?;
+    } else if dashboard.is_some() && phase != ExperimentPhase::Stopped {
+        keep_dashboard().await;
     }
     Ok(match phase {
         ExperimentPhase::Succeeded => ExitCode::SUCCESS,
@@ -167,6 +188,34 @@ async fn push_endpoint(store: &Store, data_dir: &Path, gpus: usize) -> anyhow::R
     let state = Arc::new(ApiState::new(store.clone(), None, secret.clone(), gpus));
     tokio::spawn(api::serve(listener, state, api::Bounds::default(), std::future::pending()));
     Ok(TrialApi { base_url: format!("http://{address}"), secret })
+}
+
+/// For `--ui`: the API and dashboard over this run's store on a loopback port, for as long as
+/// the process lives; says where, and returns the URL of the experiment's page.
+async fn dashboard(store: &Store, data_dir: &Path, port: u16, name: &str) -> anyhow::Result<String> {
+    let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("failed to open the dashboard's port {port} on 127.0.0.1"))?;
+    let address = listener.local_addr().context("failed to read the dashboard's port")?;
+    let mut state = ApiState::new(store.clone(), None, secret, 0);
+    state.no_promoter = Some(
+        "this dashboard belongs to `tuna run`, which runs no promoter: promote with `tuna run --serve`, \
+         or with `tuna serve --data-dir` over this data dir once the run is over"
+            .into(),
+    );
+    let state = Arc::new(state);
+    state.ready.store(true, std::sync::atomic::Ordering::Release);
+    tokio::spawn(api::serve(listener, state, api::Bounds::default(), std::future::pending()));
+    let url = format!("http://{address}/experiments/{name}");
+    eprintln!("dashboard: {url}");
+    Ok(url)
+}
+
+/// After a run with `--ui`: the dashboard stays up until Ctrl-C (or SIGTERM).
+async fn keep_dashboard() {
+    eprintln!("the run is over; the dashboard stays up until Ctrl-C");
+    super::wait_for_interrupt().await;
 }
 
 fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod local;
+mod plot;
 mod progress;
 mod remote;
 mod serve;
@@ -50,7 +51,10 @@ pub fn main() -> ExitCode {
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = &cli.config;
     match cli.command {
-        Command::Run { file, fresh, top, serve } => local::run(config, &file, fresh, top, serve).await,
+        Command::Run { file, fresh, top, serve, ui, ui_port } => {
+            let options = local::RunOptions { fresh, top, serve, ui: ui.then_some(ui_port) };
+            local::run(config, &file, options).await
+        }
         Command::Validate { file } => local::validate(&file),
         Command::Serve(serve) => serve::serve(config, &serve).await,
         Command::Crd => cluster::crd(),

@@ -94,6 +94,19 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
             writeln!(out, "{}", client.rollback(&name, to.as_deref()).await?.message)?;
         }
         Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
+        Command::Plot { name, kind, output } => {
+            let png = match output.extension().and_then(|e| e.to_str()) {
+                Some("svg") => false,
+                Some("png") => true,
+                _ => {
+                    anyhow::bail!("tuna plot writes SVG or PNG: name the file *.svg or *.png, not {}", output.display())
+                }
+            };
+            let drawn = super::plot::draw(client, &name, kind).await?;
+            let bytes = if png { super::plot::png(&drawn.svg)? } else { drawn.svg.into_bytes() };
+            std::fs::write(&output, bytes).with_context(|| format!("failed to write {}", output.display()))?;
+            writeln!(out, "{}: {}", output.display(), drawn.summary)?;
+        }
         Command::Run { .. }
         | Command::Validate { .. }
         | Command::Serve(_)
@@ -223,6 +236,7 @@ mod tests {
             max_trials: 9,
             trials: TrialCounts { succeeded: 2, failed: 1, running: 3, ..Default::default() },
             best_objective: Some(0.25),
+            start_time: None,
         };
         for phase in [ExperimentPhase::Pending, ExperimentPhase::Running, ExperimentPhase::Stopped] {
             let table = list_table(&ExperimentList { experiments: vec![row(phase)] });

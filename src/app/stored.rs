@@ -1,4 +1,4 @@
-//! The read commands (`list`, `get`, `trials`, `logs`, `leaderboard`, `promotions`) answered from a
+//! The read commands (`list`, `get`, `trials`, `logs`, `leaderboard`, `promotions`, `plot`) answered from a
 //! data dir, with no server: the same API, served in-process on a loopback port over the store, so
 //! that what they print is what a server would answer.
 //!
@@ -32,6 +32,7 @@ pub fn data_dir_for(config: &Config, command: &Command) -> anyhow::Result<Option
             | Command::Logs { .. }
             | Command::Leaderboard { .. }
             | Command::Promotions { .. }
+            | Command::Plot { .. }
     );
     // A server given by name is asked, even where a data dir is set too (a server's own
     // TUNA_DATA_DIR in the environment, say).

@@ -198,9 +198,10 @@ fn answers_write_the_json_the_handlers_wrote_with_json_macros() {
         max_trials: 3,
         trials: TrialCounts::default(),
         best_objective: None,
+        start_time: None,
     };
     let expected = json!({"name": "e", "phase": "Running", "algorithm": "grid", "maxTrials": 3,
-                          "trials": TrialCounts::default(), "bestObjective": null});
+                          "trials": TrialCounts::default(), "bestObjective": null, "startTime": null});
     assert_eq!(value(&summary), expected);
 }
 
