@@ -80,6 +80,15 @@ pub struct ServeConfig {
     /// the ones it has).
     #[arg(long, env = "TUNA_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first), so tokens
+    /// never cross a network in clear; needs --tls-key.
+    #[arg(long, env = "TUNA_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TUNA_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The server the client commands talk to when none is given.

@@ -127,3 +127,56 @@ fn the_client_reaches_an_https_server_through_a_private_ca() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("holds no certificate"), "{stderr}");
 }
+
+/// `tuna serve` terminating TLS itself; the URL it says it serves on.
+fn tuna_serve_tls(dir: &Path, key: &str) -> (Server, Result<String, String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--gpus", "none", "--data-dir", "data"])
+        .args(["--tls-cert", "server.pem", "--tls-key", key])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    for line in lines.map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("tuna serving on ") {
+            let url = rest.split_whitespace().next().unwrap().to_string();
+            return (Server(child), Ok(url));
+        }
+        said.push_str(&line);
+        said.push('\n');
+    }
+    (Server(child), Err(said))
+}
+
+#[test]
+fn tuna_serve_terminates_tls_itself_and_speaks_no_clear_text() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let (_server, url) = tuna_serve_tls(dir.path(), "server.key");
+    let url = url.unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let doc = "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: tls}\nspec:\n  \
+               objective: {metric: value, goal: minimize}\n  executor: external\n  maxTrials: 2\n  \
+               parameters: [{name: x, type: double, min: 0, max: 1}]\n";
+    std::fs::write(dir.path().join("tls.yaml"), doc).unwrap();
+    let out = tuna(dir.path(), &["submit", "tls.yaml", "--server", &url, "--ca-cert", "ca.pem"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tuna(dir.path(), &["list", "--server", &url, "--ca-cert", "ca.pem"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tls"), "{}", String::from_utf8_lossy(&out.stderr));
+    let plain = url.replacen("https://", "http://", 1);
+    let out = tuna(dir.path(), &["list", "--server", &plain]);
+    assert!(!out.status.success(), "no API in clear text: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn tuna_serve_refuses_a_tls_key_that_is_not_one_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let (_server, said) = tuna_serve_tls(dir.path(), "ext");
+    let said = said.expect_err("no server with a broken key");
+    assert!(said.contains("--tls-key ext"), "{said}");
+}

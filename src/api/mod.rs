@@ -37,7 +37,7 @@ use tokio::sync::Mutex;
 
 pub use asktell::warm;
 pub use error::{ApiError, Result};
-pub use serve::{Bounds, serve};
+pub use serve::{Bounds, serve, tls_config};
 
 use crate::store::{ExperimentRecord, Store};
 use crate::token::TrialSecret;

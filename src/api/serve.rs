@@ -1,14 +1,18 @@
 //! Serving the router over TCP with the bounds a shared server needs: a deadline for each
 //! request's headers, a cap on connections served at once (more are closed as they arrive), and
-//! a graceful shutdown that waits a bounded time for the requests in flight.
+//! a graceful shutdown that waits a bounded time for the requests in flight; optionally over TLS
+//! that the server terminates itself (`--tls-cert`/`--tls-key`, rustls).
 //!
 //! ```text
 //! accept ──▶ permit? ──no──▶ close
 //!              │yes
 //!              ▼
+//!   (TLS handshake, within the header deadline)
+//!              ▼
 //!   hyper (header deadline, HTTP/1 and 2) ──▶ router (body deadline, body limit) ──▶ handlers
 //! ```
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,17 +45,41 @@ impl Default for Bounds {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves. Small JSON answers go out at once
-/// (TCP_NODELAY): without it Nagle's algorithm and delayed ACKs add ~40 ms to every call.
+/// The TLS a server terminates: a PEM certificate chain (the server's first) and its PEM private
+/// key, offered with HTTP/2 and HTTP/1.1. Errors name the flag and what is wrong with the file.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("--tls-cert {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", cert.display()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| format!("--tls-cert and --tls-key do not make a pair: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, over TLS when `tls` is given. Small
+/// JSON answers go out at once (TCP_NODELAY): without it Nagle's algorithm and delayed ACKs add
+/// ~40 ms to every call.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ApiState>,
     bounds: Bounds,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(bounds.body_timeout));
     let permits = Arc::new(Semaphore::new(bounds.max_connections));
     let graceful = GracefulShutdown::new();
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut http = Builder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new()).header_read_timeout(bounds.header_timeout);
     tokio::pin!(shutdown);
@@ -73,10 +101,23 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned());
+        let (service, http, watcher) = (TowerToHyperService::new(app.clone()), http.clone(), graceful.watcher());
+        let Some(tls) = tls.clone() else {
+            let connection =
+                watcher.watch(http.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned());
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(permit);
+            });
+            continue;
+        };
         tokio::spawn(async move {
-            let _ = connection.await;
+            // The handshake counts against the header deadline: a client that opens a connection
+            // and says nothing holds it no longer than one that sends no headers.
+            if let Ok(Ok(stream)) = tokio::time::timeout(bounds.header_timeout, tls.accept(tcp)).await {
+                let served = http.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let _ = watcher.watch(served).await;
+            }
             drop(permit);
         });
     }

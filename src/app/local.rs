@@ -186,7 +186,7 @@ async fn push_endpoint(store: &Store, data_dir: &Path, gpus: usize) -> anyhow::R
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to open a port for pushes")?;
     let address = listener.local_addr().context("failed to read the push port")?;
     let state = Arc::new(ApiState::new(store.clone(), None, secret.clone(), gpus));
-    tokio::spawn(api::serve(listener, state, api::Bounds::default(), std::future::pending()));
+    tokio::spawn(api::serve(listener, state, api::Bounds::default(), None, std::future::pending()));
     Ok(TrialApi { base_url: format!("http://{address}"), secret })
 }
 
@@ -206,7 +206,7 @@ async fn dashboard(store: &Store, data_dir: &Path, port: u16, name: &str) -> any
     );
     let state = Arc::new(state);
     state.ready.store(true, std::sync::atomic::Ordering::Release);
-    tokio::spawn(api::serve(listener, state, api::Bounds::default(), std::future::pending()));
+    tokio::spawn(api::serve(listener, state, api::Bounds::default(), None, std::future::pending()));
     let url = format!("http://{address}/experiments/{name}");
     eprintln!("dashboard: {url}");
     Ok(url)

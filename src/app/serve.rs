@@ -40,6 +40,11 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
              create secret generic tuna-token --from-literal=token=\"$(openssl rand -hex 32)\""
         );
     }
+    let tls = match (&serve.tls_cert, &serve.tls_key) {
+        (Some(cert), Some(key)) => Some(api::tls_config(cert, key).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
     let store = super::open_store(&data_dir)?;
     let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;
@@ -61,7 +66,7 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         KubeExecutor::new(client.clone(), serve.namespace.clone().unwrap_or_else(|| default.clone()))
     });
     let executor = Dispatch { local: LocalExecutor::new(gpus), kube };
-    let advertised = serve.advertise_url.clone().unwrap_or_else(|| base_url(address));
+    let advertised = serve.advertise_url.clone().unwrap_or_else(|| base_url(scheme, address));
     let controller = Controller::new(store.clone(), Arc::new(executor), data_dir.clone())
         .with_api(TrialApi { base_url: advertised, secret });
 
@@ -72,10 +77,10 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         body_timeout: std::time::Duration::from_secs(serve.body_timeout),
         max_connections: serve.max_connections,
     };
-    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), bounds, async move {
+    let server = tokio::spawn(api::serve(listener, Arc::clone(&state), bounds, tls, async move {
         let _ = stopping.wait_for(|s| *s).await;
     }));
-    eprintln!("tuna serving on http://{address} (data dir {})", data_dir.display());
+    eprintln!("tuna serving on {scheme}://{address} (data dir {})", data_dir.display());
     // With custom resources, controllers compete for a Lease: only its holder runs experiments,
     // and it is ready (for its Service) only once it holds it.
     let candidate = match (&cluster, serve.watch_crds) {
@@ -160,10 +165,10 @@ fn leader_identity(data_dir: &std::path::Path) -> String {
 }
 
 /// The URL local trials use to reach this server (loopback when listening on every address).
-fn base_url(address: SocketAddr) -> String {
+fn base_url(scheme: &str, address: SocketAddr) -> String {
     if address.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", address.port())
+        format!("{scheme}://127.0.0.1:{}", address.port())
     } else {
-        format!("http://{address}")
+        format!("{scheme}://{address}")
     }
 }

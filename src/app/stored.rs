@@ -98,7 +98,7 @@ pub async fn answer(data_dir: &Path, command: Command) -> anyhow::Result<ExitCod
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to open a loopback port")?;
     let address = listener.local_addr().context("failed to read the loopback port")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(api::serve(listener, state, api::Bounds::default(), async move {
+    let server = tokio::spawn(api::serve(listener, state, api::Bounds::default(), None, async move {
         let _ = stop_rx.await;
     }));
     let client = Client::new(&format!("http://{address}"), None);
