@@ -24,10 +24,12 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
 
-# Manifest tests validate every generated Kubernetes object with kubernetes-validate (PyPI).
-if [ ! -x .venv-k8s/bin/kubernetes-validate ]; then
-  python3 -m venv .venv-k8s 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv-k8s; }
-  .venv-k8s/bin/pip install -q kubernetes-validate
+# Manifest tests validate every generated Kubernetes object with kubernetes-validate (PyPI); the
+# OpenAPI test validates the served document with openapi-spec-validator (PyPI), from the same venv.
+if [ ! -x .venv-k8s/bin/kubernetes-validate ] || [ ! -x .venv-k8s/bin/openapi-spec-validator ]; then
+  [ -x .venv-k8s/bin/pip ] || python3 -m venv .venv-k8s 2>/dev/null \
+    || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv-k8s; }
+  .venv-k8s/bin/pip install -q kubernetes-validate openapi-spec-validator
 fi
 
 cargo test

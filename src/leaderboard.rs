@@ -17,7 +17,7 @@ use crate::trial::{Trial, TrialPhase, parameters_json};
 
 pub use outcome::{cause, step_note};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Leaderboard {
     pub experiment: String,
@@ -25,13 +25,13 @@ pub struct Leaderboard {
     pub trials: Vec<Row>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectiveRef {
     pub metric: String,
     pub goal: Goal,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -21,7 +21,7 @@ use crate::spec::{Experiment, Goal, ParameterSpec, ParameterType, Scalar, Scale}
 use crate::trial::{Observation, Trial, TrialPhase};
 
 /// `GET …/plots/history`: every trial's objective in trial order, and the best so far.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct History {
     pub metric: String,
     pub goal: Goal,
@@ -29,7 +29,7 @@ pub struct History {
 }
 
 /// One trial of the optimization history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryPoint {
     pub trial: String,
     pub index: u32,
@@ -65,7 +65,7 @@ pub fn history(experiment: &Experiment, trials: &[Trial]) -> History {
 
 /// `GET …/plots/parameters`: the axes of the search space and every trial's place on them (for
 /// parallel coordinates, slice and contour plots).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Parameters {
     pub metric: String,
     pub goal: Goal,
@@ -75,7 +75,7 @@ pub struct Parameters {
 
 /// One parameter as an axis. Numeric axes run from `min` to `max` (on a log scale when `log`);
 /// a categorical axis has one position per label, `0..labels.len()`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Axis {
     pub name: String,
     pub kind: ParameterType,
@@ -88,7 +88,7 @@ pub struct Axis {
 
 /// One trial's coordinates: `values[i]` on `axes[i]` (a categorical's label index), `null` when
 /// the trial has no value for it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Coordinates {
     pub trial: String,
     pub index: u32,
@@ -178,14 +178,14 @@ pub fn parameters(experiment: &Experiment, trials: &[Trial]) -> Parameters {
 }
 
 /// `GET …/plots/intermediate`: each trial's learning curve (its objective metric by step).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Intermediate {
     pub metric: String,
     pub curves: Vec<Curve>,
 }
 
 /// One trial's reports of the objective metric, in the order reported.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Curve {
     pub trial: String,
     pub index: u32,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{ParameterSpec, ParameterType, Scalar, Scale};
 
 /// One parameter's value in a trial: a JSON integer, number or string.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ParamValue {
     Int(i64),

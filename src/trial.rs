@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::space::Assignment;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TrialPhase {
     Pending,
     Running,
@@ -73,6 +73,20 @@ crate::wire_strings! {
     }
 }
 
+/// A string on the wire: one of the named reasons, or another (a client's own, on a tell).
+impl schemars::JsonSchema for TrialReason {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TrialReason".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let named: Vec<&str> = Self::NAMED.iter().map(TrialReason::as_str).collect();
+        let description =
+            format!("Why the trial failed, was stopped or waits: {}, or a client's own", named.join(", "));
+        schemars::json_schema!({"type": "string", "description": description})
+    }
+}
+
 /// How one attempt's process ended, as the executor saw it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Exit {
@@ -95,7 +109,7 @@ pub struct Finished {
 }
 
 /// A trial as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trial {
     pub experiment: String,
@@ -201,7 +215,7 @@ pub fn trial_name(experiment: &str, index: u32) -> String {
 }
 
 /// One reported metric value.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Observation {
     /// The attempt of the trial that reported it (from 1).
     #[serde(default)]

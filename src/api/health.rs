@@ -21,7 +21,11 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(|| async { Json(super::openapi::document()) }))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+async fn openapi(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    Json(super::openapi::document(state.token.is_some()))
 }
 
 async fn ready(State(state): State<Arc<ApiState>>) -> impl IntoResponse {

@@ -155,6 +155,7 @@ async fn openapi_names_every_route_and_every_named_route_exists() {
         doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum::<usize>(),
         ROUTES.len()
     );
+    assert_eq!(super::openapi::undescribed(), Vec::<String>::new(), "every route has its operation");
 }
 
 #[tokio::test]

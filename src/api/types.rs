@@ -23,13 +23,13 @@ pub use crate::trial::{Observation, Trial, TrialPhase};
 // ── experiments ─────────────────────────────────────────────────────────────────────────────────
 
 /// `GET /api/v1/experiments`: one summary per experiment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExperimentList {
     pub experiments: Vec<ExperimentSummary>,
 }
 
 /// One line of the experiment list.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentSummary {
     pub name: String,
@@ -45,7 +45,7 @@ pub struct ExperimentSummary {
 }
 
 /// `POST …/resume`: what a resume may change (an empty body changes nothing).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResumeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,7 +55,7 @@ pub struct ResumeRequest {
 }
 
 /// `DELETE /api/v1/experiments/{name}`: removed (200), or still stopping its trials (202).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum DeleteAnswer {
     Deleted(Deleted),
@@ -63,13 +63,13 @@ pub enum DeleteAnswer {
 }
 
 /// The 200 answer to a delete: the experiment and its records are gone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deleted {
     pub deleted: String,
 }
 
 /// The 202 answer to a delete: the controller is still stopping the experiment's trials.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deleting {
     pub deleting: String,
     pub message: String,
@@ -78,7 +78,7 @@ pub struct Deleting {
 // ── trials ──────────────────────────────────────────────────────────────────────────────────────
 
 /// `GET …/trials`: every trial of an experiment, as stored.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrialList {
     pub trials: Vec<Trial>,
     /// Where the next page starts (`?after=` this), when more trials follow; absent on the last page.
@@ -87,7 +87,7 @@ pub struct TrialList {
 }
 
 /// `GET …/trials/{trial}`: the stored trial with where its output is and how long it ran.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialView {
     #[serde(flatten)]
@@ -99,7 +99,7 @@ pub struct TrialView {
 }
 
 /// `GET …/trials/{trial}/observations`: every value the trial reported.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObservationList {
     pub trial: String,
     pub observations: Vec<Observation>,
@@ -111,7 +111,7 @@ pub struct ObservationList {
 // ── ask, tell and push ──────────────────────────────────────────────────────────────────────────
 
 /// `POST …/suggestions`: how many new trials to ask for (1 when the body is empty).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     #[serde(default = "one")]
@@ -124,20 +124,20 @@ fn one() -> usize {
 
 /// The answer to an ask: the trials created for it (none when the budget or the parallelism is
 /// spent, or the experiment has ended).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Suggestions {
     pub trials: Vec<Suggestion>,
 }
 
 /// One new trial: its name (for the tell) and the parameters to evaluate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Suggestion {
     pub name: String,
     pub parameters: Assignment,
 }
 
 /// `POST …/trials/{trial}/complete`: a trial's final metrics, or its failure.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TellRequest {
     #[serde(default)]
@@ -153,7 +153,7 @@ pub struct TellRequest {
 }
 
 /// The answer to a tell: the trial's phase and objective as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TellAnswer {
     pub name: String,
     pub phase: TrialPhase,
@@ -162,7 +162,7 @@ pub struct TellAnswer {
 }
 
 /// `POST …/trials/{trial}/metrics`: metrics a running trial pushes with its own token.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     #[serde(default)]
@@ -175,7 +175,7 @@ pub struct PushRequest {
 }
 
 /// The answer to a push.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushAnswer {
     /// Whether the trial should stop early (the push route never says so yet).
@@ -185,7 +185,7 @@ pub struct PushAnswer {
 // ── promotions ──────────────────────────────────────────────────────────────────────────────────
 
 /// `POST …/promote`: the trial to serve (the best when absent).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromoteRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,7 +193,7 @@ pub struct PromoteRequest {
 }
 
 /// `POST …/rollback`: the version to serve again.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// `v2` or `2` (free-form: the handler says which values it takes); the version before the
@@ -203,7 +203,7 @@ pub struct RollbackRequest {
 }
 
 /// The answer to a promote or a rollback, once the promoter carried it out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PromoteAnswer {
     /// `v1`, `v2`, …; `null` when the outcome named no version.
     pub version: Option<String>,
@@ -213,7 +213,7 @@ pub struct PromoteAnswer {
 }
 
 /// `GET …/promotions`: the promotion history and what is served.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PromotionHistory {
     pub experiment: String,
     /// `null` when nothing is served.
@@ -224,13 +224,13 @@ pub struct PromotionHistory {
 // ── errors ──────────────────────────────────────────────────────────────────────────────────────
 
 /// Every error answer: `{"error": {"code", "message", "field", "problems"}}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// What went wrong, in a sentence a user can act on, and where.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
@@ -241,7 +241,7 @@ pub struct ErrorDetail {
 }
 
 /// The kind of error, one per HTTP status the API answers with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ErrorCode {
     BadRequest,
     Unauthorized,

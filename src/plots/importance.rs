@@ -23,7 +23,7 @@ pub const IMPORTANCE_METHOD: &str =
     "first-order fANOVA on binned marginals: the share of the objective's variance explained by each parameter alone";
 
 /// `GET …/plots/importance`: each parameter's importance, most important first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Importance {
     pub method: String,
     /// How many succeeded trials the estimate rests on.
@@ -31,7 +31,7 @@ pub struct Importance {
     pub parameters: Vec<ParameterImportance>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ParameterImportance {
     pub name: String,
     /// The share of the variance this parameter explains alone (η², from 0 to 1).

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{API_VERSION, Experiment, shape, validate};
 
 /// One thing wrong with a document, at its field path (`spec.parameters[1].min`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Problem {
     pub field: String,
     pub message: String,

@@ -148,7 +148,7 @@ pub struct PromotionOutcome {
 }
 
 /// One entry of an experiment's promotion history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
     /// The model version this entry made current.

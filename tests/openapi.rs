@@ -1,0 +1,75 @@
+//! The OpenAPI document a real `tuna serve` serves passes a real validator (openapi-spec-validator,
+//! installed by scripts/test.sh into .venv-k8s), with and without a server token; the operations
+//! carry ids, typed bodies and answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step is a failed test
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::server::Server;
+
+fn validate(doc: &Value, dir: &Path) {
+    let bin = support::validate::validator_bin().unwrap().join("openapi-spec-validator");
+    assert!(
+        bin.is_file(),
+        "openapi-spec-validator is not installed: run `bash scripts/test.sh`, or `.venv-k8s/bin/pip install openapi-spec-validator`"
+    );
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+    let out = std::process::Command::new(bin).arg(&file).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("OK"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_openapi_document_validates_and_types_every_operation() {
+    let _ = rustls::crypto::ring::default_provider().install_default(); // reqwest's TLS, as tuna's client installs it
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", server.url)).await.unwrap().json().await.unwrap();
+    validate(&doc, dir.path());
+    let ask = &doc["paths"]["/api/v1/experiments/{name}/suggestions"]["post"];
+    assert_eq!(ask["operationId"], "ask");
+    assert_eq!(ask["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/AskRequest");
+    assert_eq!(
+        ask["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Suggestions"
+    );
+    assert_eq!(
+        ask["responses"]["404"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+    assert_eq!(ask["security"], serde_json::json!([]), "no token on this server: none asked for");
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["Experiment", "Trial", "Observation", "Leaderboard", "ErrorBody", "TrialList", "PromotionHistory"] {
+        assert!(schemas.contains_key(name), "{name} is not among {:?}", schemas.keys().collect::<Vec<_>>());
+    }
+    let ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|o| o["operationId"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
+    let board = &doc["paths"]["/api/v1/experiments/{name}/leaderboard"]["get"]["parameters"];
+    assert!(board.as_array().unwrap().iter().any(|p| p["name"] == "top" && p["in"] == "query"), "{board}");
+
+    // A server with a token says which operations need it, and which take the trial's.
+    let token = "0123456789abcdef0123456789abcdef";
+    let secured = Server::start_with(&dir.path().join("data2"), dir.path(), &["--token", token], &[]);
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", secured.url)).await.unwrap().json().await.unwrap();
+    validate(&doc, dir.path());
+    let paths = &doc["paths"];
+    assert_eq!(paths["/api/v1/experiments"]["get"]["security"], serde_json::json!([{"serverToken": []}]));
+    assert_eq!(
+        paths["/api/v1/experiments/{name}/trials/{trial}/metrics"]["post"]["security"],
+        serde_json::json!([{"trialToken": []}])
+    );
+    assert_eq!(paths["/healthz"]["get"]["security"], serde_json::json!([]));
+    assert!(paths["/api/v1/experiments"]["get"]["responses"]["401"].is_object());
+}
