@@ -15,6 +15,7 @@ mod duration;
 mod fixture;
 mod phase;
 mod shape;
+mod stopping;
 mod validate;
 mod wire;
 mod words;
@@ -29,6 +30,10 @@ pub use algorithm::AlgorithmName;
 pub use document::{Problem, SpecError, from_value, parse, parse_value, read, verdict};
 pub use duration::{DurationError, MAX_DURATION, parse_duration, read_duration};
 pub use phase::{EndReason, ExperimentPhase};
+pub use stopping::{
+    DEFAULT_MIN_TRIALS_REQUIRED, DEFAULT_REDUCTION_FACTOR, DEFAULT_START_STEP, EarlyStopping, StoppingRule,
+    StoppingSettings,
+};
 pub use validate::{Placeholders, placeholders};
 
 /// The API group and version of every document.
@@ -82,6 +87,9 @@ pub struct ExperimentSpec {
     /// Promoting the best trial's model to serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<PromotionSpec>,
+    /// Stopping trials that are clearly losing before their end (median or ASHA); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 /// How (and whether) a trial's model is promoted to serving.
@@ -496,6 +504,9 @@ pub struct TrialCounts {
     pub failed: u32,
     pub stopped: u32,
     pub interrupted: u32,
+    /// Trials stopped early by `spec.earlyStopping` (not failures; they count toward maxTrials).
+    #[serde(default)]
+    pub early_stopped: u32,
 }
 
 /// What is being served.
@@ -520,6 +531,12 @@ pub struct BestTrial {
 }
 
 impl ExperimentSpec {
+    /// The early-stopping rule in force with its settings; `None` for none (and for settings the
+    /// validator refuses, which never reach a running experiment).
+    pub fn stopping(&self) -> Option<StoppingSettings> {
+        self.early_stopping.as_ref().and_then(|e| e.read().ok().flatten())
+    }
+
     /// The metrics collector in force (see `MetricsSpec::collector`).
     pub fn collector(&self) -> Collector {
         self.metrics.collector.unwrap_or(match self.executor {

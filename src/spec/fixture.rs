@@ -26,6 +26,7 @@ impl ExperimentSpec {
             trial: TrialTemplate { command: vec!["true".into()], ..Default::default() },
             metrics: Default::default(),
             promotion: None,
+            early_stopping: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub fn check(experiment: &Experiment) -> Vec<Problem> {
     check_metrics(spec, &mut problems);
     check_file_on_kubernetes(spec, &mut problems);
     check_promotion(spec, &mut problems);
+    check_early_stopping(spec, &mut problems);
     problems
 }
 
@@ -381,6 +382,14 @@ fn check_promotion(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             "spec.promotion.serve.autoscale",
             format!("minReplicas ({}) must be at least 1 and at most maxReplicas ({})", a.min_replicas, a.max_replicas),
         ));
+    }
+}
+
+/// The rule's settings, each bad one at its field (`EarlyStopping::read` is the one reading of them).
+fn check_early_stopping(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let Some(early) = &spec.early_stopping else { return };
+    if let Err(found) = early.read() {
+        problems.extend(found);
     }
 }
 
