@@ -318,8 +318,12 @@ fn early_stopping_problems_are_each_named_at_their_field_in_one_report() {
     assert!(found.iter().any(|p| p.contains("settings.reductionFactor: (1) must be a whole number from 2 to 1000")));
     assert!(found.iter().any(|p| p.contains("settings.maxResource: (4) must be larger than minResource (4)")));
     let found = with("  earlyStopping: {rule: hyperband, setting: {}}");
-    assert!(found.iter().any(|p| p.contains("spec.earlyStopping.rule: \"hyperband\" is not one of none, median, asha")));
-    assert!(found.iter().any(|p| p.contains("spec.earlyStopping.setting: is not a known field; did you mean settings?")));
+    assert!(
+        found.iter().any(|p| p.contains("spec.earlyStopping.rule: \"hyperband\" is not one of none, median, asha"))
+    );
+    assert!(
+        found.iter().any(|p| p.contains("spec.earlyStopping.setting: is not a known field; did you mean settings?"))
+    );
     let found = with("  earlyStopping: {rule: none, settings: {startStep: 1}}");
     assert!(found.iter().any(|p| p.contains("is not a setting of rule none (known settings: none)")), "{found:#?}");
 }
