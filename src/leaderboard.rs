@@ -1,7 +1,9 @@
 //! Ranking trials by the objective, and showing the ranking as a table, JSON or CSV.
 //!
-//! Succeeded trials are ranked best first (ties keep trial order); trials without a result follow,
-//! unranked: still running or queued first, then stopped, then failed. A row that did not succeed
+//! Succeeded trials are ranked best first (ties keep trial order); early-stopped trials follow,
+//! unranked, best value first (the value they had reached, at their last step); trials without a
+//! result follow, unranked: still running or queued first, then stopped, then failed. Only a
+//! succeeded trial is ranked, so only one can be the best or be promoted. A row that did not succeed
 //! shows its cause in one line; a value ranked from before its trial's last step (`strategy:
 //! min`/`max`) is marked with its step, since the trial's saved model may be a later one's.
 
@@ -62,15 +64,16 @@ pub fn rank(experiment: &Experiment, trials: &[Trial], top: Option<usize>, now: 
     let mut order: Vec<&Trial> = trials.iter().collect();
     let group = |t: &Trial| match (t.phase, t.objective) {
         (TrialPhase::Succeeded, Some(_)) => 0,
-        (TrialPhase::Pending | TrialPhase::Running | TrialPhase::Interrupted, _) => 1,
-        (TrialPhase::Stopped, _) | (TrialPhase::Succeeded, None) => 2,
-        (TrialPhase::Failed, _) => 3,
+        (TrialPhase::EarlyStopped, Some(_)) => 1,
+        (TrialPhase::Pending | TrialPhase::Running | TrialPhase::Interrupted, _) => 2,
+        (TrialPhase::Stopped | TrialPhase::EarlyStopped, _) | (TrialPhase::Succeeded, None) => 3,
+        (TrialPhase::Failed, _) => 4,
     };
     order.sort_by(|a, b| {
         group(a).cmp(&group(b)).then_with(|| {
             let (x, y) = (a.objective.unwrap_or_default(), b.objective.unwrap_or_default());
             let by_value = if objective.goal == Goal::Maximize { y.total_cmp(&x) } else { x.total_cmp(&y) };
-            if group(a) == 0 { by_value.then(a.index.cmp(&b.index)) } else { a.index.cmp(&b.index) }
+            if group(a) <= 1 { by_value.then(a.index.cmp(&b.index)) } else { a.index.cmp(&b.index) }
         })
     });
     let rows = order

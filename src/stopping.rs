@@ -44,12 +44,8 @@ pub struct Curve<'a> {
     pub points: &'a [Point],
 }
 
-/// A stop: the step of the report that decided it and the rule's reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub step: i64,
-    pub reason: String,
-}
+/// A stop: the step of the report that decided it and the rule's reason (stored with the trial).
+pub use crate::trial::EarlyStop as Decision;
 
 /// A rule with its settings, for an objective.
 #[derive(Clone, Debug)]

@@ -52,6 +52,7 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Result<impl IntoResponse
             (TrialPhase::Failed, c.failed),
             (TrialPhase::Stopped, c.stopped),
             (TrialPhase::Interrupted, c.interrupted),
+            (TrialPhase::EarlyStopped, c.early_stopped),
         ] {
             trials.get_or_create(&vec![("phase".into(), format!("{phase:?}"))]).inc_by(i64::from(n));
         }

@@ -219,6 +219,22 @@ impl<E: Executor> Controller<E> {
         Ok(())
     }
 
+    /// The step reports every trial made before this run, for the early-stopping rule.
+    fn reports(&self, name: &str, spec: &crate::spec::ExperimentSpec, trials: &[Trial]) -> Result<experiment::Reports> {
+        if spec.stopping().is_none() {
+            return Ok(experiment::Reports::default());
+        }
+        let mut stored = std::collections::BTreeMap::new();
+        for t in trials {
+            let observations = self
+                .store
+                .observations(name, t.index)
+                .map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
+            stored.insert(t.index, observations);
+        }
+        Ok(experiment::Reports::of(spec, trials, |i| stored.remove(&i).unwrap_or_default()))
+    }
+
     fn save_trial(&self, trial: &Trial) -> Result<()> {
         self.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
     }
@@ -235,7 +251,8 @@ impl<E: Executor> Controller<E> {
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let working_dir = spec_dir.join(spec.trial.working_dir.as_deref().unwrap_or("."));
         let trials = self.store.trials(&name).map_err(|source| Error::LoadExperiment { name: name.clone(), source })?;
-        let core = Core::new(&name, spec.clone(), trials);
+        let reports = self.reports(&name, &spec, &trials)?;
+        let core = Core::new(&name, spec.clone(), trials).with_reports(reports);
         experiment::begin(status, Timestamp::now());
         core.refresh(status);
         self.save_status(record, Durability::Flushed)?;
@@ -319,10 +336,13 @@ impl<E: Executor> Shell<'_, E> {
         let event = match report {
             Report::Event(TrialEvent::Line { text, .. }) => {
                 let observations = attempts.observe_line(index, attempt, &text)?;
-                if let Some(trial) = core.trial(index).filter(|_| !observations.is_empty()) {
+                if observations.is_empty() {
+                    return Ok(Vec::new());
+                }
+                if let Some(trial) = core.trial(index) {
                     (self.progress)(Progress::Observed { trial, observations: &observations });
                 }
-                return Ok(Vec::new());
+                Event::Observed { trial: index, observations }
             }
             Report::Event(TrialEvent::Started { pid, pid_stamp, gpus }) => {
                 Event::Started { trial: index, pid, pid_stamp, gpus }
@@ -332,10 +352,30 @@ impl<E: Executor> Shell<'_, E> {
             Report::Event(TrialEvent::Waiting { reason, message }) => Event::Waiting { trial: index, reason, message },
             Report::Ended(finished) => {
                 let tally = attempts.tally(index, attempt).await?;
-                Event::AttemptEnded { trial: index, finished, tally }
+                let mut commands = self.decided_elsewhere(core, index)?;
+                commands.extend(core.handle(Event::AttemptEnded { trial: index, finished, tally }, now));
+                return Ok(commands);
             }
         };
         Ok(core.handle(event, now))
+    }
+
+    /// An early stop decided outside the loop (a push answered `shouldStop`) and stored with the
+    /// trial, handed to the core before the attempt's end is judged.
+    fn decided_elsewhere(&self, core: &mut Core, index: u32) -> Result<Vec<Command>> {
+        if core.spec().stopping().is_none() || core.trial(index).is_none_or(|t| t.early_stop.is_some()) {
+            return Ok(Vec::new());
+        }
+        let name = self.record.name();
+        let stored = self
+            .controller
+            .store
+            .trial(name, index)
+            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })?;
+        Ok(match stored.and_then(|t| t.early_stop) {
+            Some(decision) => core.handle(Event::Decided { trial: index, decision }, Timestamp::now()),
+            None => Vec::new(),
+        })
     }
 
     fn finish(mut self, core: &Core, reason: EndReason) -> Result<ExperimentRecord> {
@@ -358,7 +398,7 @@ async fn next_halt(halt: &mut watch::Receiver<Halt>) -> Halt {
 fn snapshot(core: &Core, started: Instant) -> Snapshot {
     let c = core.counts();
     Snapshot {
-        ended: c.succeeded + c.failed,
+        ended: c.ended(),
         max_trials: core.spec().max_trials,
         running: c.running,
         best: core.best().map(|t| (t.name.clone(), t.objective.unwrap_or_default())),
