@@ -1,0 +1,105 @@
+//! Early stopping end to end through the real binary: `tuna run` with `earlyStopping: asha` stops
+//! the trials that fall behind (their whole process group ends), says why, and ranks a completed
+//! trial best.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failed step is a failed test
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::tuna;
+use std::path::Path;
+
+use serde_json::Value;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn leaderboard(data_dir: &Path, name: &str) -> Vec<Value> {
+    let out = tuna(data_dir, &["leaderboard", name, "--format", "json"]);
+    assert!(out.status.success(), "leaderboard failed: {}", text(&out.stderr));
+    let board: Value = serde_json::from_slice(&out.stdout).expect("leaderboard prints JSON");
+    board["trials"].as_array().expect("trials is a list").clone()
+}
+
+/// Whether a process is still running (a zombie waiting for its parent counts as gone).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+/// Grid over x = 1..4, one trial at a time, loss = x at every epoch: x = 1 leads rung 1 and runs
+/// its 3 epochs; each later one is second or worse of those that reached rung 1, so it is stopped
+/// there, while it waits (30 s) with a child process of its own that must die with it.
+#[test]
+fn asha_stops_each_trial_that_falls_behind_and_its_whole_process_group_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script = format!(
+        "sleep 300 & echo $! >> {pids}; for e in 1 2 3; do echo epoch=$e loss=${{x}}; [ ${{x}} = 1 ] || sleep 30; done; kill $!",
+        pids = pids.display()
+    );
+    let spec = dir.path().join("asha.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: asha}}\nspec:\n  \
+             objective: {{metric: loss, goal: minimize}}\n  algorithm: {{name: grid}}\n  \
+             parameters: [{{name: x, type: int, min: 1, max: 4}}]\n  maxTrials: 4\n  maxFailedTrials: 0\n  \
+             earlyStopping: {{rule: asha, settings: {{minResource: 1, reductionFactor: 3, maxResource: 3}}}}\n  \
+             trial:\n    command: [sh, -c, {script:?}]\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stderr: {stderr}");
+    for (trial, n) in [("asha-0001", 2), ("asha-0002", 3), ("asha-0003", 4)] {
+        let line = format!("{trial} EarlyStopped at step 1 (asha: rung 1, not in top 1/3 of {n})");
+        assert!(stderr.contains(&line), "expected {line:?} in {stderr}");
+    }
+    assert!(stdout.contains("(1 succeeded, 0 failed, 3 stopped early)"), "{stdout}");
+    assert!(stdout.contains("trial-seconds: "), "the time spent is reported: {stdout}");
+    assert!(stdout.contains("early stopping saved about"), "{stdout}");
+    assert!(stdout.contains("best trial: asha-0000"), "{stdout}");
+
+    let rows = leaderboard(&data, "asha");
+    assert_eq!(rows[0]["name"], "asha-0000");
+    assert_eq!((&rows[0]["phase"], &rows[0]["rank"]), (&Value::from("Succeeded"), &Value::from(1)));
+    for row in &rows[1..] {
+        assert_eq!(row["phase"], "EarlyStopped", "{row}");
+        assert!(row["rank"].is_null(), "an early-stopped trial is never ranked: {row}");
+        assert_eq!(row["lastStep"], 1, "stopped during its wait after epoch 1: {row}");
+        assert_eq!(row["reason"], "EarlyStopped");
+        assert!(row["message"].as_str().unwrap().starts_with("at step 1: asha: rung 1"), "{row}");
+    }
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    assert_eq!(pids.lines().count(), 4, "every trial started its child: {pids}");
+    for pid in pids.lines() {
+        assert!(!alive(pid), "process {pid} outlived its trial");
+    }
+}
+
+/// The shipped example: real learning curves, some trials stopped at a rung, the best completed.
+#[test]
+fn the_asha_quickstart_stops_losers_early_and_its_best_trial_completed() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart-asha.yaml");
+    let out = tuna(data.path(), &["run", spec.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stderr.contains("EarlyStopped at step "), "each stop is printed with its reason: {stderr}");
+    let rows = leaderboard(data.path(), "quickstart-asha");
+    assert_eq!(rows.len(), 24, "early stops count toward maxTrials");
+    assert_eq!((&rows[0]["rank"], &rows[0]["phase"]), (&Value::from(1), &Value::from("Succeeded")));
+    let stopped: Vec<&Value> = rows.iter().filter(|r| r["phase"] == "EarlyStopped").collect();
+    assert!(!stopped.is_empty(), "random learning rates from 1e-4 to 1 leave losers at rung 1: {stdout}");
+    for row in &stopped {
+        assert!(row["message"].as_str().unwrap().contains(": asha: rung "), "{row}");
+        assert!(row["lastStep"].as_i64().unwrap() < 27, "stopped before its last epoch: {row}");
+    }
+    let succeeded = rows.iter().filter(|r| r["phase"] == "Succeeded").count();
+    assert_eq!(succeeded + stopped.len(), 24, "nothing failed: {stdout}");
+    assert!(stdout.contains("trial-seconds: "), "{stdout}");
+}
