@@ -363,12 +363,16 @@ async fn push(
     let request: PushRequest = parse_body(text, r#"{"metrics": {"name": value}, "step": N}"#)?;
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
     record_artifact(&state, &trial, request.artifact.as_deref())?;
+    let answer = match request.step {
+        Some(_) => super::early::push_answer(&state, &record.experiment.spec, &trial, attempt)?,
+        None => PushAnswer { should_stop: trial.early_stop.is_some() },
+    };
     state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
-    Ok(Json(PushAnswer { should_stop: false }))
+    Ok(Json(answer))
 }
 
 /// A trial that may still report (404 when missing, 409 when finished).
-fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
+pub(super) fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
     let trial = state.trial(name, trial)?;
     open_for_metrics(&trial)?;
     Ok(trial)
@@ -389,7 +393,7 @@ fn open_for_metrics(trial: &Trial) -> Result<&Trial> {
 const MAX_METRICS_PER_REPORT: usize = 1000;
 
 /// The metrics of one report as observations of `attempt`; every value must be finite.
-fn observations_of(
+pub(super) fn observations_of(
     metrics: &BTreeMap<String, f64>,
     attempt: u32,
     step: Option<i64>,
@@ -447,7 +451,7 @@ fn record_artifact(state: &ApiState, trial: &Trial, uri: Option<&str>) -> Result
         .map_err(ApiError::internal(format!("store the artifact of {}", trial.name)))
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T> {
     let text = if body.trim().is_empty() { "{}" } else { body };
     serde_json::from_str(text).map_err(|e| ApiError::bad_request("body", format!("expected {shape}: {e}")))
 }
