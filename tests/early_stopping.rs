@@ -103,3 +103,51 @@ fn the_asha_quickstart_stops_losers_early_and_its_best_trial_completed() {
     assert_eq!(succeeded + stopped.len(), 24, "nothing failed: {stdout}");
     assert!(stdout.contains("trial-seconds: "), "{stdout}");
 }
+
+/// A push-collector run (`tuna run` opens a loopback API for pushes): x = 2 and x = 3 fall behind
+/// x = 1 at rung 1, their push is answered `shouldStop`, and the trial exits on it by itself (it
+/// shrugs off the SIGTERM that follows, so only the answer can have ended it).
+#[test]
+fn a_pushing_trial_is_told_should_stop_and_exits_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let trial = format!(
+        r#"import os, signal, sys, time
+sys.path.insert(0, {experiments:?})
+import tuna_push
+signal.signal(signal.SIGTERM, lambda *_: None)
+x = float(os.environ["TUNA_PARAM_X"])
+for step in (1, 2, 3):
+    if tuna_push.report(step=step, loss=x):
+        with open(os.path.join(os.environ["TUNA_OUTPUT_DIR"], "told"), "w") as f:
+            f.write(str(step))
+        sys.exit(0)
+    if x != 1:
+        time.sleep(30)
+"#,
+        experiments = experiments.display().to_string()
+    );
+    std::fs::write(dir.path().join("trial.py"), trial).unwrap();
+    let spec = dir.path().join("pushed.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: pushed}\nspec:\n  \
+         objective: {metric: loss, goal: minimize}\n  algorithm: {name: grid}\n  \
+         parameters: [{name: x, type: int, min: 1, max: 3}]\n  maxTrials: 3\n  \
+         earlyStopping: {rule: asha, settings: {minResource: 1, maxResource: 3}}\n  \
+         metrics: {collector: push}\n  trial:\n    command: [python3, trial.py]\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let rows = leaderboard(&data, "pushed");
+    assert_eq!((&rows[0]["name"], &rows[0]["phase"]), (&Value::from("pushed-0000"), &Value::from("Succeeded")));
+    for (row, n) in rows[1..].iter().zip([2, 3]) {
+        assert_eq!(row["phase"], "EarlyStopped", "{row}");
+        let expected = format!("at step 1: asha: rung 1, not in top 1/3 of {n}");
+        assert_eq!(row["message"], Value::from(expected), "{row}");
+        let told = Path::new(row["outputDir"].as_str().unwrap()).join("told");
+        assert_eq!(std::fs::read_to_string(&told).unwrap(), "1", "the trial read shouldStop at step 1");
+    }
+}

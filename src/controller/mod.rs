@@ -34,7 +34,7 @@ pub use crate::experiment::Halt;
 use crate::experiment::{self, Command, Core, Event};
 use crate::metrics::MetricParser;
 use crate::search::{self, Search};
-use crate::spec::{EndReason, ExperimentStatus};
+use crate::spec::{Collector, EndReason, ExperimentStatus};
 use crate::store::{Durability, ExperimentRecord, Store};
 use crate::token::TrialSecret;
 use crate::trial::{Observation, Trial};
@@ -177,6 +177,12 @@ impl<E: Executor> Controller<E> {
             return Err(Error::ExternalExecutor { name: name.into() });
         }
         let (mut core, mut search, mut attempts) = self.start(&mut record)?;
+        // Pushed reports are judged by the API, which stores a stop with the trial: followed here so
+        // that the trial is stopped at once (its process group ended, its Job deleted) even if it
+        // does not heed `shouldStop`.
+        let spec = &record.experiment.spec;
+        let decisions =
+            (spec.stopping().is_some() && spec.collector() == Collector::Push).then(|| self.store.watch_trials(name));
         let mut shell = Shell { controller: self, record, started: Instant::now(), progress };
         core.handle(Event::Halt(*halt.borrow_and_update()), Timestamp::now());
         loop {
@@ -191,6 +197,13 @@ impl<E: Executor> Controller<E> {
                         shell.take_report(&mut core, &mut attempts, index, report).await?
                     }
                     next = next_halt(&mut halt) => core.handle(Event::Halt(next), Timestamp::now()),
+                    changed = next_change(decisions.as_ref()) => {
+                        let mut commands = Vec::new();
+                        for index in changed {
+                            commands.extend(shell.decided_elsewhere(&mut core, index)?);
+                        }
+                        commands
+                    }
                 };
             }
             if let Some(reason) = shell.carry_out(&mut core, &mut attempts, commands)? {
@@ -384,6 +397,14 @@ impl<E: Executor> Shell<'_, E> {
         core.finish(status, reason, Timestamp::now());
         self.controller.save_status(&self.record, Durability::Flushed)?;
         Ok(self.record)
+    }
+}
+
+/// The trials written since the last look (forever pending when nothing is followed).
+async fn next_change(changes: Option<&crate::store::Changes<u32>>) -> std::collections::BTreeSet<u32> {
+    match changes {
+        Some(changes) => changes.next().await,
+        None => std::future::pending().await,
     }
 }
 
