@@ -8,6 +8,8 @@
 mod cli;
 use cli::tuna;
 use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -150,4 +152,54 @@ for step in (1, 2, 3):
         let told = Path::new(row["outputDir"].as_str().unwrap()).join("told");
         assert_eq!(std::fs::read_to_string(&told).unwrap(), "1", "the trial read shouldStop at step 1");
     }
+}
+
+/// `kill -9` of `tuna run` mid-experiment, then a resume: the stop decided before the crash
+/// stands (that trial never runs again), and the rung's members from before the crash still count
+/// (the re-run trial is the third at rung 1, so it is stopped; were they forgotten, it would be
+/// alone there and go on).
+#[test]
+fn a_resumed_run_keeps_every_decision_and_rung_membership_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (starts, held) = (dir.path().join("starts.log"), dir.path().join("held"));
+    let script = format!(
+        "echo $TUNA_TRIAL >> {starts}; if [ ${{x}} = 3 ] && [ ! -e {held} ]; then touch {held}; exec sleep 60; fi; \
+         for e in 1 2 3; do echo epoch=$e loss=${{x}}; [ ${{x}} = 1 ] || sleep 30; done",
+        starts = starts.display(),
+        held = held.display()
+    );
+    let spec = dir.path().join("resumed.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: resumed}}\nspec:\n  \
+             objective: {{metric: loss, goal: minimize}}\n  algorithm: {{name: grid}}\n  \
+             parameters: [{{name: x, type: int, min: 1, max: 3}}]\n  maxTrials: 3\n  \
+             earlyStopping: {{rule: asha, settings: {{minResource: 1, maxResource: 3}}}}\n  \
+             trial:\n    command: [sh, -c, {script:?}]\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut child = cli::run_command(&spec, &data).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !held.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(held.exists(), "the third trial never started");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let before = leaderboard(&data, "resumed");
+    assert_eq!(before[1]["phase"], "EarlyStopped", "{before:?}");
+
+    let out = tuna(&data, &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = leaderboard(&data, "resumed");
+    let phases: Vec<&str> = rows.iter().map(|r| r["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["Succeeded", "EarlyStopped", "EarlyStopped"], "{rows:?}");
+    assert_eq!(rows[1]["message"], "at step 1: asha: rung 1, not in top 1/3 of 2", "the decision before the crash");
+    assert_eq!(rows[2]["message"], "at step 1: asha: rung 1, not in top 1/3 of 3", "members from before count");
+    let starts = std::fs::read_to_string(&starts).unwrap();
+    let count = |t: &str| starts.lines().filter(|l| *l == t).count();
+    assert_eq!((count("resumed-0000"), count("resumed-0001"), count("resumed-0002")), (1, 1, 2), "{starts}");
 }
