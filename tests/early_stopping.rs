@@ -203,3 +203,26 @@ fn a_resumed_run_keeps_every_decision_and_rung_membership_after_kill_9() {
     let count = |t: &str| starts.lines().filter(|l| *l == t).count();
     assert_eq!((count("resumed-0000"), count("resumed-0001"), count("resumed-0002")), (1, 1, 2), "{starts}");
 }
+
+/// The Hyperband example: one loop of its 4 brackets (69 trials), each trial's `epochs` set by its
+/// rung, and each later rung the best of the rung before re-run with 3 times the epochs.
+#[test]
+fn the_hyperband_quickstart_runs_its_brackets_with_the_epochs_of_each_rung() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart-hyperband.yaml");
+    let out = tuna(data.path(), &["run", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let mut rows = leaderboard(data.path(), "quickstart-hyperband");
+    assert_eq!(rows.len(), 69);
+    rows.sort_by_key(|r| r["name"].as_str().unwrap().to_string());
+    let epochs = |r: &Value| r["parameters"]["epochs"].as_i64().unwrap();
+    let count = |e: i64| rows.iter().filter(|r| epochs(r) == e).count();
+    assert_eq!([count(1), count(3), count(9), count(27)], [27, 9 + 12, 3 + 4 + 6, 1 + 1 + 2 + 4]);
+    // Bracket 0, rung 1 (trials 27..36): rung 0's best 9 (trials 0..27), best first.
+    let mut rung0: Vec<&Value> = rows[..27].iter().collect();
+    rung0.sort_by(|a, b| b["objective"].as_f64().unwrap().total_cmp(&a["objective"].as_f64().unwrap()));
+    for (promoted, from) in rows[27..36].iter().zip(&rung0) {
+        assert_eq!(epochs(promoted), 3);
+        assert_eq!(promoted["parameters"]["lr"], from["parameters"]["lr"], "{promoted} from {from}");
+    }
+}

@@ -216,7 +216,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
         known.history = history;
     }
     let fresh = fresh?;
-    if fresh.len() < wanted {
+    if fresh.len() < wanted && asker.search.as_ref().is_none_or(|s| s.exhausts_when_short()) {
         state
             .store
             .update_experiment(&name, Durability::Flushed, |r| r.exhausted = true)

@@ -252,7 +252,7 @@ impl Core {
         let wanted = n as usize - picked.len();
         if wanted > 0 {
             let fresh = search.suggest(&self.history(), wanted)?;
-            self.exhausted |= fresh.len() < wanted;
+            self.exhausted |= fresh.len() < wanted && search.exhausts_when_short();
             for parameters in fresh {
                 let trial = Trial::new(&self.name, self.trials.len() as u32, parameters, now);
                 picked.push(trial.index);

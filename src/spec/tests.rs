@@ -91,7 +91,7 @@ fn names_must_be_unique_identifiers_and_the_experiment_a_dns_label() {
 #[test]
 fn algorithm_problems_list_the_known_choices() {
     assert_problem("name: random, seed: 7", "name: bayes", "spec.algorithm.name: \"bayes\" is not one of random, grid");
-    assert_problem("name: random, seed: 7", "name: bayes", "bayesian; did you mean bayesian?");
+    assert_problem("name: random, seed: 7", "name: bayes", "bayesian, hyperband; did you mean bayesian?");
     assert_problem(
         "name: random, seed: 7",
         "name: random, settings: {foo: 1}",
@@ -326,4 +326,30 @@ fn early_stopping_problems_are_each_named_at_their_field_in_one_report() {
     );
     let found = with("  earlyStopping: {rule: none, settings: {startStep: 1}}");
     assert!(found.iter().any(|p| p.contains("is not a setting of rule none (known settings: none)")), "{found:#?}");
+}
+
+#[test]
+fn hyperband_needs_an_int_resource_parameter_and_a_sane_eta() {
+    let to = "name: hyperband, seed: 7, settings: {resourceParameter: epochs, eta: 3}";
+    assert!(problems("name: random, seed: 7", to).is_empty(), "{:?}", problems("name: random, seed: 7", to));
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband",
+        "spec.algorithm.settings.resourceParameter: is required for hyperband: name the int parameter it sets per rung (int parameters: epochs)",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband, settings: {resourceParameter: lr}",
+        "spec.algorithm.settings.resourceParameter: \"lr\" is not an int parameter of spec.parameters (int parameters: epochs)",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband, settings: {resourceParameter: epochs, eta: 1}",
+        "spec.algorithm.settings.eta: (1) must be a whole number from 2 to 1000",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband, settings: {resourceParameter: epochs, etta: 2}",
+        "spec.algorithm.settings.etta: is not a setting of hyperband (known settings: resourceParameter, eta); did you mean eta?",
+    );
 }
