@@ -301,6 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn early_stopped_trials_follow_the_completed_ones_unranked_best_value_first() {
+        use TrialPhase::*;
+        let trials = [
+            trial(0, EarlyStopped, Some(0.95)),
+            trial(1, Succeeded, Some(0.5)),
+            trial(2, EarlyStopped, Some(0.99)),
+            trial(3, Running, None),
+            trial(4, Failed, None),
+        ];
+        let board = rank(&experiment("maximize"), &trials, None, Timestamp::UNIX_EPOCH);
+        let names: Vec<(Option<u32>, &str)> = board.trials.iter().map(|r| (r.rank, r.name.as_str())).collect();
+        let expected = [(Some(1), "e-0001"), (None, "e-0002"), (None, "e-0000"), (None, "e-0003"), (None, "e-0004")];
+        assert_eq!(names, expected, "0.99 early-stopped is no rival to a completed 0.5");
+    }
+
+    #[test]
     fn table_and_csv_have_a_column_per_metric_and_parameter() {
         let exp = experiment("maximize");
         let mut t = trial(0, TrialPhase::Succeeded, Some(0.5));
