@@ -108,7 +108,9 @@ impl Rule {
         self.better(median, best).then(|| Decision {
             step,
             reason: format!(
-                "median: best {best} by step {step} is worse than the median {median} of {} completed trials' running averages",
+                "median: best {} by step {step} is worse than the median {} of {} completed trials' running averages",
+                shown(best),
+                shown(median),
                 averages.len()
             ),
         })
@@ -136,6 +138,26 @@ impl Rule {
 
     fn best_of(&self, a: f64, b: f64) -> f64 {
         if self.better(b, a) { b } else { a }
+    }
+}
+
+/// A value in a reason people read: 6 significant digits (`0.633333`, `1.5e-9`), as the
+/// leaderboard shows numbers (`leaderboard::number`, a module of this row, which this one may not
+/// name).
+fn shown(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let trim =
+        |s: &str| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.into() };
+    let magnitude = v.abs().log10().floor() as i32;
+    if (-4..15).contains(&magnitude) {
+        return trim(&format!("{v:.*}", (5 - magnitude).max(0) as usize));
+    }
+    let text = format!("{v:.5e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => format!("{}e{exponent}", trim(mantissa)),
+        None => text,
     }
 }
 

@@ -147,3 +147,17 @@ fn decisions_are_the_same_for_the_same_reports_in_any_order() {
     let rule = median_rule(Goal::Maximize, 3, 2);
     assert_eq!(rule.judge(&Curve { trial: 1, completed: false, points: &[] }, &all), None, "no report, no stop");
 }
+
+#[test]
+fn reasons_show_values_to_six_significant_digits() {
+    // Running averages at step 3: (.5 + .6 + .7) / 3 = .6, .5, .7 → median .6 (0.6000000000000001 in full).
+    let done = completed_accuracy();
+    let all = curves(&done, true);
+    let stop = judge(&median_rule(Goal::Maximize, 3, 2), &[(1, 0.1), (2, 0.2), (3, 1.0 / 3.0)], &all).unwrap();
+    assert!(
+        stop.reason.starts_with("median: best 0.333333 by step 3 is worse than the median 0.6 of 3"),
+        "{}",
+        stop.reason
+    );
+    assert_eq!((shown(1.5e-9), shown(123456.7), shown(0.0)), ("1.5e-9".into(), "123457".into(), "0".into()));
+}

@@ -363,9 +363,13 @@ async fn push(
     let request: PushRequest = parse_body(text, r#"{"metrics": {"name": value}, "step": N}"#)?;
     record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
     record_artifact(&state, &trial, request.artifact.as_deref())?;
+    // Only a step report of the objective can change the decision (and judging reads every trial's).
+    let objective = &record.experiment.spec.objective.metric;
     let answer = match request.step {
-        Some(_) => super::early::push_answer(&state, &record.experiment.spec, &trial, attempt)?,
-        None => PushAnswer { should_stop: trial.early_stop.is_some() },
+        Some(_) if request.metrics.contains_key(objective) => {
+            super::early::push_answer(&state, &record.experiment.spec, &trial, attempt)?
+        }
+        _ => PushAnswer { should_stop: trial.early_stop.is_some() },
     };
     state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
     Ok(Json(answer))
