@@ -261,3 +261,40 @@ fn leaderboard_watch_ends_on_one_frame_whose_header_and_table_agree() {
     let rows = last.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains("Succeeded"));
     assert_eq!(rows.count(), 3, "the table has the 3 trials the header counts: {last}");
 }
+
+/// Early stopping under `tuna serve` with pushed metrics: x = 2 and x = 3 fall behind x = 1 at
+/// rung 1, their push is answered `shouldStop` and the trial exits on it by itself (it ignores
+/// the SIGTERM that follows); the status counts them.
+#[test]
+fn a_pushing_trial_under_serve_is_told_should_stop_and_exits_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trial = format!(
+        "import os, signal, sys, time\nsys.path.insert(0, {EXPERIMENTS:?})\nimport tuna_push\n\
+         signal.signal(signal.SIGTERM, lambda *_: None)\nx = float(os.environ['TUNA_PARAM_X'])\n\
+         for step in (1, 2, 3):\n    if tuna_push.report(step=step, loss=x):\n        \
+         open(os.path.join(os.environ['TUNA_OUTPUT_DIR'], 'told'), 'w').write(str(step))\n        sys.exit(0)\n    \
+         if x != 1:\n        time.sleep(30)\n"
+    );
+    std::fs::write(dir.path().join("trial.py"), trial).unwrap();
+    // The server runs in `dir`, where trial.py is (workingDir defaults to the server's folder).
+    let document = String::from(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: pushed}\nspec:\n  \
+         objective: {metric: loss, goal: minimize}\n  algorithm: {name: grid}\n  \
+         parameters: [{name: x, type: int, min: 1, max: 3}]\n  maxTrials: 3\n  \
+         earlyStopping: {rule: asha, settings: {minResource: 1, maxResource: 3}}\n  \
+         metrics: {collector: push}\n  trial:\n    command: [python3, trial.py]\n",
+    );
+    let spec = dir.path().join("pushed.yaml");
+    std::fs::write(&spec, document).unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let submitted = server.cli(&["submit", spec.to_str().unwrap()]);
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+    let experiment = server.wait_finished("pushed");
+    let counts = &experiment["status"]["trials"];
+    assert_eq!((&counts["succeeded"], &counts["earlyStopped"]), (&json!(1), &json!(2)), "{experiment}");
+    assert_eq!(experiment["status"]["bestTrial"]["name"], "pushed-0000");
+    for trial in ["pushed-0001", "pushed-0002"] {
+        let told = dir.path().join(format!("data/experiments/pushed/trials/{trial}/output/told"));
+        assert_eq!(std::fs::read_to_string(&told).unwrap(), "1", "{trial} read shouldStop at step 1");
+    }
+}
