@@ -54,6 +54,7 @@ pub const DEFAULT_METRIC_FORMAT: &str = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee]
     printcolumn = r#"{"name":"Best","type":"number","description":"best objective","jsonPath":".status.bestTrial.objective"}"#,
     printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.trials.succeeded"}"#,
     printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.trials.failed"}"#,
+    printcolumn = r#"{"name":"EarlyStopped","type":"integer","priority":1,"jsonPath":".status.trials.earlyStopped"}"#,
     printcolumn = r#"{"name":"Max","type":"integer","jsonPath":".spec.maxTrials"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
