@@ -202,6 +202,8 @@ async fn an_early_stopped_trial_s_job_is_deleted() {
     let status = wait_status(&api, "asha", "succeeded", |s| s["phase"] == "Succeeded").await;
     assert_eq!((&status["trials"]["succeeded"], &status["trials"]["earlyStopped"]), (&1.into(), &2.into()), "{status}");
     assert_eq!(status["bestTrial"]["name"], "asha-0000");
+    let events = fake.objects("events");
+    assert!(events.iter().any(|e| e["reason"] == "TrialsStoppedEarly"), "an Event says so");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let jobs: Vec<String> =

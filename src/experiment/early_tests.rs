@@ -87,6 +87,16 @@ fn a_losing_report_stops_its_trial_which_ends_early_stopped_without_counting_as_
 }
 
 #[test]
+fn the_search_sees_an_early_stopped_trial_s_value_not_a_pending_or_failed_trial() {
+    let spec = asha().maximize();
+    let mut t = Trial::new("e", 0, Default::default(), NOW);
+    (t.phase, t.objective) = (TrialPhase::EarlyStopped, Some(0.7));
+    assert_eq!(past(&spec, &t).outcome, search::Outcome::Loss(-0.7), "oriented so that lower is better");
+    t.objective = None;
+    assert_eq!(past(&spec, &t).outcome, search::Outcome::Pending, "no value reached: nothing to learn from");
+}
+
+#[test]
 fn a_decision_made_by_the_push_route_ends_the_attempt_early_stopped_even_when_it_exits_0() {
     let (mut core, _, _) = started(asha(), 3);
     let decision = EarlyStop { step: 3, reason: "asha: rung 3, not in top 1/3 of 4".into() };
