@@ -3,10 +3,16 @@
 
     python3 benches/early_stopping.py --tuna target/release/tuna [--seeds 5] [--trials 24] [--out r.json]
 
-The objective is the quickstart's (experiments/train.py: logistic regression by SGD on the
-breast-cancer data, validation accuracy maximized, read as the best epoch's), 27 epochs per trial,
-over lr (log 1e-4..1), penalty, batch and momentum. Every method runs once per seed, one trial at
-a time (so asynchronous rules see the same order every run):
+Two curves of the quickstart's training (experiments/train.py: logistic regression by SGD on the
+breast-cancer data), 27 epochs per trial, over lr (log 1e-4..1), penalty, batch and momentum:
+
+  * accuracy: validation accuracy maximized, read as the best epoch's (strategy max);
+  * final loss: validation log-loss minimized, read at the last epoch (strategy latest), the harder
+    one: large steps with momentum lead early and then oscillate or fade, and only the final
+    model counts.
+
+Every method runs once per seed and curve, one trial at a time (so asynchronous rules see the
+same order every run):
 
   * tuna: no stopping, median, ASHA (random), ASHA (bayesian), each `--trials` trials; Hyperband
     (epochs as its resource, 1..27, eta 3: one loop is 69 trials). `tuna run` in a fresh data dir;
@@ -51,14 +57,22 @@ STOPPING = {
 }
 
 
-def spec(name: str, algorithm: str, seed: int, trials: int, stopping: str) -> str:
+# curve: (metric, goal, strategy, Optuna direction, the value a trial ends with)
+CURVES = {
+    "accuracy": ("accuracy", "maximize", "max", "maximize", max),
+    "final loss": ("loss", "minimize", "latest", "minimize", lambda values: values[-1]),
+}
+
+
+def spec(name: str, algorithm: str, seed: int, trials: int, stopping: str, curve: str) -> str:
+    metric, goal, strategy, _, _ = CURVES[curve]
     hyperband = algorithm == "hyperband"
     settings = ", settings: {resourceParameter: epochs, eta: 3}" if hyperband else ""
     space = SPACE + ("    - {name: epochs, type: int, min: 1, max: 27}\n" if hyperband else "")
     epochs = '"${epochs}"' if hyperband else f'"{EPOCHS}"'
     return (
         f"apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n"
-        f"  objective: {{metric: accuracy, goal: maximize}}\n"
+        f"  objective: {{metric: {metric}, goal: {goal}, strategy: {strategy}}}\n"
         f"  algorithm: {{name: {algorithm}, seed: {seed}{settings}}}\n"
         f"  parameters:\n{space}"
         f"  maxTrials: {trials}\n  parallelTrials: 1\n  maxFailedTrials: 1000\n{STOPPING[stopping]}"
@@ -67,12 +81,12 @@ def spec(name: str, algorithm: str, seed: int, trials: int, stopping: str) -> st
     )
 
 
-def run_tuna(tuna: str, workdir: str, algorithm: str, stopping: str, seed: int, trials: int) -> list[tuple]:
+def run_tuna(tuna: str, workdir: str, algorithm: str, stopping: str, seed: int, trials: int, curve: str) -> list[tuple]:
     """[(epochs run, value, completed)] in trial order."""
-    name = f"bench-{algorithm}-{stopping}-{seed}"
+    name = f"bench-{algorithm}-{stopping}-{seed}-{CURVES[curve][0]}"
     path = os.path.join(workdir, name + ".yaml")
     with open(path, "w") as f:
-        f.write(spec(name, algorithm, seed, trials, stopping))
+        f.write(spec(name, algorithm, seed, trials, stopping, curve))
     data = os.path.join(workdir, name)
     subprocess.run([tuna, "run", path, "--data-dir", data, "--gpus", "none"],
                    check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -82,9 +96,10 @@ def run_tuna(tuna: str, workdir: str, algorithm: str, stopping: str, seed: int, 
     return [(r.get("lastStep") or 0, r.get("objective"), r["phase"] == "Succeeded") for r in rows]
 
 
-def run_optuna(pruner_name: str, seed: int, trials: int) -> list[tuple]:
+def run_optuna(pruner_name: str, seed: int, trials: int, curve: str) -> list[tuple]:
     import optuna
 
+    metric, _, _, direction, final = CURVES[curve]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruners = {
         "MedianPruner": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=4),
@@ -92,7 +107,7 @@ def run_optuna(pruner_name: str, seed: int, trials: int) -> list[tuple]:
         "HyperbandPruner": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS,
                                                                   reduction_factor=3),
     }
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed),
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=seed),
                                 pruner=pruners[pruner_name]())
     record = []
 
@@ -104,34 +119,40 @@ def run_optuna(pruner_name: str, seed: int, trials: int) -> list[tuple]:
         proc = subprocess.Popen([sys.executable, os.path.join(EXPERIMENTS, "train.py"), "--epochs", str(EPOCHS), *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                 env={**os.environ, "TUNA_OUTPUT_DIR": tempfile.gettempdir()})
-        best, epoch = None, 0
+        values, epoch = [], 0
         for line in proc.stdout:
             fields = dict(kv.split("=") for kv in line.split())
-            epoch, acc = int(fields["epoch"]), float(fields["accuracy"])
-            best = acc if best is None else max(best, acc)
-            trial.report(acc, epoch)
+            epoch, value = int(fields["epoch"]), float(fields[metric])
+            values.append(value)
+            trial.report(value, epoch)
             if trial.should_prune():
                 proc.kill()
                 proc.wait()
-                record.append((epoch, best, False))
+                record.append((epoch, final(values), False))
                 raise optuna.TrialPruned()
         proc.wait()
-        record.append((epoch, best, True))
-        return best
+        record.append((epoch, final(values), True))
+        return final(values)
 
     study.optimize(objective, n_trials=trials)
     return record
 
 
-def summary(runs: list[list[tuple]], reference: float | None) -> dict:
-    bests = [max((v for _, v, done in run if done and v is not None), default=float("nan")) for run in runs]
+def best_of(run: list[tuple], maximize: bool) -> float:
+    values = [v for _, v, done in run if done and v is not None]
+    return (max if maximize else min)(values, default=float("nan"))
+
+
+def summary(runs: list[list[tuple]], reference: float, maximize: bool) -> dict:
+    bests = [best_of(run, maximize) for run in runs]
     spent = [sum(e for e, _, _ in run) for run in runs]
     reach = []
     for run in runs:
         total, hit = 0, None
         for epochs, value, done in run:
             total += epochs
-            if hit is None and done and reference is not None and value is not None and value >= 0.99 * reference:
+            close = value is not None and (value >= 0.99 * reference if maximize else value <= 1.01 * reference)
+            if hit is None and done and close:
                 hit = total
         reach.append(hit)
     reached = [r for r in reach if r is not None]
@@ -174,32 +195,35 @@ def main() -> int:
     methods = [("tuna, no stopping", "random", "none"), ("tuna median", "random", "median"),
                ("tuna ASHA (random)", "random", "asha"), ("tuna ASHA (bayesian)", "bayesian", "asha"),
                ("tuna Hyperband", "hyperband", "none")]
-    results = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        for label, algorithm, stopping in methods:
-            trials = 69 if algorithm == "hyperband" else a.trials
-            results[label] = [run_tuna(tuna, workdir, algorithm, stopping, s, trials) for s in seeds]
-            print(f"  ran {label}", file=sys.stderr)
-    if optuna_ok:
-        for pruner in ["MedianPruner", "SuccessiveHalvingPruner", "HyperbandPruner"]:
-            results[f"Optuna {pruner}"] = [run_optuna(pruner, s, a.trials) for s in seeds]
-            print(f"  ran Optuna {pruner}", file=sys.stderr)
-    base = [max((v for _, v, d in run if d and v is not None), default=0.0) for run in results["tuna, no stopping"]]
-    reference = statistics.median(base)
-    table = {label: summary(runs, reference) for label, runs in results.items()}
-    none_epochs = table["tuna, no stopping"]["epochs"]
-    print(f"\n{a.seeds} seeds, {a.trials} trials (Hyperband: one loop, 69), {EPOCHS} epochs at most; "
-          f"reference: no stopping's median best {reference:.6g}\n")
-    print(f"{'method':<32} {'median best':>12} {'median epochs':>14} {'× fewer':>8} {'epochs to 1%':>13}")
-    for label, row in table.items():
-        fewer = none_epochs / row["epochs"] if row["epochs"] else float("nan")
-        to = "never" if row["to_1pct"] is None else f"{row['to_1pct']:g}"
-        print(f"{label:<32} {row['best']:>12.6g} {row['epochs']:>14g} {fewer:>8.3g} {to:>13}")
+    out = {}
+    for curve in CURVES:
+        maximize = CURVES[curve][1] == "maximize"
+        results = {}
+        with tempfile.TemporaryDirectory() as workdir:
+            for label, algorithm, stopping in methods:
+                trials = 69 if algorithm == "hyperband" else a.trials
+                results[label] = [run_tuna(tuna, workdir, algorithm, stopping, s, trials, curve) for s in seeds]
+                print(f"  {curve}: ran {label}", file=sys.stderr)
+        if optuna_ok:
+            for pruner in ["MedianPruner", "SuccessiveHalvingPruner", "HyperbandPruner"]:
+                results[f"Optuna {pruner}"] = [run_optuna(pruner, s, a.trials, curve) for s in seeds]
+                print(f"  {curve}: ran Optuna {pruner}", file=sys.stderr)
+        reference = statistics.median(best_of(run, maximize) for run in results["tuna, no stopping"])
+        table = {label: summary(runs, reference, maximize) for label, runs in results.items()}
+        out[curve] = table
+        none_epochs = table["tuna, no stopping"]["epochs"]
+        print(f"\n{curve}: {a.seeds} seeds, {a.trials} trials (Hyperband: one loop, 69), {EPOCHS} epochs at most; "
+              f"reference: no stopping's median best {reference:.6g}\n")
+        print(f"{'method':<32} {'median best':>12} {'median epochs':>14} {'× fewer':>8} {'epochs to 1%':>13}")
+        for label, row in table.items():
+            fewer = none_epochs / row["epochs"] if row["epochs"] else float("nan")
+            to = "never" if row["to_1pct"] is None else f"{row['to_1pct']:g}"
+            print(f"{label:<32} {row['best']:>12.6g} {row['epochs']:>14g} {fewer:>8.3g} {to:>13}")
     if not optuna_ok:
         print("\n(Optuna pruners skipped: --no-optuna, or Optuna could not be installed)")
     if a.out:
         with open(a.out, "w") as f:
-            json.dump(table, f, indent=1)
+            json.dump(out, f, indent=1)
     return 0
 
 
