@@ -20,7 +20,8 @@
 //! does): rungs at `minResource·eta^k` steps, below `maxResource` when given. When a trial's
 //! reports first reach a rung (its first report at a step ≥ the rung), its value there (the
 //! objective read with the experiment's strategy over its reports up to that one) is ranked among
-//! the values of every trial that reached that rung so far, itself included: it goes on only if
+//! the values of every trial that reached that rung so far, itself included (the caller hands a
+//! stopped trial's reports up to its stop only, `experiment::Reports::decide`): it goes on only if
 //! it is in the top `max(1, ⌊n/eta⌋)` of those `n` (ties go on), else it is stopped, e.g.
 //! `asha: rung 9, not in top 1/3 of 7`. Rungs below `gracePeriod` stop nothing. The first trials to
 //! reach a rung are promoted while the rung is thin: that is the asynchronous rule (no trial waits

@@ -53,14 +53,21 @@ impl Reports {
     }
 
     /// The rule's decision on `index`'s latest report, given every trial (`None`: it goes on, or
-    /// the experiment has no rule).
+    /// the experiment has no rule). A stopped trial's reports count up to the step it was stopped
+    /// at: those it made while the stop was landing (kept, like every observation) do not make it
+    /// a member of later rungs, so decisions do not depend on how fast a stop lands.
     pub fn decide(&self, spec: &ExperimentSpec, trials: &[Trial], index: u32) -> Option<EarlyStop> {
         let rule = Rule::new(spec.stopping()?, &spec.objective);
-        let completed = |i: u32| trials.get(i as usize).is_some_and(|t| t.phase == TrialPhase::Succeeded);
+        let trial = |i: u32| trials.get(i as usize);
         let curves: Vec<Curve<'_>> = self
             .by_trial
             .iter()
-            .map(|(&trial, (_, points))| Curve { trial, completed: completed(trial), points })
+            .map(|(&i, (_, points))| {
+                let completed = trial(i).is_some_and(|t| t.phase == TrialPhase::Succeeded);
+                let until = trial(i).and_then(|t| t.early_stop.as_ref()).map(|d| d.step);
+                let kept = until.map_or(points.len(), |step| points.iter().take_while(|p| p.step <= step).count());
+                Curve { trial: i, completed, points: &points[..kept] }
+            })
             .collect();
         let mine = curves.iter().find(|c| c.trial == index)?;
         rule.judge(mine, &curves)

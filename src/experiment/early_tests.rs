@@ -97,6 +97,20 @@ fn the_search_sees_an_early_stopped_trial_s_value_not_a_pending_or_failed_trial(
 }
 
 #[test]
+fn reports_a_stopped_trial_made_while_its_stop_landed_do_not_join_later_rungs() {
+    let (mut core, _, t) = started(asha(), 3);
+    for (trial, value) in [(0, 0.5), (1, 0.9)] {
+        core.handle(loss(&t[trial], 1, value), NOW);
+    }
+    assert!(core.trial(1).unwrap().early_stop.is_some(), "0.9 trails 0.5 at rung 1");
+    core.handle(loss(&t[0], 3, 0.5), NOW);
+    core.handle(loss(&t[1], 3, 0.1), NOW); // raced past rung 3 before the SIGTERM landed
+    assert_eq!(core.handle(loss(&t[2], 1, 0.4), NOW), [], "the best of 3 at rung 1");
+    // Rung 3: 0.5 (trial 0) and 0.45: the first of 2 goes on; with trial 1's 0.1 it would be 2nd of 3.
+    assert_eq!(core.handle(loss(&t[2], 3, 0.45), NOW), []);
+}
+
+#[test]
 fn a_decision_made_by_the_push_route_ends_the_attempt_early_stopped_even_when_it_exits_0() {
     let (mut core, _, _) = started(asha(), 3);
     let decision = EarlyStop { step: 3, reason: "asha: rung 3, not in top 1/3 of 4".into() };
