@@ -18,7 +18,10 @@ Example training program for tuna; Python 3 standard library only.
   v = momentum*v - lr*grad; w = w + v.
 * After each epoch one line goes to stdout:
   ``epoch=N loss=L accuracy=A`` (validation log-loss and accuracy, 6 decimals;
-  with ``--push`` the same rounded values are pushed at step N).
+  with ``--push`` the same rounded values are pushed at step N, and when tuna
+  answers ``shouldStop`` (early stopping) the trial saves and exits 0 at once).
+* ``--pace S`` waits S seconds after each epoch, standing in for a model that
+  takes longer to train (so that an early stop lands mid-training).
   Logits are clipped to [-30, 30], probabilities to [1e-12, 1-1e-12] and
   weights/velocities to +-1e6, so the loss stays finite (at most ~27.6) even
   when training diverges.
@@ -45,6 +48,7 @@ import operator
 import os
 import random
 import sys
+import time
 
 PENALTY_STRENGTH = 1e-3
 SPLIT_SEED = 0
@@ -72,6 +76,9 @@ def parse_args(argv=None):
                    help="which epoch's model to save: lowest loss, highest accuracy, or the last")
     p.add_argument("--seed", type=int, default=0, help="seed for init and batch order")
     p.add_argument("--data", default=DEFAULT_DATA, help="CSV file (header, features..., target)")
+    p.add_argument("--pace", type=float, default=0.0,
+                   help="seconds to wait after each epoch, standing in for a bigger model "
+                        "(the early-stopping examples use it so that a stop lands mid-training)")
     p.add_argument("--push", action="store_true",
                    help="also push each epoch's metrics to tuna over HTTP (see tuna_push.py)")
     a = p.parse_args(argv)
@@ -81,6 +88,8 @@ def parse_args(argv=None):
         p.error("--epochs must be >= 1")
     if a.batch < 1:
         p.error("--batch must be >= 1")
+    if not (a.pace >= 0 and math.isfinite(a.pace)):
+        p.error("--pace must be a non-negative number of seconds")
     if not 0.0 <= a.momentum < 1.0:
         p.error("--momentum must be in [0, 1)")
     return a
@@ -218,12 +227,18 @@ def train(args, names, rows, labels, save):
         loss, acc = evaluate(w, b, x_va, y_va)
         metrics = {"loss": reported(loss), "accuracy": reported(acc)}
         print(f"epoch={epoch} loss={loss:.6f} accuracy={acc:.6f}", flush=True)
+        should_stop = False
         if args.push:
             import tuna_push
-            tuna_push.report(step=epoch, **metrics)
+            should_stop = tuna_push.report(step=epoch, **metrics)
         if improves(args.keep, metrics, kept):
             kept = metrics
             save(model(args, names, w, b, mean, std, epoch, metrics, len(x_tr), len(x_va)))
+        if should_stop:
+            print(f"train.py: tuna stopped this trial early at epoch {epoch}", file=sys.stderr)
+            return
+        if args.pace > 0:
+            time.sleep(args.pace)
 
 
 def model(args, names, w, b, mean, std, epoch, metrics, n_train, n_val):

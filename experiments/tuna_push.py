@@ -3,8 +3,15 @@
 A trial started by `tuna serve` gets TUNA_API (the server's URL), TUNA_EXPERIMENT, TUNA_TRIAL and
 TUNA_TRIAL_TOKEN (good for this trial only). `report(step=3, loss=0.2, accuracy=0.9)` posts one
 set of values; `report(artifact="s3://bucket/model")` says where the trial saved its model (what a
-promotion serves on Kubernetes). It returns the server's `shouldStop` answer. Outside tuna (no TUNA_API) it does
-nothing and returns False, so a training script can call it unconditionally.
+promotion serves on Kubernetes). It returns the server's `shouldStop` answer: True once the
+experiment's early-stopping rule (`spec.earlyStopping`) stopped the trial, when the training loop
+should save what it wants and exit (the trial then ends EarlyStopped, whatever its exit code):
+
+    if tuna_push.report(step=epoch, accuracy=acc):
+        break
+
+Outside tuna (no TUNA_API) it does nothing and returns False, so a training script can call it
+unconditionally.
 
 A push that cannot reach the server (it restarts during a rollout, a drain, or a leader change) or
 that gets 502/503/504 is retried with exponential backoff (0.5 s doubling, at most 30 s apart) for

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::types::{
     AskRequest, DeleteAnswer, ErrorBody, Experiment, ExperimentList, Leaderboard, Problem, PromoteAnswer,
-    PromoteRequest, PromotionHistory, ResumeRequest, RollbackRequest, Suggestions, TellAnswer, TellRequest, TrialList,
+    PromoteRequest, PromotionHistory, PushAnswer, ReportRequest, ResumeRequest, RollbackRequest, Suggestions,
+    TellAnswer, TellRequest, TrialList,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +221,14 @@ impl Client {
         let trial = &segment(trial);
         let path = format!("/api/v1/experiments/{name}/trials/{trial}/complete");
         self.call_with(Method::POST, &path, &TellRequest { metrics, ..Default::default() }).await
+    }
+
+    /// Report: an external trial's values at `step`; whether the early-stopping rule stopped it
+    /// (it has then ended `EarlyStopped`, and takes no tell).
+    pub async fn report(&self, name: &str, trial: &str, step: i64, metrics: BTreeMap<String, f64>) -> Result<bool> {
+        let path = format!("/api/v1/experiments/{name}/trials/{trial}/report");
+        let answer: PushAnswer = self.call_with(Method::POST, &path, &ReportRequest { step, metrics }).await?;
+        Ok(answer.should_stop)
     }
 }
 

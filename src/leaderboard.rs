@@ -1,7 +1,9 @@
 //! Ranking trials by the objective, and showing the ranking as a table, JSON or CSV.
 //!
-//! Succeeded trials are ranked best first (ties keep trial order); trials without a result follow,
-//! unranked: still running or queued first, then stopped, then failed. A row that did not succeed
+//! Succeeded trials are ranked best first (ties keep trial order); early-stopped trials follow,
+//! unranked, best value first (the value they had reached, at their last step); trials without a
+//! result follow, unranked: still running or queued first, then stopped, then failed. Only a
+//! succeeded trial is ranked, so only one can be the best or be promoted. A row that did not succeed
 //! shows its cause in one line; a value ranked from before its trial's last step (`strategy:
 //! min`/`max`) is marked with its step, since the trial's saved model may be a later one's.
 
@@ -68,15 +70,16 @@ pub fn rank(experiment: &Experiment, trials: &[Trial], top: Option<usize>, now: 
     let mut order: Vec<&Trial> = trials.iter().collect();
     let group = |t: &Trial| match t.phase {
         _ if ranked_value(t).is_some() => 0,
-        TrialPhase::Pending | TrialPhase::Running | TrialPhase::Interrupted => 1,
-        TrialPhase::Stopped | TrialPhase::Succeeded => 2,
-        TrialPhase::Failed => 3,
+        TrialPhase::EarlyStopped if t.objective.is_some() => 1,
+        TrialPhase::Pending | TrialPhase::Running | TrialPhase::Interrupted => 2,
+        TrialPhase::Stopped | TrialPhase::EarlyStopped | TrialPhase::Succeeded => 3,
+        TrialPhase::Failed => 4,
     };
     order.sort_by(|a, b| {
         group(a).cmp(&group(b)).then_with(|| {
             let (x, y) = (a.objective.unwrap_or_default(), b.objective.unwrap_or_default());
             let by_value = if objective.goal == Goal::Maximize { y.total_cmp(&x) } else { x.total_cmp(&y) };
-            if group(a) == 0 { by_value.then(a.index.cmp(&b.index)) } else { a.index.cmp(&b.index) }
+            if group(a) <= 1 { by_value.then(a.index.cmp(&b.index)) } else { a.index.cmp(&b.index) }
         })
     });
     let rows = order
@@ -301,6 +304,22 @@ mod tests {
         let board = rank(&experiment("minimize"), &trials, Some(1), Timestamp::UNIX_EPOCH);
         assert_eq!(board.trials.len(), 1);
         assert_eq!(board.trials[0].name, "e-0001");
+    }
+
+    #[test]
+    fn early_stopped_trials_follow_the_completed_ones_unranked_best_value_first() {
+        use TrialPhase::*;
+        let trials = [
+            trial(0, EarlyStopped, Some(0.95)),
+            trial(1, Succeeded, Some(0.5)),
+            trial(2, EarlyStopped, Some(0.99)),
+            trial(3, Running, None),
+            trial(4, Failed, None),
+        ];
+        let board = rank(&experiment("maximize"), &trials, None, Timestamp::UNIX_EPOCH);
+        let names: Vec<(Option<u32>, &str)> = board.trials.iter().map(|r| (r.rank, r.name.as_str())).collect();
+        let expected = [(Some(1), "e-0001"), (None, "e-0002"), (None, "e-0000"), (None, "e-0003"), (None, "e-0004")];
+        assert_eq!(names, expected, "0.99 early-stopped is no rival to a completed 0.5");
     }
 
     #[test]

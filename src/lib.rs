@@ -26,6 +26,8 @@ pub mod metrics;
 pub mod plots;
 /// Search algorithms: random, grid and Bayesian (Gaussian process, log-EI).
 pub mod search;
+/// Early-stopping rules (median, ASHA) over trials' intermediate reports: pure decisions.
+pub mod stopping;
 
 // Row 4
 /// Running one attempt of a trial: the `Executor` trait, local processes and Kubernetes Jobs.

@@ -15,6 +15,7 @@ mod duration;
 mod fixture;
 mod phase;
 mod shape;
+mod stopping;
 mod validate;
 mod wire;
 mod words;
@@ -29,6 +30,10 @@ pub use algorithm::AlgorithmName;
 pub use document::{Problem, SpecError, from_value, parse, parse_value, read, verdict};
 pub use duration::{DurationError, MAX_DURATION, parse_duration, read_duration};
 pub use phase::{EndReason, ExperimentPhase};
+pub use stopping::{
+    DEFAULT_MIN_TRIALS_REQUIRED, DEFAULT_REDUCTION_FACTOR, DEFAULT_START_STEP, EarlyStopping, StoppingRule,
+    StoppingSettings,
+};
 pub use validate::{Placeholders, placeholders};
 
 /// The name of an experiment or trial inside its namespace. An experiment from a custom resource
@@ -63,6 +68,7 @@ pub const DEFAULT_METRIC_FORMAT: &str = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee]
     printcolumn = r#"{"name":"Best","type":"number","description":"best objective","jsonPath":".status.bestTrial.objective"}"#,
     printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.trials.succeeded"}"#,
     printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.trials.failed"}"#,
+    printcolumn = r#"{"name":"EarlyStopped","type":"integer","priority":1,"jsonPath":".status.trials.earlyStopped"}"#,
     printcolumn = r#"{"name":"Max","type":"integer","jsonPath":".spec.maxTrials"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -96,6 +102,9 @@ pub struct ExperimentSpec {
     /// Promoting the best trial's model to serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<PromotionSpec>,
+    /// Stopping trials that are clearly losing before their end (median or ASHA); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 /// How (and whether) a trial's model is promoted to serving.
@@ -510,6 +519,9 @@ pub struct TrialCounts {
     pub failed: u32,
     pub stopped: u32,
     pub interrupted: u32,
+    /// Trials stopped early by `spec.earlyStopping` (not failures; they count toward maxTrials).
+    #[serde(default)]
+    pub early_stopped: u32,
 }
 
 /// What is being served.
@@ -534,6 +546,12 @@ pub struct BestTrial {
 }
 
 impl ExperimentSpec {
+    /// The early-stopping rule in force with its settings; `None` for none (and for settings the
+    /// validator refuses, which never reach a running experiment).
+    pub fn stopping(&self) -> Option<StoppingSettings> {
+        self.early_stopping.as_ref().and_then(|e| e.read().ok().flatten())
+    }
+
     /// The metrics collector in force (see `MetricsSpec::collector`).
     pub fn collector(&self) -> Collector {
         self.metrics.collector.unwrap_or(match self.executor {

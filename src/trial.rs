@@ -1,10 +1,12 @@
 //! A trial: one assignment run once (or re-run after a loss outside it), its phase and its results.
 //!
 //! ```text
-//! Pending ──▶ Running ──▶ Succeeded | Failed | Stopped
+//! Pending ──▶ Running ──▶ Succeeded | Failed | Stopped | EarlyStopped
 //!    ▲           │
 //!    └─ Interrupted ◀─┘   (the controller died or was stopped; re-queued on the next start)
 //! ```
+//! `EarlyStopped`: the early-stopping rule stopped it (`Trial::early_stop` says at which step and
+//! why). Not a failure; it counts toward maxTrials, keeps every observation, and is never re-run.
 
 use std::collections::BTreeMap;
 
@@ -21,12 +23,14 @@ pub enum TrialPhase {
     Failed,
     Stopped,
     Interrupted,
+    /// Stopped by the experiment's early-stopping rule: final, not a failure.
+    EarlyStopped,
 }
 
 impl TrialPhase {
     /// Whether the trial has a final outcome.
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Stopped)
+        matches!(self, Self::Succeeded | Self::Failed | Self::Stopped | Self::EarlyStopped)
     }
 
     /// The legal moves of the phase machine.
@@ -34,9 +38,9 @@ impl TrialPhase {
         use TrialPhase::*;
         matches!(
             (self, next),
-            (Pending, Running | Stopped | Failed | Interrupted)
-                | (Running, Succeeded | Failed | Stopped | Interrupted | Pending)
-                | (Interrupted, Pending)
+            (Pending, Running | Stopped | Failed | Interrupted | EarlyStopped)
+                | (Running, Succeeded | Failed | Stopped | Interrupted | Pending | EarlyStopped)
+                | (Interrupted, Pending | EarlyStopped)
                 | (Stopped, Pending)
         )
     }
@@ -66,6 +70,8 @@ crate::wire_strings! {
         ControllerLost => "ControllerLost",
         /// The controller shut down while it ran; re-queued on its return.
         ControllerShutdown => "ControllerShutdown",
+        /// The early-stopping rule stopped it (the trial's `earlyStop` says where and why).
+        EarlyStopped => "EarlyStopped",
         ;
         /// A reason given from outside: a client's tell, or why the cluster keeps it waiting
         /// (`Unschedulable`, …).
@@ -157,6 +163,25 @@ pub struct Trial {
     /// Where the trial's files (logs, output) live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
+    /// The early-stopping rule's decision, stored as soon as it is made: the attempt then ends
+    /// `EarlyStopped` however it exits, and a resume never runs the trial again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// An early-stopping decision: the step of the report that decided it and the rule's reason
+/// (`asha: rung 9, not in top 1/3 of 7`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EarlyStop {
+    pub step: i64,
+    pub reason: String,
+}
+
+impl EarlyStop {
+    /// `at step 9: asha: rung 9, not in top 1/3 of 7`.
+    pub fn message(&self) -> String {
+        format!("at step {}: {}", self.step, self.reason)
+    }
 }
 
 impl Trial {
@@ -183,6 +208,7 @@ impl Trial {
             started_at: None,
             finished_at: None,
             dir: None,
+            early_stop: None,
         }
     }
 

@@ -181,3 +181,38 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
     let (ok, report) = support::validate::validate(&bin, &files);
     assert!(ok, "the applied serving objects fail the official schemas:\n{report}");
 }
+
+/// ASHA on Kubernetes, metrics from the pod logs: x = 2 and x = 3 fall behind x = 1 at rung 1, and
+/// each stopped trial's Job is deleted (the fake kubelet would otherwise run it 90 s more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_early_stopped_trial_s_job_is_deleted() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let script = "for e in 1 2 3; do echo epoch=$e loss=${x}; [ ${x} = 1 ] || sleep 30; done";
+    let document = format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: asha}}\nspec:\n  \
+         objective: {{metric: loss, goal: minimize}}\n  algorithm: {{name: grid}}\n  \
+         parameters: [{{name: x, type: int, min: 1, max: 3}}]\n  maxTrials: 3\n  executor: kubernetes\n  \
+         earlyStopping: {{rule: asha, settings: {{minResource: 1, maxResource: 3}}}}\n  \
+         metrics: {{collector: stdout}}\n  trial:\n    image: busybox:1.36\n    command: [sh, -c, {script:?}]\n"
+    );
+    api.create(&PostParams::default(), &tuna::spec::parse(&document).unwrap()).await.unwrap();
+    let status = wait_status(&api, "asha", "succeeded", |s| s["phase"] == "Succeeded").await;
+    assert_eq!((&status["trials"]["succeeded"], &status["trials"]["earlyStopped"]), (&1.into(), &2.into()), "{status}");
+    assert_eq!(status["bestTrial"]["name"], "asha-0000");
+    let events = fake.objects("events");
+    assert!(events.iter().any(|e| e["reason"] == "TrialsStoppedEarly"), "an Event says so");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs: Vec<String> =
+            jobs_of(&fake, "asha").iter().map(|j| j["metadata"]["name"].as_str().unwrap().to_string()).collect();
+        if jobs.len() == 1 {
+            assert!(jobs[0].contains("asha-0000"), "the completed trial's Job is kept: {jobs:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the stopped trials' Jobs were not deleted: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -285,3 +285,88 @@ fn a_submitted_spec_whose_files_are_not_under_the_servers_folder_is_refused_sayi
     let out = server.cli(&["submit", moved.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// Early stopping under `tuna serve` with pushed metrics: x = 2 and x = 3 fall behind x = 1 at
+/// rung 1, their push is answered `shouldStop` and the trial exits on it by itself (it ignores
+/// the SIGTERM that follows); the status counts them.
+#[test]
+fn a_pushing_trial_under_serve_is_told_should_stop_and_exits_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trial = format!(
+        "import os, signal, sys, time\nsys.path.insert(0, {EXPERIMENTS:?})\nimport tuna_push\n\
+         signal.signal(signal.SIGTERM, lambda *_: None)\nx = float(os.environ['TUNA_PARAM_X'])\n\
+         for step in (1, 2, 3):\n    if tuna_push.report(step=step, loss=x):\n        \
+         open(os.path.join(os.environ['TUNA_OUTPUT_DIR'], 'told'), 'w').write(str(step))\n        sys.exit(0)\n    \
+         if x != 1:\n        time.sleep(30)\n"
+    );
+    std::fs::write(dir.path().join("trial.py"), trial).unwrap();
+    // The server runs in `dir`, where trial.py is (workingDir defaults to the server's folder).
+    let document = String::from(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {name: pushed}\nspec:\n  \
+         objective: {metric: loss, goal: minimize}\n  algorithm: {name: grid}\n  \
+         parameters: [{name: x, type: int, min: 1, max: 3}]\n  maxTrials: 3\n  \
+         earlyStopping: {rule: asha, settings: {minResource: 1, maxResource: 3}}\n  \
+         metrics: {collector: push}\n  trial:\n    command: [python3, trial.py]\n",
+    );
+    let spec = dir.path().join("pushed.yaml");
+    std::fs::write(&spec, document).unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let submitted = server.cli(&["submit", spec.to_str().unwrap()]);
+    assert!(submitted.status.success(), "{}", text(&submitted.stderr));
+    let experiment = server.wait_finished("pushed");
+    let counts = &experiment["status"]["trials"];
+    assert_eq!((&counts["succeeded"], &counts["earlyStopped"]), (&json!(1), &json!(2)), "{experiment}");
+    assert_eq!(experiment["status"]["bestTrial"]["name"], "pushed-0000");
+    for trial in ["pushed-0001", "pushed-0002"] {
+        let told = dir.path().join(format!("data/experiments/pushed/trials/{trial}/output/told"));
+        assert_eq!(std::fs::read_to_string(&told).unwrap(), "1", "{trial} read shouldStop at step 1");
+    }
+}
+
+/// Ask/tell with early stopping: a client reports each step of its own evaluation (Optuna's
+/// report + should_prune in one call) and stops the trials it is told to; those end EarlyStopped
+/// without a tell, count toward maxTrials, and the best is a completed one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ask_tell_client_reports_steps_and_stops_the_trials_it_is_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    let client = server.client();
+    let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "pruned"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 4},
+                 "maxTrials": 6, "executor": "external",
+                 "earlyStopping": {"rule": "asha", "settings": {"minResource": 1, "maxResource": 9}},
+                 "parameters": [{"name": "x", "type": "double", "min": -2, "max": 2}]}});
+    client.submit(doc.to_string()).await.unwrap();
+    let (mut stopped, mut completed) = (0, 0);
+    loop {
+        let trials = client.suggest("pruned", 1).await.unwrap().trials;
+        let Some(t) = trials.into_iter().next() else { break };
+        let ParamValue::Float(x) = t.parameters["x"] else { panic!("x is a double") };
+        // A curve that falls with the steps towards x², so trials keep their order at every rung.
+        let value = |step: i64| x * x + 1.0 / step as f64;
+        let mut told_to_stop = false;
+        for step in 1..=9 {
+            let metrics = BTreeMap::from([("value".to_string(), value(step))]);
+            if client.report("pruned", &t.name, step, metrics).await.unwrap() {
+                told_to_stop = true;
+                break;
+            }
+        }
+        if told_to_stop {
+            stopped += 1;
+            continue;
+        }
+        client.complete("pruned", &t.name, BTreeMap::from([("value".to_string(), value(9))])).await.unwrap();
+        completed += 1;
+    }
+    assert_eq!(stopped + completed, 6, "early stops count toward maxTrials");
+    assert!(stopped > 0 && completed > 0, "{stopped} stopped, {completed} completed");
+    let experiment = server.wait_finished("pruned");
+    assert_eq!(experiment["status"]["trials"]["earlyStopped"], stopped, "{experiment}");
+    let board = client.leaderboard("pruned", None).await.unwrap();
+    assert_eq!(board.trials[0].rank, Some(1));
+    assert_eq!(format!("{:?}", board.trials[0].phase), "Succeeded");
+    let early: Vec<_> = board.trials.iter().filter(|r| format!("{:?}", r.phase) == "EarlyStopped").collect();
+    assert_eq!(early.len(), stopped);
+    assert!(early.iter().all(|r| r.message.as_deref().is_some_and(|m| m.contains(": asha: rung "))));
+}

@@ -74,7 +74,7 @@ fn type_enum_unknown_field_and_meaning_problems_come_out_in_one_report() {
         "spec.objective.goal: \"maximise\" is not one of maximize, minimize; did you mean maximize?",
         "spec.trials: is not a known field; did you mean trial?",
         "spec.parameters[1].min: (30) must be less than max (1)",
-        "spec.algorithm.name: \"bayes\" is not one of random, grid, bayesian; did you mean bayesian?",
+        "spec.algorithm.name: \"bayes\" is not one of random, grid, bayesian, hyperband; did you mean bayesian?",
     ] {
         assert!(stderr.contains(expected), "expected {expected:?} in {stderr}");
     }

@@ -229,7 +229,7 @@ fn ask_now(
         known.history = history;
     }
     let fresh = fresh?;
-    if fresh.len() < wanted {
+    if fresh.len() < wanted && asker.search.as_ref().is_none_or(|s| s.exhausts_when_short()) {
         state
             .store
             .update_experiment(&name, Durability::Flushed, |r| r.exhausted = true)
@@ -381,14 +381,23 @@ async fn push(
     blocking(move || {
         record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
         record_artifact(&state, &trial, request.artifact.as_deref())?;
+        // Only a step report of the objective can change the decision (and judging reads every
+        // trial's).
+        let objective = &record.experiment.spec.objective.metric;
+        let answer = match request.step {
+            Some(_) if request.metrics.contains_key(objective) => {
+                super::early::push_answer(&state, &record.experiment.spec, &trial, attempt)?
+            }
+            _ => PushAnswer { should_stop: trial.early_stop.is_some() },
+        };
         state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
-        Ok(Json(PushAnswer { should_stop: false }))
+        Ok(Json(answer))
     })
     .await
 }
 
 /// A trial that may still report (404 when missing, 409 when finished).
-fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
+pub(super) fn open_trial(state: &ApiState, name: &str, trial: &str) -> Result<Trial> {
     let trial = state.trial(name, trial)?;
     open_for_metrics(&trial)?;
     Ok(trial)
@@ -409,7 +418,7 @@ fn open_for_metrics(trial: &Trial) -> Result<&Trial> {
 const MAX_METRICS_PER_REPORT: usize = 1000;
 
 /// The metrics of one report as observations of `attempt`; every value must be finite.
-fn observations_of(
+pub(super) fn observations_of(
     metrics: &BTreeMap<String, f64>,
     attempt: u32,
     step: Option<i64>,
@@ -467,7 +476,7 @@ fn record_artifact(state: &ApiState, trial: &Trial, uri: Option<&str>) -> Result
         .map_err(ApiError::internal(format!("store the artifact of {}", trial.name)))
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T> {
     let text = if body.trim().is_empty() { "{}" } else { body };
     serde_json::from_str(text).map_err(|e| ApiError::bad_request("body", format!("expected {shape}: {e}")))
 }

@@ -60,6 +60,7 @@ fn metrics_now(state: &ApiState) -> Result<impl IntoResponse + use<>> {
             (TrialPhase::Failed, c.failed),
             (TrialPhase::Stopped, c.stopped),
             (TrialPhase::Interrupted, c.interrupted),
+            (TrialPhase::EarlyStopped, c.early_stopped),
         ] {
             trials.get_or_create(&vec![("phase".into(), format!("{phase:?}"))]).inc_by(i64::from(n));
         }

@@ -10,6 +10,7 @@
 //! search in-process (pure and fast) under a per-experiment lock.
 
 mod asktell;
+mod early;
 mod error;
 mod experiments;
 mod health;
@@ -69,7 +70,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("post", "/api/v1/experiments/{name}/suggestions", "Ask: new trials for an external experiment"),
     ("post", "/api/v1/experiments/{name}/trials/{trial}/complete", "Tell: a trial's final metrics or failure"),
-    ("post", "/api/v1/experiments/{name}/trials/{trial}/metrics", "Push metrics (the trial's own token)"),
+    (
+        "post",
+        "/api/v1/experiments/{name}/trials/{trial}/report",
+        "Report: an external trial's values at a step; answers shouldStop",
+    ),
+    (
+        "post",
+        "/api/v1/experiments/{name}/trials/{trial}/metrics",
+        "Push metrics (the trial's own token); answers shouldStop",
+    ),
     ("post", "/api/v1/experiments/{name}/promote", "Promote a trial (the best when none is named) to serving"),
     ("post", "/api/v1/experiments/{name}/rollback", "Serve an earlier version again"),
     ("get", "/api/v1/experiments/{name}/promotions", "The promotion history and what is served"),
@@ -222,6 +232,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(experiments::routes())
         .merge(trials::routes())
         .merge(asktell::routes())
+        .merge(early::routes())
         .merge(promote::routes())
         .merge(plots::routes())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authorize));

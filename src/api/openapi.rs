@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use super::ROUTES;
 use super::types::{
     AskRequest, DeleteAnswer, ErrorBody, Experiment, ExperimentList, Leaderboard, ObservationList, PromoteAnswer,
-    PromoteRequest, PromotionHistory, PushAnswer, PushRequest, ResumeRequest, RollbackRequest, Suggestions, TellAnswer,
-    TellRequest, TrialList, TrialView,
+    PromoteRequest, PromotionHistory, PushAnswer, PushRequest, ReportRequest, ResumeRequest, RollbackRequest,
+    Suggestions, TellAnswer, TellRequest, TrialList, TrialView,
 };
 use crate::plots::{History, Importance, Intermediate, Parameters};
 
@@ -178,6 +178,15 @@ fn operation(method: &str, path: &str) -> Option<Operation> {
                 Trial,
                 &[(200, "Recorded; whether the trial should stop", Json(of::<PushAnswer>))],
                 &[BAD, (403, "Not this trial's running attempt's token"), (409, "The trial has finished")],
+            )
+        },
+        ("post", "/api/v1/experiments/{name}/trials/{trial}/report") => Operation {
+            request: Some((of::<ReportRequest>, true)),
+            ..op(
+                "report",
+                Server,
+                &[(200, "Recorded; whether the client should stop evaluating the trial", Json(of::<PushAnswer>))],
+                &[NOT_FOUND, BAD, (409, "The trial has finished, or the experiment is not external")],
             )
         },
         ("post", "/api/v1/experiments/{name}/promote") => Operation {

@@ -178,8 +178,17 @@ pub struct PushRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushAnswer {
-    /// Whether the trial should stop early (the push route never says so yet).
+    /// Whether the trial should stop now: the experiment's early-stopping rule stopped it.
     pub should_stop: bool,
+}
+
+/// `POST …/trials/{trial}/report`: an external (ask/tell) trial's values at one step; the answer
+/// is a [`PushAnswer`] (`shouldStop`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub step: i64,
+    pub metrics: BTreeMap<String, f64>,
 }
 
 // ── promotions ──────────────────────────────────────────────────────────────────────────────────

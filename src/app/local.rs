@@ -233,6 +233,9 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
             status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
         )?;
     }
+    if let Some(line) = spent(&record.experiment.spec, &trials) {
+        writeln!(out, "{line}")?;
+    }
     if let Some(best) = board.trials.first().filter(|r| r.rank == Some(1)) {
         let metric = &board.objective.metric;
         writeln!(
@@ -250,6 +253,45 @@ fn print_summary(store: &Store, name: &str, top: usize) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `trial-seconds: 41.2 (GPU-seconds: 0); early stopping saved about 63.5 (6 trials stopped early)`:
+/// the time trials ran, and with early stopping the estimate of what running each stopped trial to
+/// its end would have added: the steps it did not run, up to `maxResource` (ASHA) or else the
+/// highest step a completed trial reached, at the completed trials' mean pace (seconds per step;
+/// the stopped trial's own when none completed).
+fn spent(spec: &crate::spec::ExperimentSpec, trials: &[Trial]) -> Option<String> {
+    let now = Timestamp::now();
+    let seconds = |t: &Trial| t.duration_seconds(now).unwrap_or_default();
+    let total: f64 = trials.iter().map(seconds).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let gpu: f64 = trials.iter().map(|t| seconds(t) * t.gpus.len() as f64).sum();
+    let mut line = format!("trial-seconds: {} (GPU-seconds: {})", leaderboard::number(total), leaderboard::number(gpu));
+    let stopped: Vec<&Trial> = trials.iter().filter(|t| t.phase == TrialPhase::EarlyStopped).collect();
+    if spec.stopping().is_some() && !stopped.is_empty() {
+        let full = match spec.stopping() {
+            Some(crate::spec::StoppingSettings::Asha { max_resource: Some(max), .. }) => Some(max),
+            _ => trials.iter().filter(|t| t.phase == TrialPhase::Succeeded).filter_map(|t| t.last_step).max(),
+        };
+        let pace = |t: &Trial| t.last_step.filter(|s| *s > 0).map(|s| seconds(t) / s as f64);
+        let paces: Vec<f64> = trials.iter().filter(|t| t.phase == TrialPhase::Succeeded).filter_map(pace).collect();
+        let completed_pace = (!paces.is_empty()).then(|| paces.iter().sum::<f64>() / paces.len() as f64);
+        let saved: f64 = stopped
+            .iter()
+            .filter_map(|t| {
+                let (last, full) = (t.last_step?, full?);
+                (full > last).then_some(completed_pace.or_else(|| pace(t))? * (full - last) as f64)
+            })
+            .sum();
+        line.push_str(&format!(
+            "; early stopping saved about {} ({} trials stopped early)",
+            leaderboard::number(saved),
+            stopped.len()
+        ));
+    }
+    Some(line)
 }
 
 /// The first Ctrl-C (or SIGTERM) stops the running trials gracefully (they resume on the next
@@ -273,6 +315,10 @@ async fn handle_interrupts(store: Store, name: String, halt: watch::Sender<Halt>
 /// How a trial ended, for its progress line: its objective (and the step it came at, when not the
 /// last), or its cause (`Failed (NonZeroExit: exit code 2: train.py: error: …)`).
 pub(super) fn ended(trial: &Trial) -> String {
+    if let (TrialPhase::EarlyStopped, Some(decision)) = (trial.phase, &trial.early_stop) {
+        let value = trial.objective.map(|v| format!(" objective={}", leaderboard::number(v))).unwrap_or_default();
+        return format!("EarlyStopped at step {} ({}){value}", decision.step, decision.reason);
+    }
     match (trial.objective, leaderboard::cause(trial)) {
         (Some(v), None) => {
             let at = match (trial.ranked_before_end(), trial.objective_step, trial.last_step) {
@@ -304,6 +350,14 @@ mod tests {
         t.reason = Some("NonZeroExit".into());
         t.message = Some("exit code 3; stderr ends with:\nboom".into());
         assert_eq!(ended(&t), "Failed (NonZeroExit: exit code 3: boom)");
+    }
+
+    #[test]
+    fn an_early_stopped_trial_s_progress_line_says_where_and_why() {
+        let mut t = trial(TrialPhase::EarlyStopped);
+        t.objective = Some(0.91);
+        t.early_stop = Some(crate::trial::EarlyStop { step: 9, reason: "asha: rung 9, not in top 1/3 of 7".into() });
+        assert_eq!(ended(&t), "EarlyStopped at step 9 (asha: rung 9, not in top 1/3 of 7) objective=0.91");
     }
 
     #[test]

@@ -151,12 +151,13 @@ fn describe(experiment: &Experiment) -> String {
     let status = experiment.status.clone().unwrap_or_default();
     let c = &status.trials;
     let mut text = format!(
-        "experiment {}: {:?}{}\n  trials: {} succeeded, {} failed, {} running, {} pending of {}\n",
+        "experiment {}: {:?}{}\n  trials: {} succeeded, {} failed, {}{} running, {} pending of {}\n",
         name_of(experiment),
         status.phase,
         status.reason.map(|r| format!(" ({r})")).unwrap_or_default(),
         c.succeeded,
         c.failed,
+        if c.early_stopped > 0 { format!("{} stopped early, ", c.early_stopped) } else { String::new() },
         c.running,
         c.pending + c.interrupted + c.stopped,
         experiment.spec.max_trials

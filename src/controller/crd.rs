@@ -319,13 +319,23 @@ async fn publish_events(
     };
     let (old, old_phase, old_blocked) = before.unwrap_or_default();
     let c = &status.trials;
-    let started = (c.running + c.succeeded + c.failed).saturating_sub(old.running + old.succeeded + old.failed);
+    // A trial that ended (any way) has started: early stops leave `running` without joining the others.
+    let begun = |t: &crate::spec::TrialCounts| t.running + t.succeeded + t.failed + t.early_stopped;
+    let started = begun(c).saturating_sub(begun(&old));
     let mut events = Vec::new();
     if started > 0 {
         events.push((EventType::Normal, "TrialsStarted", format!("{started} trial(s) started")));
     }
     if let Some(note) = blocked.filter(|b| old_blocked.as_ref() != Some(b)) {
         events.push((EventType::Warning, "TrialWaiting", note));
+    }
+    if c.early_stopped > old.early_stopped {
+        let n = c.early_stopped - old.early_stopped;
+        events.push((
+            EventType::Normal,
+            "TrialsStoppedEarly",
+            format!("{n} trial(s) stopped early by spec.earlyStopping"),
+        ));
     }
     if c.failed > old.failed {
         events.push((EventType::Warning, "TrialsFailed", format!("{} trial(s) failed", c.failed - old.failed)));

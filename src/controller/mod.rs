@@ -34,7 +34,7 @@ pub use crate::experiment::Halt;
 use crate::experiment::{self, Command, Core, Event};
 use crate::metrics::MetricParser;
 use crate::search::{self, Search};
-use crate::spec::{EndReason, ExperimentStatus};
+use crate::spec::{Collector, EndReason, ExperimentStatus};
 use crate::store::{Durability, ExperimentRecord, Store};
 use crate::token::TrialSecret;
 use crate::trial::{Observation, Trial};
@@ -177,6 +177,12 @@ impl<E: Executor> Controller<E> {
             return Err(Error::ExternalExecutor { name: name.into() });
         }
         let (mut core, mut search, mut attempts) = self.start(&mut record)?;
+        // Pushed reports are judged by the API, which stores a stop with the trial: followed here so
+        // that the trial is stopped at once (its process group ended, its Job deleted) even if it
+        // does not heed `shouldStop`.
+        let spec = &record.experiment.spec;
+        let decisions =
+            (spec.stopping().is_some() && spec.collector() == Collector::Push).then(|| self.store.watch_trials(name));
         let mut shell = Shell { controller: self, record, started: Instant::now(), progress };
         core.handle(Event::Halt(*halt.borrow_and_update()), Timestamp::now());
         loop {
@@ -191,6 +197,13 @@ impl<E: Executor> Controller<E> {
                         shell.take_report(&mut core, &mut attempts, index, report).await?
                     }
                     next = next_halt(&mut halt) => core.handle(Event::Halt(next), Timestamp::now()),
+                    changed = next_change(decisions.as_ref()) => {
+                        let mut commands = Vec::new();
+                        for index in changed {
+                            commands.extend(shell.decided_elsewhere(&mut core, index)?);
+                        }
+                        commands
+                    }
                 };
             }
             if let Some(reason) = shell.carry_out(&mut core, &mut attempts, commands)? {
@@ -219,6 +232,22 @@ impl<E: Executor> Controller<E> {
         Ok(())
     }
 
+    /// The step reports every trial made before this run, for the early-stopping rule.
+    fn reports(&self, name: &str, spec: &crate::spec::ExperimentSpec, trials: &[Trial]) -> Result<experiment::Reports> {
+        if spec.stopping().is_none() {
+            return Ok(experiment::Reports::default());
+        }
+        let mut stored = std::collections::BTreeMap::new();
+        for t in trials {
+            let observations = self
+                .store
+                .observations(name, t.index)
+                .map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
+            stored.insert(t.index, observations);
+        }
+        Ok(experiment::Reports::of(spec, trials, |i| stored.remove(&i).unwrap_or_default()))
+    }
+
     fn save_trial(&self, trial: &Trial) -> Result<()> {
         self.store.put_trial(trial).map_err(|source| Error::SaveTrial { trial: trial.name.clone(), source })
     }
@@ -235,7 +264,8 @@ impl<E: Executor> Controller<E> {
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let working_dir = spec_dir.join(spec.trial.working_dir.as_deref().unwrap_or("."));
         let trials = self.store.trials(&name).map_err(|source| Error::LoadExperiment { name: name.clone(), source })?;
-        let core = Core::new(&name, spec.clone(), trials);
+        let reports = self.reports(&name, &spec, &trials)?;
+        let core = Core::new(&name, spec.clone(), trials).with_reports(reports);
         experiment::begin(status, Timestamp::now());
         core.refresh(status);
         self.save_status(record, Durability::Flushed)?;
@@ -319,10 +349,13 @@ impl<E: Executor> Shell<'_, E> {
         let event = match report {
             Report::Event(TrialEvent::Line { text, .. }) => {
                 let observations = attempts.observe_line(index, attempt, &text)?;
-                if let Some(trial) = core.trial(index).filter(|_| !observations.is_empty()) {
+                if observations.is_empty() {
+                    return Ok(Vec::new());
+                }
+                if let Some(trial) = core.trial(index) {
                     (self.progress)(Progress::Observed { trial, observations: &observations });
                 }
-                return Ok(Vec::new());
+                Event::Observed { trial: index, observations }
             }
             Report::Event(TrialEvent::Started { pid, pid_stamp, gpus }) => {
                 Event::Started { trial: index, pid, pid_stamp, gpus }
@@ -332,10 +365,30 @@ impl<E: Executor> Shell<'_, E> {
             Report::Event(TrialEvent::Waiting { reason, message }) => Event::Waiting { trial: index, reason, message },
             Report::Ended(finished) => {
                 let tally = attempts.tally(index, attempt).await?;
-                Event::AttemptEnded { trial: index, finished, tally }
+                let mut commands = self.decided_elsewhere(core, index)?;
+                commands.extend(core.handle(Event::AttemptEnded { trial: index, finished, tally }, now));
+                return Ok(commands);
             }
         };
         Ok(core.handle(event, now))
+    }
+
+    /// An early stop decided outside the loop (a push answered `shouldStop`) and stored with the
+    /// trial, handed to the core before the attempt's end is judged.
+    fn decided_elsewhere(&self, core: &mut Core, index: u32) -> Result<Vec<Command>> {
+        if core.spec().stopping().is_none() || core.trial(index).is_none_or(|t| t.early_stop.is_some()) {
+            return Ok(Vec::new());
+        }
+        let name = self.record.name();
+        let stored = self
+            .controller
+            .store
+            .trial(name, index)
+            .map_err(|source| Error::SaveTrial { trial: crate::trial::trial_name(name, index), source })?;
+        Ok(match stored.and_then(|t| t.early_stop) {
+            Some(decision) => core.handle(Event::Decided { trial: index, decision }, Timestamp::now()),
+            None => Vec::new(),
+        })
     }
 
     fn finish(mut self, core: &Core, reason: EndReason) -> Result<ExperimentRecord> {
@@ -344,6 +397,14 @@ impl<E: Executor> Shell<'_, E> {
         core.finish(status, reason, Timestamp::now());
         self.controller.save_status(&self.record, Durability::Flushed)?;
         Ok(self.record)
+    }
+}
+
+/// The trials written since the last look (forever pending when nothing is followed).
+async fn next_change(changes: Option<&crate::store::Changes<u32>>) -> std::collections::BTreeSet<u32> {
+    match changes {
+        Some(changes) => changes.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -358,7 +419,7 @@ async fn next_halt(halt: &mut watch::Receiver<Halt>) -> Halt {
 fn snapshot(core: &Core, started: Instant) -> Snapshot {
     let c = core.counts();
     Snapshot {
-        ended: c.succeeded + c.failed,
+        ended: c.ended(),
         max_trials: core.spec().max_trials,
         running: c.running,
         best: core.best().map(|t| (t.name.clone(), t.objective.unwrap_or_default())),

@@ -94,6 +94,7 @@ impl Ledger {
                 p if !p.is_finished() => c.running += 1,
                 TrialPhase::Succeeded => c.succeeded += 1,
                 TrialPhase::Failed => c.failed += 1,
+                TrialPhase::EarlyStopped => c.early_stopped += 1,
                 _ => {}
             }
         }

@@ -6,6 +6,12 @@ use crate::trial::{Trial, TrialPhase};
 
 /// Every trial as the search sees it: values oriented so that lower is better, failures as
 /// failures, and everything else (queued, running, stopped, interrupted) as pending.
+///
+/// An early-stopped trial is seen as what it is, a value reached at a step, with the value it
+/// had reached (its best so far, read with the strategy): the rule stops only trials that trail
+/// the others at the same step, so that partial value is a pessimistic but honest reading of its
+/// region, and the Bayesian model learns to leave the region rather than re-proposing it as if it
+/// were untried (`pending`) or broken (`failed`, which the model would treat as infeasible).
 pub fn history(spec: &ExperimentSpec, trials: &[Trial]) -> Vec<Past> {
     trials.iter().map(|t| past(spec, t)).collect()
 }
@@ -16,7 +22,7 @@ pub fn past(spec: &ExperimentSpec, t: &Trial) -> Past {
     Past {
         parameters: t.parameters.clone(),
         outcome: match (t.phase, t.objective) {
-            (TrialPhase::Succeeded, Some(v)) => Outcome::Loss(sign * v),
+            (TrialPhase::Succeeded | TrialPhase::EarlyStopped, Some(v)) => Outcome::Loss(sign * v),
             (TrialPhase::Failed, _) => Outcome::Failed,
             _ => Outcome::Pending,
         },

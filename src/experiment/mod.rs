@@ -15,6 +15,7 @@
 //! `status` (counts, best, every phase change), `history` (what the search sees), `external`
 //! (ask/tell experiments).
 
+mod early;
 mod external;
 mod history;
 mod plan;
@@ -25,16 +26,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
+pub use early::Reports;
 pub use external::{Ledger, Review, asked, review};
 pub use history::{history, past};
 pub use plan::{Counts, Halt, Limits, Step, next_step, room_for};
 pub use status::{begin, best, counts, end_with, finish, refresh, refused, reopen};
-pub use verdict::{Told, Verdict, expired, judge, record_result, requeue, told};
+pub use verdict::{Told, Verdict, early_stopped, expired, judge, record_result, requeue, told};
 
 use crate::metrics::Tally;
 use crate::search::{self, Past, Search};
 use crate::spec::{EndReason, ExperimentSpec, ExperimentStatus};
-use crate::trial::{Exit, Finished, Trial, TrialPhase, TrialReason};
+use crate::trial::{EarlyStop, Exit, Finished, Observation, Trial, TrialPhase, TrialReason};
 
 /// What happened, as the shell saw it.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +58,12 @@ pub enum Event {
     AttemptEnded { trial: u32, finished: Finished, tally: Tally },
     /// Stop this one trial (the rest go on).
     Stop { trial: u32, cause: TrialReason },
+    /// The running trial reported these values (one output line's worth): the early-stopping rule
+    /// judges its latest step report.
+    Observed { trial: u32, observations: Vec<Observation> },
+    /// The early-stopping rule stopped the trial outside the loop (a push was answered
+    /// `shouldStop`): its attempt ends `EarlyStopped`.
+    Decided { trial: u32, decision: EarlyStop },
 }
 
 /// What the shell is to do, in order.
@@ -86,6 +94,8 @@ pub struct Core {
     active: BTreeSet<u32>,
     /// The stop sent to each active trial that was asked to stop.
     stops: BTreeMap<u32, TrialReason>,
+    /// Every trial's step reports of the objective, for the early-stopping rule.
+    reports: Reports,
     exhausted: bool,
     halt: Halt,
     /// The end, once decided: later trial ends do not change it.
@@ -102,11 +112,19 @@ impl Core {
             trials,
             active: BTreeSet::new(),
             stops: BTreeMap::new(),
+            reports: Reports::default(),
             exhausted: false,
             halt: Halt::Run,
             ending: None,
             finished: false,
         }
+    }
+
+    /// The step reports the trials made before this run (see `Reports::of`), for the
+    /// early-stopping rule: rung memberships and medians survive a restart.
+    pub fn with_reports(mut self, reports: Reports) -> Self {
+        self.reports = reports;
+        self
     }
 
     pub fn spec(&self) -> &ExperimentSpec {
@@ -151,6 +169,8 @@ impl Core {
                 Vec::new()
             }
             Event::Stop { trial, cause } => self.stop(trial, cause).into_iter().collect(),
+            Event::Observed { trial, observations } => self.observed(trial, &observations),
+            Event::Decided { trial, decision } => self.decided(trial, decision),
             Event::AttemptEnded { trial, finished, tally } => self.attempt_ended(trial, &finished, &tally, now),
             Event::Launched { trial, dir } => {
                 if let Some(t) = self.active_trial(trial) {
@@ -232,7 +252,7 @@ impl Core {
         let wanted = n as usize - picked.len();
         if wanted > 0 {
             let fresh = search.suggest(&self.history(), wanted)?;
-            self.exhausted |= fresh.len() < wanted;
+            self.exhausted |= fresh.len() < wanted && search.exhausts_when_short();
             for parameters in fresh {
                 let trial = Trial::new(&self.name, self.trials.len() as u32, parameters, now);
                 picked.push(trial.index);
@@ -262,13 +282,36 @@ impl Core {
         Some(Command::Stop { trial: index, cause })
     }
 
+    /// Judges an active trial's new reports with the early-stopping rule; a stop is saved with the
+    /// trial before it is sent.
+    fn observed(&mut self, index: u32, observations: &[Observation]) -> Vec<Command> {
+        if !self.active.contains(&index) || !self.reports.add(&self.spec, index, observations) {
+            return Vec::new();
+        }
+        if self.stops.contains_key(&index) {
+            return Vec::new();
+        }
+        match self.reports.decide(&self.spec, &self.trials, index) {
+            Some(decision) => self.decided(index, decision),
+            None => Vec::new(),
+        }
+    }
+
+    /// Records an early-stopping decision on an active trial (saved first), then stops it.
+    fn decided(&mut self, index: u32, decision: EarlyStop) -> Vec<Command> {
+        let Some(trial) = self.active_trial(index).filter(|t| t.early_stop.is_none()) else { return Vec::new() };
+        trial.early_stop = Some(decision);
+        let saved = Command::Save(trial.clone());
+        [Some(saved), self.stop(index, TrialReason::EarlyStopped)].into_iter().flatten().collect()
+    }
+
     fn attempt_ended(&mut self, index: u32, finished: &Finished, tally: &Tally, now: Timestamp) -> Vec<Command> {
         let stop = self.stops.get(&index).cloned();
         let spec = &self.spec;
         let Some(trial) = self.trials.get_mut(index as usize).filter(|_| self.active.contains(&index)) else {
             return Vec::new();
         };
-        let verdict = judge(spec, finished, tally, trial.attempts, stop.as_ref());
+        let verdict = judge(spec, finished, tally, trial.attempts, stop.as_ref(), trial.early_stop.as_ref());
         if trial.phase == TrialPhase::Pending && ran(&finished.exit) {
             // An attempt that exited has run, even if its start was never reported.
             trial.move_to(TrialPhase::Running);

@@ -11,12 +11,21 @@ pub struct Counts {
     pub running: u32,
     pub succeeded: u32,
     pub failed: u32,
+    /// Trials stopped by the early-stopping rule: ended, not failed.
+    pub early_stopped: u32,
     /// Trials created so far, in any phase.
     pub created: u32,
     /// Whether a trial reached the objective's target.
     pub goal_reached: bool,
     /// Whether the search has run out of new points.
     pub exhausted: bool,
+}
+
+impl Counts {
+    /// Trials with their outcome: what maxTrials counts.
+    pub fn ended(&self) -> u32 {
+        self.succeeded + self.failed + self.early_stopped
+    }
 }
 
 /// The limits from the spec.
@@ -76,7 +85,7 @@ pub fn next_step(c: Counts, l: Limits, halt: Halt, exhausted: &EndReason) -> Ste
     if c.goal_reached {
         return finish(EndReason::GoalReached, true);
     }
-    if c.succeeded + c.failed >= l.max_trials {
+    if c.ended() >= l.max_trials {
         return finish(unless_none_succeeded(EndReason::MaxTrialsReached), false);
     }
     let startable = c.queued + if c.exhausted { 0 } else { l.max_trials.saturating_sub(c.created) };

@@ -22,6 +22,7 @@ pub fn counts(spec: &ExperimentSpec, trials: &[Trial], active: &BTreeSet<u32>, e
             TrialPhase::Pending if !active.contains(&t.index) => c.queued += 1,
             TrialPhase::Succeeded => c.succeeded += 1,
             TrialPhase::Failed => c.failed += 1,
+            TrialPhase::EarlyStopped => c.early_stopped += 1,
             _ => {}
         }
         c.goal_reached |= t.phase == TrialPhase::Succeeded && t.objective.is_some_and(|v| objective.reaches_target(v));
@@ -54,6 +55,7 @@ pub(super) fn slot(counts: &mut TrialCounts, phase: TrialPhase, active: bool) ->
         TrialPhase::Failed => &mut counts.failed,
         TrialPhase::Stopped => &mut counts.stopped,
         TrialPhase::Interrupted => &mut counts.interrupted,
+        TrialPhase::EarlyStopped => &mut counts.early_stopped,
     }
 }
 
@@ -155,10 +157,11 @@ fn end_message(status: &ExperimentStatus, spec: &ExperimentSpec, trials: &[Trial
             last_failures(trials, 1)
         ),
         EndReason::NoTrialSucceeded => format!(
-            "no trial succeeded ({} of {} ended, {} failed); the last failures: {}",
-            c.succeeded + c.failed,
+            "no trial succeeded ({} of {} ended, {} failed{}); the last failures: {}",
+            c.succeeded + c.failed + c.early_stopped,
             spec.max_trials,
             c.failed,
+            stopped_early(c),
             last_failures(trials, QUOTED_FAILURES)
         ),
         EndReason::GoalReached => format!(
@@ -169,11 +172,12 @@ fn end_message(status: &ExperimentStatus, spec: &ExperimentSpec, trials: &[Trial
             spec.objective.target.unwrap_or(f64::NAN)
         ),
         EndReason::MaxTrialsReached => format!(
-            "{} of {} trials ended ({} succeeded, {} failed)",
-            c.succeeded + c.failed,
+            "{} of {} trials ended ({} succeeded, {} failed{})",
+            c.succeeded + c.failed + c.early_stopped,
             spec.max_trials,
             c.succeeded,
-            c.failed
+            c.failed,
+            stopped_early(c)
         ),
         EndReason::GridExhausted | EndReason::SearchSpaceExhausted => {
             format!("every point of the search space was tried ({} trials)", trials.len())
@@ -188,6 +192,11 @@ fn end_message(status: &ExperimentStatus, spec: &ExperimentSpec, trials: &[Trial
         | EndReason::NameConflict
         | EndReason::Other(_) => format!("stopped with {} trials ended; resume it to go on", c.succeeded + c.failed),
     }
+}
+
+/// `, 5 stopped early` when the early-stopping rule stopped any.
+fn stopped_early(c: &TrialCounts) -> String {
+    if c.early_stopped == 0 { String::new() } else { format!(", {} stopped early", c.early_stopped) }
 }
 
 /// The last `n` failed trials, latest first, each with its one-line cause:

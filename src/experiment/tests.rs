@@ -203,7 +203,7 @@ fn attempt_verdicts_for_each_exit_and_tally() {
         (with(Exit::Code(1), &[]), &none, 1, Some(&user), TrialPhase::Failed, Some(TrialReason::NonZeroExit), "exit code 1", false),
     ];
     for (finished, tally, attempts, stop, phase, reason, message, retry) in cases {
-        let v = judge(&spec, &finished, tally, attempts, stop);
+        let v = judge(&spec, &finished, tally, attempts, stop, None);
         assert_eq!((v.phase, v.reason, v.message.as_str(), v.retry), (phase, reason, message, retry), "{finished:?}");
     }
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use crate::metrics::Tally;
 use crate::spec::{ExperimentSpec, parse_duration};
-use crate::trial::{Exit, Finished, Trial, TrialPhase, TrialReason};
+use crate::trial::{EarlyStop, Exit, Finished, Trial, TrialPhase, TrialReason};
 
 /// The outcome of one attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,14 +38,18 @@ impl Verdict {
 }
 
 /// Judges an attempt from how its process ended and what it reported; `stop` is the cause of a
-/// stop tuna asked for, if it did. A trial stopped because the controller is going away is
-/// `Interrupted` (re-queued on its return), not `Stopped`.
+/// stop tuna asked for, if it did, and `early_stop` the early-stopping rule's decision on the
+/// trial, if there is one. A trial stopped because the controller is going away is `Interrupted`
+/// (re-queued on its return), not `Stopped`. A trial the rule stopped is `EarlyStopped` however
+/// its attempt ended (killed by the stop, or exited by itself on `shouldStop`), unless it never
+/// started.
 pub fn judge(
     spec: &ExperimentSpec,
     finished: &Finished,
     tally: &Tally,
     attempts: u32,
     stop: Option<&TrialReason>,
+    early_stop: Option<&EarlyStop>,
 ) -> Verdict {
     let metric = &spec.objective.metric;
     let tail = finished.stderr_tail.join("\n");
@@ -71,10 +75,18 @@ pub fn judge(
         }
         Exit::Stopped => Verdict::new(TrialPhase::Stopped, None, String::new()),
     };
+    if let Some(decision) = early_stop.filter(|_| !matches!(finished.exit, Exit::StartFailed(_))) {
+        return early_stopped(decision);
+    }
     if verdict.reason.is_none() && verdict.phase != TrialPhase::Succeeded {
         verdict.reason = stop.cloned();
     }
     verdict
+}
+
+/// The verdict on a trial the early-stopping rule stopped.
+pub fn early_stopped(decision: &EarlyStop) -> Verdict {
+    Verdict::new(TrialPhase::EarlyStopped, Some(TrialReason::EarlyStopped), decision.message())
 }
 
 /// What a client said of its trial in a tell.
@@ -126,10 +138,15 @@ pub fn record_result(trial: &mut Trial, spec: &ExperimentSpec, tally: &Tally) {
 }
 
 /// Puts a trial that did not finish (the controller died, or it was stopped) back in the queue;
-/// returns whether it was re-queued (a pending one only has its times cleared; a succeeded or
-/// failed one is left as it is).
+/// returns whether it was re-queued (a pending one only has its times cleared; a succeeded, failed
+/// or early-stopped one is left as it is). A trial the early-stopping rule had stopped before the
+/// controller went away ends `EarlyStopped` instead: a decision is never undone.
 pub fn requeue(trial: &mut Trial, now: Timestamp) -> bool {
-    if matches!(trial.phase, TrialPhase::Succeeded | TrialPhase::Failed) {
+    if matches!(trial.phase, TrialPhase::Succeeded | TrialPhase::Failed | TrialPhase::EarlyStopped) {
+        return false;
+    }
+    if let Some(decision) = trial.early_stop.clone() {
+        early_stopped(&decision).conclude(trial, now);
         return false;
     }
     if trial.phase == TrialPhase::Running {

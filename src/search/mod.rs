@@ -9,12 +9,14 @@
 
 pub mod bayes;
 mod grid;
+mod hyperband;
 mod random;
 
 use crate::space::{Assignment, Space, assignment_key};
 use crate::spec::{AlgorithmName, EndReason, Experiment, ExperimentSpec, Problem, SpecError};
 
 pub use grid::Grid;
+pub use hyperband::{Bracket, Hyperband, brackets};
 pub use random::Random;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,8 @@ pub enum Error {
     UnknownAlgorithm(String),
     #[error(transparent)]
     Settings(#[from] bayes::SettingsError),
+    #[error("hyperband: {0}")]
+    Hyperband(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -61,13 +65,21 @@ pub trait Search: Send {
     fn costly(&self) -> bool {
         false
     }
+
+    /// Whether fewer suggestions than asked mean the space is exhausted (the experiment then
+    /// ends); a search that waits for results (Hyperband's rungs) says no.
+    fn exhausts_when_short(&self) -> bool {
+        true
+    }
 }
 
 /// The experiment's end reason when the algorithm's suggestions run dry.
 pub fn exhausted_reason(algorithm: &AlgorithmName) -> EndReason {
     match algorithm {
         AlgorithmName::Grid => EndReason::GridExhausted,
-        AlgorithmName::Random | AlgorithmName::Bayesian | AlgorithmName::Unknown(_) => EndReason::SearchSpaceExhausted,
+        AlgorithmName::Random | AlgorithmName::Bayesian | AlgorithmName::Hyperband | AlgorithmName::Unknown(_) => {
+            EndReason::SearchSpaceExhausted
+        }
     }
 }
 
@@ -78,6 +90,16 @@ pub fn build(spec: &ExperimentSpec, seed: u64) -> Result<Box<dyn Search>> {
         AlgorithmName::Random => Ok(Box::new(Random::new(space, seed))),
         AlgorithmName::Bayesian => Ok(Box::new(bayes::Bayesian::new(space, seed, &spec.algorithm.settings)?)),
         AlgorithmName::Grid => Ok(Box::new(Grid::new(grid_space(spec, space)))),
+        AlgorithmName::Hyperband => {
+            let settings = &spec.algorithm.settings;
+            let parameter = settings.get("resourceParameter").and_then(serde_json::Value::as_str).unwrap_or_default();
+            let eta = settings.get("eta").and_then(serde_json::Value::as_u64).unwrap_or(3) as u32;
+            let range = spec.parameters.iter().find(|p| p.name == parameter).and_then(|p| Some((p.min?, p.max?)));
+            let Some((min, max)) = range else {
+                return Err(Error::Hyperband(format!("resourceParameter {parameter:?} names no int parameter")));
+            };
+            Ok(Box::new(Hyperband::new(space, seed, parameter, min as i64, max as i64, eta)))
+        }
         AlgorithmName::Unknown(other) => Err(Error::UnknownAlgorithm(other.clone())),
     }
 }

@@ -8,6 +8,7 @@ crate::wire_strings! {
         Random => "random",
         Grid => "grid",
         Bayesian => "bayesian",
+        Hyperband => "hyperband",
         ;
         /// A name this build does not know, kept so that the validator reports it with every other
         /// problem of the document (and the known names) instead of stopping at the first.
@@ -25,6 +26,7 @@ impl AlgorithmName {
             AlgorithmName::Random => Some(&[]),
             AlgorithmName::Grid => Some(&["levels"]),
             AlgorithmName::Bayesian => Some(&["initialPoints", "candidates", "restarts", "xi"]),
+            AlgorithmName::Hyperband => Some(&["resourceParameter", "eta"]),
             AlgorithmName::Unknown(_) => None,
         }
     }

@@ -26,6 +26,7 @@ impl ExperimentSpec {
             trial: TrialTemplate { command: vec!["true".into()], ..Default::default() },
             metrics: Default::default(),
             promotion: None,
+            early_stopping: None,
         }
     }
 
@@ -59,6 +60,13 @@ impl ExperimentSpec {
     }
 
     /// `maxTrials`.
+    /// Early stopping by `rule` with these settings (`{"minResource": 1}`…).
+    pub fn early_stopping(mut self, rule: super::StoppingRule, settings: serde_json::Value) -> Self {
+        let settings = settings.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default();
+        self.early_stopping = Some(super::EarlyStopping { rule, settings });
+        self
+    }
+
     pub fn budget(mut self, max_trials: u32) -> Self {
         self.max_trials = max_trials;
         self

@@ -91,7 +91,7 @@ fn names_must_be_unique_identifiers_and_the_experiment_a_dns_label() {
 #[test]
 fn algorithm_problems_list_the_known_choices() {
     assert_problem("name: random, seed: 7", "name: bayes", "spec.algorithm.name: \"bayes\" is not one of random, grid");
-    assert_problem("name: random, seed: 7", "name: bayes", "bayesian; did you mean bayesian?");
+    assert_problem("name: random, seed: 7", "name: bayes", "bayesian, hyperband; did you mean bayesian?");
     assert_problem(
         "name: random, seed: 7",
         "name: random, settings: {foo: 1}",
@@ -283,4 +283,73 @@ fn a_start_timeout_that_is_no_duration_is_refused_at_its_field() {
         "spec.trial.startTimeout: \"whenever\" is not a duration",
     );
     assert!(problems("timeout: 10m", "timeout: 10m\n    startTimeout: 5m").is_empty());
+}
+
+#[test]
+fn early_stopping_reads_each_rule_with_its_defaults() {
+    let read = |to: &str| parse(&BASE.replacen("  maxTrials: 30", &format!("{to}\n  maxTrials: 30"), 1));
+    assert_eq!(parse(BASE).unwrap().spec.stopping(), None, "none when absent");
+    let median = read("  earlyStopping: {rule: median}").unwrap();
+    assert_eq!(median.spec.stopping(), Some(StoppingSettings::Median { min_trials_required: 3, start_step: 4 }));
+    let asha = read("  earlyStopping: {rule: asha, settings: {minResource: 2, maxResource: 30}}").unwrap();
+    assert_eq!(
+        asha.spec.stopping(),
+        Some(StoppingSettings::Asha { min_resource: 2, reduction_factor: 3, max_resource: Some(30), grace_period: 2 })
+    );
+    assert_eq!(read("  earlyStopping: {rule: none}").unwrap().spec.stopping(), None);
+}
+
+#[test]
+fn early_stopping_problems_are_each_named_at_their_field_in_one_report() {
+    let with = |to: &str| problems("  maxTrials: 30", &format!("{to}\n  maxTrials: 30"));
+    let found = with(
+        "  earlyStopping: {rule: median, settings: {minTrialsRequired: 0, startStep: 2.5, startstep: 3, gracePeriod: 1}}",
+    );
+    let expect = [
+        "spec.earlyStopping.settings.minTrialsRequired: (0) must be a whole number from 1",
+        "spec.earlyStopping.settings.startStep: (2.5) must be a whole number from 0",
+        "spec.earlyStopping.settings.startstep: is not a setting of rule median (known settings: minTrialsRequired, startStep); did you mean startStep?",
+        "spec.earlyStopping.settings.gracePeriod: is not a setting of rule median",
+    ];
+    for e in expect {
+        assert!(found.iter().any(|p| p.contains(e)), "expected {e:?} in {found:#?}");
+    }
+    let found = with("  earlyStopping: {rule: asha, settings: {reductionFactor: 1, minResource: 4, maxResource: 4}}");
+    assert!(found.iter().any(|p| p.contains("settings.reductionFactor: (1) must be a whole number from 2 to 1000")));
+    assert!(found.iter().any(|p| p.contains("settings.maxResource: (4) must be larger than minResource (4)")));
+    let found = with("  earlyStopping: {rule: hyperband, setting: {}}");
+    assert!(
+        found.iter().any(|p| p.contains("spec.earlyStopping.rule: \"hyperband\" is not one of none, median, asha"))
+    );
+    assert!(
+        found.iter().any(|p| p.contains("spec.earlyStopping.setting: is not a known field; did you mean settings?"))
+    );
+    let found = with("  earlyStopping: {rule: none, settings: {startStep: 1}}");
+    assert!(found.iter().any(|p| p.contains("is not a setting of rule none (known settings: none)")), "{found:#?}");
+}
+
+#[test]
+fn hyperband_needs_an_int_resource_parameter_and_a_sane_eta() {
+    let to = "name: hyperband, seed: 7, settings: {resourceParameter: epochs, eta: 3}";
+    assert!(problems("name: random, seed: 7", to).is_empty(), "{:?}", problems("name: random, seed: 7", to));
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband",
+        "spec.algorithm.settings.resourceParameter: is required for hyperband: name the int parameter it sets per rung (int parameters: epochs)",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband, settings: {resourceParameter: lr}",
+        "spec.algorithm.settings.resourceParameter: \"lr\" is not an int parameter of spec.parameters (int parameters: epochs)",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband, settings: {resourceParameter: epochs, eta: 1}",
+        "spec.algorithm.settings.eta: (1) must be a whole number from 2 to 1000",
+    );
+    assert_problem(
+        "name: random, seed: 7",
+        "name: hyperband, settings: {resourceParameter: epochs, etta: 2}",
+        "spec.algorithm.settings.etta: is not a setting of hyperband (known settings: resourceParameter, eta); did you mean eta?",
+    );
 }

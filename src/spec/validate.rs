@@ -35,6 +35,7 @@ pub fn check(experiment: &Experiment) -> Vec<Problem> {
     check_metrics(spec, &mut problems);
     check_file_on_kubernetes(spec, &mut problems);
     check_promotion(spec, &mut problems);
+    check_early_stopping(spec, &mut problems);
     problems
 }
 
@@ -100,6 +101,9 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("is not a setting of {} (known settings: {known}){near}", algorithm.name),
         ));
     }
+    if algorithm.name == AlgorithmName::Hyperband {
+        check_hyperband(spec, problems);
+    }
     if let Some(levels) = algorithm.settings.get("levels").filter(|_| algorithm.name == AlgorithmName::Grid)
         && levels.as_u64().is_none_or(|n| !(2..=10_000).contains(&n))
     {
@@ -108,6 +112,50 @@ fn check_algorithm(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("({levels}) must be a whole number from 2 to 10000: the points on each double without a step"),
         ));
     }
+}
+
+/// Hyperband's resource: an int parameter from at least 1 to a larger max, which tuna sets per rung.
+fn check_hyperband(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let settings = &spec.algorithm.settings;
+    let field = "spec.algorithm.settings.resourceParameter";
+    let ints: Vec<&str> =
+        spec.parameters.iter().filter(|p| p.kind == ParameterType::Int).map(|p| p.name.as_str()).collect();
+    match settings.get("resourceParameter").map(|v| v.as_str()) {
+        None => problems.push(Problem::new(
+            field,
+            format!(
+                "is required for hyperband: name the int parameter it sets per rung (int parameters: {})",
+                list(&ints)
+            ),
+        )),
+        Some(None) => problems.push(Problem::new(field, "must be text: the name of an int parameter")),
+        Some(Some(name)) => match spec.parameters.iter().find(|p| p.name == name) {
+            Some(p) if p.kind == ParameterType::Int && p.min.is_some_and(|m| m >= 1.0) => {}
+            Some(p) if p.kind == ParameterType::Int => problems.push(Problem::new(
+                field,
+                format!(
+                    "{name:?} must have min at least 1 (a resource of {} steps is none)",
+                    p.min.unwrap_or_default()
+                ),
+            )),
+            _ => problems.push(Problem::new(
+                field,
+                format!("{name:?} is not an int parameter of spec.parameters (int parameters: {})", list(&ints)),
+            )),
+        },
+    }
+    if let Some(eta) = settings.get("eta")
+        && eta.as_u64().is_none_or(|n| !(2..=1000).contains(&n))
+    {
+        problems.push(Problem::new(
+            "spec.algorithm.settings.eta",
+            format!("({eta}) must be a whole number from 2 to 1000"),
+        ));
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() { "none; add one".to_string() } else { names.join(", ") }
 }
 
 fn check_parameters(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
@@ -381,6 +429,14 @@ fn check_promotion(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             "spec.promotion.serve.autoscale",
             format!("minReplicas ({}) must be at least 1 and at most maxReplicas ({})", a.min_replicas, a.max_replicas),
         ));
+    }
+}
+
+/// The rule's settings, each bad one at its field (`EarlyStopping::read` is the one reading of them).
+fn check_early_stopping(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
+    let Some(early) = &spec.early_stopping else { return };
+    if let Err(found) = early.read() {
+        problems.extend(found);
     }
 }
 
