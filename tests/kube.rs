@@ -154,7 +154,9 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
     assert_eq!(deployment["metadata"]["labels"]["tuna.dev/model-version"], "v1");
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
     let uri = env.as_array().unwrap().iter().find(|e| e["name"] == "TUNA_MODEL_URI").unwrap()["value"].clone();
-    assert_eq!(uri, format!("s3://models/{best}"), "the best trial's reported artifact");
+    // `${trial}` is the trial's full name, namespace/name-N (unique across namespaces, as a shared
+    // bucket needs); the CR's status names it inside its namespace.
+    assert_eq!(uri, format!("s3://models/default/{best}"), "the best trial's reported artifact");
     assert!(fake.get("services", "default", "served").is_some());
     assert!(fake.get("horizontalpodautoscalers", "default", "served").is_some());
     assert_eq!(status["serving"]["url"], "http://served.default.svc:8080");

@@ -178,6 +178,13 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         Some(record) => follow_edits(ctx, &record, &valid).map_err(store_error)?,
     };
     let mut status = stored.view().status.unwrap_or_default();
+    // Inside its namespace a resource's trials go by their short names (`mnist-0003`).
+    if let Some(best) = status.best_trial.as_mut() {
+        best.name = crate::spec::name_in_namespace(&best.name).to_string();
+    }
+    if let Some(serving) = status.serving.as_mut() {
+        serving.trial = crate::spec::name_in_namespace(&serving.trial).to_string();
+    }
     let blocked = (status.phase == ExperimentPhase::Running).then(|| waiting(ctx, &name)).flatten();
     if blocked.is_some() {
         status.message = blocked.clone();
