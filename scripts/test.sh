@@ -24,12 +24,14 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
 
-# Manifest tests validate every generated Kubernetes object with kubernetes-validate (PyPI); the
-# OpenAPI test validates the served document with openapi-spec-validator (PyPI), from the same venv.
-if [ ! -x .venv-k8s/bin/kubernetes-validate ] || [ ! -x .venv-k8s/bin/openapi-spec-validator ]; then
+# The Python checkers the tests run, in one venv (.venv-k8s, after the first of them): manifest
+# tests validate every Kubernetes object with kubernetes-validate; the OpenAPI tests validate the
+# served document with openapi-spec-validator and run schemathesis (bounded) against a live server.
+if [ ! -x .venv-k8s/bin/kubernetes-validate ] || [ ! -x .venv-k8s/bin/openapi-spec-validator ] \
+    || [ ! -x .venv-k8s/bin/schemathesis ]; then
   [ -x .venv-k8s/bin/pip ] || python3 -m venv .venv-k8s 2>/dev/null \
     || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv .venv-k8s; }
-  .venv-k8s/bin/pip install -q kubernetes-validate openapi-spec-validator
+  .venv-k8s/bin/pip install -q kubernetes-validate openapi-spec-validator schemathesis
 fi
 
 cargo test

@@ -73,3 +73,41 @@ async fn the_served_openapi_document_validates_and_types_every_operation() {
     assert_eq!(paths["/healthz"]["get"]["security"], serde_json::json!([]));
     assert!(paths["/api/v1/experiments"]["get"]["responses"]["401"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_answer_off_its_schema() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bin = support::validate::validator_bin().unwrap().join("schemathesis");
+    assert!(
+        bin.is_file(),
+        "schemathesis is not installed: run `bash scripts/test.sh`, or `.venv-k8s/bin/pip install schemathesis`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path());
+    // An ask/tell experiment with a told and an open trial, so generated calls also reach real
+    // records (schemathesis picks names from the document's examples and at random).
+    let doc = serde_json::json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"}, "maxTrials": 50, "parallelTrials": 5,
+                 "executor": "external", "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
+    let client = server.client();
+    client.submit(doc.to_string()).await.unwrap();
+    let asked = client.suggest("e", 2).await.unwrap().trials;
+    client.complete("e", &asked[0].name, [("value".to_string(), 0.5)].into()).await.unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["run", &format!("{}/api/v1/openapi.json", server.url)])
+        .args(["--max-examples", "15", "--workers", "1", "--seed", "1", "--no-color"])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        ])
+        // A followed log stays open until its trial ends, and a delete may wait for its trials.
+        .args(["--exclude-path", "/api/v1/experiments/{name}/trials/{trial}/logs"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // The count line: "1631 generated, 1631 passed".
+    let summary = said.lines().map(str::trim).find(|l| l.contains(" generated, ")).unwrap_or_default();
+    assert!(summary.contains("passed") && !summary.contains("failed"), "{said}");
+    println!("schemathesis: {summary}");
+}
