@@ -32,16 +32,17 @@ fn end(trial: u32, exit: Exit, values: &[(i64, f64)]) -> Event {
     Event::AttemptEnded { trial, finished: Finished { exit, stderr_tail: Vec::new() }, tally: tally(values) }
 }
 
+/// The trials the core's next step launches.
+fn launches(core: &mut Core, search: &mut dyn Search) -> Vec<Trial> {
+    let commands = core.step(search, NOW).unwrap();
+    commands.into_iter().filter_map(|c| if let Command::Launch(t) = c { Some(t) } else { None }).collect()
+}
+
 /// The core with `n` trials launched and started.
 fn started(spec: ExperimentSpec, n: usize) -> (Core, Box<dyn Search>, Vec<Trial>) {
     let mut search = search::build(&spec, 1).unwrap();
     let mut core = Core::new("e", spec, Vec::new());
-    let launched: Vec<Trial> = core
-        .step(search.as_mut(), NOW)
-        .unwrap()
-        .into_iter()
-        .filter_map(|c| if let Command::Launch(t) = c { Some(t) } else { None })
-        .collect();
+    let launched = launches(&mut core, search.as_mut());
     assert_eq!(launched.len(), n);
     for t in &launched {
         core.handle(Event::Started { trial: t.index, pid: 1, pid_stamp: None, gpus: vec![] }, NOW);
@@ -141,12 +142,7 @@ fn a_resumed_core_keeps_every_rung_membership_and_never_reruns_a_stopped_trial()
     let reports = Reports::of(&spec, &trials, observed);
     let mut core = Core::new("e", spec, trials).with_reports(reports);
     let mut search = search::build(core.spec(), 1).unwrap();
-    let launched: Vec<Trial> = core
-        .step(search.as_mut(), NOW)
-        .unwrap()
-        .into_iter()
-        .filter_map(|c| if let Command::Launch(t) = c { Some(t) } else { None })
-        .collect();
+    let launched = launches(&mut core, search.as_mut());
     assert_eq!(launched.iter().map(|t| t.index).collect::<Vec<_>>(), [2, 3], "neither old trial runs again");
     core.handle(Event::Started { trial: 2, pid: 1, pid_stamp: None, gpus: vec![] }, NOW);
     let commands = core.handle(loss(&launched[0], 1, 0.5), NOW);
