@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 
 use super::types::{AskRequest, PushAnswer, PushRequest, Suggestion, Suggestions, TellAnswer, TellRequest};
-use super::{ApiError, ApiState, Result, bearer, blocking};
+use super::{ApiError, ApiState, Result, bearer, in_place};
 use crate::experiment::{self, Told};
 use crate::metrics::Tally;
 use crate::search::{self, Past, Search};
@@ -202,10 +202,9 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     if request.count == 0 || request.count > MAX_ASK {
         return Err(ApiError::bad_request("count", format!("must be between 1 and {MAX_ASK}")));
     }
-    // One ask at a time per experiment: the others wait here, as tasks, not as blocked threads;
-    // the search's work and the store's flush then run off the async workers.
+    // One ask at a time per experiment: the others wait here, as tasks, not as blocked threads.
     let asker = state.ask_slot(&name).lock_owned().await;
-    blocking(move || ask_now(state, name, request, asker)).await
+    in_place(move || ask_now(state, name, request, asker))
 }
 
 fn ask_now(
@@ -297,7 +296,7 @@ async fn tell(
     Path((name, trial_name)): Path<(String, String)>,
     body: String,
 ) -> Result<Json<TellAnswer>> {
-    blocking(move || tell_now(state, name, trial_name, body)).await
+    in_place(move || tell_now(state, name, trial_name, body))
 }
 
 fn tell_now(state: Arc<ApiState>, name: String, trial_name: String, body: String) -> Result<Json<TellAnswer>> {
@@ -378,7 +377,7 @@ async fn push(
         .map_err(|e| ApiError::bad_request("body", format!("could not be read: {e}")))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("body", "is not UTF-8"))?;
     let request: PushRequest = parse_body(text, r#"{"metrics": {"name": value}, "step": N}"#)?;
-    blocking(move || {
+    in_place(move || {
         record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
         record_artifact(&state, &trial, request.artifact.as_deref())?;
         // Only a step report of the objective can change the decision (and judging reads every
@@ -393,7 +392,6 @@ async fn push(
         state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
         Ok(Json(answer))
     })
-    .await
 }
 
 /// A trial that may still report (404 when missing, 409 when finished).

@@ -81,6 +81,10 @@ async fn report(
     Path((name, trial_name)): Path<(String, String)>,
     body: String,
 ) -> Result<Json<PushAnswer>> {
+    super::in_place(move || report_now(state, name, trial_name, body))
+}
+
+fn report_now(state: Arc<ApiState>, name: String, trial_name: String, body: String) -> Result<Json<PushAnswer>> {
     let request: ReportRequest = parse_body(&body, r#"{"step": N, "metrics": {"name": value}}"#)?;
     let record = state.experiment(&name)?;
     let spec = &record.experiment.spec;
