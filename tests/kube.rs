@@ -54,6 +54,7 @@ async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(jobs_of(&fake, "by-push").len(), 4, "the other experiment's Jobs stay");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -158,6 +159,7 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
     assert!(fake.get("services", "default", "served").is_some());
     assert!(fake.get("horizontalpodautoscalers", "default", "served").is_some());
     assert_eq!(status["serving"]["url"], "http://served.default.svc:8080");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
 
     let Some(bin) = support::validate::validator_bin() else { return };
     let mut files = Vec::new();

@@ -221,7 +221,7 @@ async fn two_namespaces_may_each_have_an_experiment_of_one_name() {
         fake.create_namespace(ns);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = support::kube_e2e::kubeconfig(dir.path(), &fake.url());
+    let config = support::kube_e2e::kubeconfig(dir.path(), &fake, support::kube_e2e::Scope::AllNamespaces);
     let server = support::server::Server::start_with(
         &dir.path().join("data"),
         dir.path(),
