@@ -10,7 +10,7 @@ use kube::Api;
 use serde_json::Value;
 use tuna::spec::Experiment;
 
-use super::fake_kube::{CONTROLLER_TOKEN, FakeKube, Policy};
+use super::fake_kube::{CONTROLLER_TOKEN, FakeKube, Policy, renamespace, rendered};
 use super::server::Server;
 
 /// The example folder, where `tuna_push.py` lives.
@@ -26,8 +26,14 @@ pub enum Scope<'a> {
 
 /// The shipped RBAC objects of the install for `scope`.
 pub fn shipped_rbac(scope: Scope) -> Policy {
-    let _ = scope;
-    Policy::from_manifests(&super::fake_kube::rendered("deploy"))
+    match scope {
+        Scope::AllNamespaces => Policy::from_manifests(&rendered("all-namespaces")),
+        Scope::Namespace(ns) => {
+            let mut docs = rendered("one-namespace");
+            renamespace(&mut docs, "team-a", ns);
+            Policy::from_manifests(&docs)
+        }
+    }
 }
 
 /// A kubeconfig pointing at the fake, in `dir`, with the controller's token; the fake enforces

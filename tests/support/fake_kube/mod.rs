@@ -50,7 +50,7 @@
 //! merge and apply replace lists; `ttlSecondsAfterFinished`, Indexed Jobs,
 //! init containers, probes, managedFields and field ownership are not modelled; core/v1 and
 //! events.k8s.io/v1 events are stored separately.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 mod blocked;
 mod defaults;
@@ -83,7 +83,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
-pub use self::rbac::{CONTROLLER_TOKEN, Policy, rendered};
+pub use self::rbac::{CONTROLLER_TOKEN, Policy, kustomize, renamespace, rendered};
 pub use self::requests::RequestLog;
 pub use self::resources::ResourceType;
 

@@ -76,25 +76,65 @@ pub struct Policy {
     objects: Vec<Value>,
 }
 
-/// `kubectl kustomize DIR` of the repository's `deploy/` (or one of its variants), once per
-/// process and directory, as JSON values.
-pub fn rendered(relative: &str) -> Vec<Value> {
+/// The repository's install (`kubectl kustomize deploy/`) with one scope component
+/// (`all-namespaces`, the shipped default, or `one-namespace`) in `components:`, as an operator
+/// chooses it; once per process and component, as JSON values.
+pub fn rendered(component: &str) -> Vec<Value> {
     static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<Value>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut cache = cache.lock().unwrap();
-    if let Some(docs) = cache.get(relative) {
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+    if let Some(docs) = cache.get(component) {
         return docs.clone();
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
-    let out =
-        Command::new("kubectl").arg("kustomize").arg(&dir).output().unwrap_or_else(|e| {
-            panic!("kubectl kustomize {} could not run (is kubectl installed?): {e}", dir.display())
-        });
-    assert!(out.status.success(), "kubectl kustomize {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = kustomize(component);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    cache.insert(relative.to_string(), docs.clone());
+    cache.insert(component.to_string(), docs.clone());
     docs
+}
+
+/// `kubectl kustomize` of a copy of `deploy/` whose `components:` names `component`.
+pub fn kustomize(component: &str) -> String {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&deploy, copy.path());
+    let kustomization = copy.path().join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization).unwrap();
+    const DEFAULT: &str = "components/all-namespaces";
+    assert!(text.contains(DEFAULT), "deploy/kustomization.yaml names {DEFAULT}");
+    std::fs::write(&kustomization, text.replace(DEFAULT, &format!("components/{component}"))).unwrap();
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(copy.path())
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl kustomize could not run (is kubectl installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/ with {component}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every object's `metadata.namespace` `from` becomes `to` (what an operator does to
+/// `components/one-namespace` for their namespace).
+pub fn renamespace(docs: &mut [Value], from: &str, to: &str) {
+    for doc in docs {
+        if doc["metadata"]["namespace"] == from {
+            doc["metadata"]["namespace"] = to.into();
+        }
+    }
 }
 
 const KINDS: [&str; 4] = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"];
