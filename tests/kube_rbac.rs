@@ -91,3 +91,73 @@ async fn without_deletecollection_on_jobs_a_deleted_experiment_says_what_was_ref
         fake.requests().refusals()
     );
 }
+
+/// An API-submitted Kubernetes experiment: the document the issue's escalation used, with `trial`.
+fn api_document(name: &str, trial: &str) -> String {
+    format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{metric: score, goal: maximize}}\n  algorithm: {{name: random, seed: 2}}\n  \
+         parameters: [{{name: x, type: int, min: 1, max: 9}}]\n  maxTrials: 1\n  executor: kubernetes\n  \
+         metrics: {{collector: stdout}}\n  trial:\n{trial}"
+    )
+}
+
+fn refused_at(answer: Result<tuna::spec::Experiment, tuna::client::Error>) -> Vec<String> {
+    match answer {
+        Err(tuna::client::Error::Api { status, problems, .. }) => {
+            assert_eq!(status.as_u16(), 422, "{problems:?}");
+            problems.into_iter().map(|p| p.field).collect()
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_experiments_cannot_borrow_the_controllers_account_namespace_or_node() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::kube_e2e::kubeconfig(dir.path(), &fake, Scope::AllNamespaces);
+    // As deploy/ runs it, but without --trial-namespace: the controller's own namespace is no default.
+    let plain = Server::start_with(
+        &dir.path().join("plain"),
+        dir.path(),
+        &["--watch-crds", "--all-namespaces"],
+        &[("KUBECONFIG", &config)],
+    );
+    let image = "    image: busybox:1.36\n    command: [sh, -c, \"echo score=1\"]\n";
+    let fields = refused_at(plain.client().submit(api_document("anywhere", image)).await);
+    assert_eq!(fields, ["spec.executor"]);
+    drop(plain);
+
+    fake.create_namespace("tuna-trials");
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        dir.path(),
+        &["--watch-crds", "--all-namespaces", "--trial-namespace", "tuna-trials"],
+        &[("KUBECONFIG", &config)],
+    );
+    let as_controller = format!("{image}    serviceAccountName: tuna\n");
+    let fields = refused_at(server.client().submit(api_document("borrowed", &as_controller)).await);
+    assert_eq!(fields, ["spec.trial.serviceAccountName"]);
+    let node = "    podTemplate:\n      spec:\n        hostPID: true\n        \
+                volumes: [{name: root, hostPath: {path: /}}]\n        \
+                containers: [{name: t, image: busybox:1.36, command: [sh, -c, \"echo score=1\"], \
+                securityContext: {privileged: true}}]\n";
+    let fields = refused_at(server.client().submit(api_document("rooted", node)).await);
+    assert_eq!(
+        fields,
+        [
+            "spec.trial.podTemplate.spec.hostPID",
+            "spec.trial.podTemplate.spec.volumes[0].hostPath",
+            "spec.trial.podTemplate.spec.containers[0].securityContext.privileged",
+        ]
+    );
+
+    server.client().submit(api_document("fine", image)).await.unwrap();
+    let finished = server.wait_finished("fine");
+    assert_eq!(finished["status"]["phase"], "Succeeded", "{finished}");
+    let job = fake.get("jobs", "tuna-trials", "fine-0000").expect("the trial's Job in the trial namespace");
+    assert_eq!(job["spec"]["template"]["spec"]["serviceAccountName"], "tuna-trial");
+    assert!(fake.objects("jobs").iter().all(|j| j["metadata"]["namespace"] == "tuna-trials"), "no Job elsewhere");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new());
+}
