@@ -93,6 +93,73 @@ fn every_example_experiment_fits_the_generated_crd_schema() {
     assert_eq!(report.matches("valid against").count(), examples.len(), "{report}");
 }
 
+/// The Job documents of `tuna render FILE`.
+fn rendered_jobs(document: &Path) -> Vec<serde_json::Value> {
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&tuna(&["render", document.to_str().unwrap()])).unwrap();
+    docs.into_iter().filter(|d| d["kind"] == "Job").collect()
+}
+
+fn write_document(dir: &Path, name: &str, trial: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{metric: score, goal: maximize}}\n  parameters: [{{name: x, type: int, min: 1, max: 9}}]\n  \
+         executor: kubernetes\n  trial:\n{trial}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn rendered_trial_pods_pass_pod_security_restricted_and_carry_the_trials_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = write_document(
+        dir.path(),
+        "queued",
+        "    image: busybox:1.36\n    command: [sh, -c, \"echo score=1\"]\n    \
+         labels: {kueue.x-k8s.io/queue-name: gpus, tuna.dev/experiment: not-mine}\n    annotations: {team: vision}\n",
+    );
+    let mut documents = kubernetes_examples();
+    documents.push(labelled.clone());
+    for document in &documents {
+        let jobs = rendered_jobs(document);
+        assert_eq!(jobs.len(), 1, "{}", document.display());
+        let pod = &jobs[0]["spec"]["template"]["spec"];
+        let broken = support::pod_security::violations("restricted", pod);
+        assert!(broken.is_empty(), "{}: the trial pod breaks Pod Security restricted: {broken:?}", document.display());
+        assert_eq!(pod["automountServiceAccountToken"], false, "{}: no API token in trial pods", document.display());
+    }
+    let job = &rendered_jobs(&labelled)[0];
+    for meta in [&job["metadata"], &job["spec"]["template"]["metadata"]] {
+        assert_eq!(meta["labels"]["kueue.x-k8s.io/queue-name"], "gpus", "{meta}");
+        assert_eq!(meta["labels"]["tuna.dev/experiment"], "queued", "tuna's own label wins: {meta}");
+        assert_eq!(meta["annotations"]["team"], "vision", "{meta}");
+    }
+    assert_eq!(job["metadata"]["annotations"]["tuna.dev/attempt"], "0");
+}
+
+#[test]
+fn a_pod_template_keeps_its_own_security_settings_and_the_check_sees_what_they_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let document = write_document(
+        dir.path(),
+        "own",
+        "    podTemplate:\n      spec:\n        automountServiceAccountToken: true\n        hostPID: true\n        \
+         volumes: [{name: root, hostPath: {path: /}}]\n        \
+         containers: [{name: t, image: busybox:1.36, command: [\"true\"], securityContext: {privileged: true}}]\n",
+    );
+    let job = &rendered_jobs(&document)[0];
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true, "asked for: kept");
+    assert_eq!(pod["containers"][0]["securityContext"], serde_json::json!({"privileged": true}), "its own: kept");
+    let broken = support::pod_security::violations("baseline", pod);
+    for rule in ["host namespaces: hostPID=true", "hostPath volumes: volumes[0]", "privileged: containers[t]"] {
+        assert!(broken.iter().any(|b| b == rule), "{rule} not found in {broken:?}");
+    }
+    assert!(support::pod_security::violations("restricted", pod).len() > broken.len());
+}
+
 fn kubernetes_examples() -> Vec<PathBuf> {
     yaml_files(&Path::new(ROOT).join("experiments/kubernetes"))
 }
