@@ -258,4 +258,5 @@ async fn two_namespaces_may_each_have_an_experiment_of_one_name() {
         !out.status.success() && said.contains("team-a/mnist, team-b/mnist"),
         "a bare name is pointed to both: {said}"
     );
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped all-namespaces RBAC grants it all");
 }
