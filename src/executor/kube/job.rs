@@ -23,6 +23,11 @@ pub const TRIAL_LABEL: &str = "tuna.dev/trial";
 /// Which experiment of that name (its CR's UID, or its incarnation): a re-created experiment
 /// never takes an old one's Jobs for its own.
 pub const IDENTITY_LABEL: &str = "tuna.dev/identity";
+/// What a pod of tuna's is for: `trial` (a trial's Job) or `serving` (a promoted model), so that
+/// a Service or an autoscaler of the model never counts a trial's pod.
+pub const ROLE_LABEL: &str = "tuna.dev/role";
+pub const TRIAL_ROLE: &str = "trial";
+pub const SERVING_ROLE: &str = "serving";
 /// The trial's attempt the Job runs.
 pub const ATTEMPT_ANNOTATION: &str = "tuna.dev/attempt";
 /// The container tuna writes when the spec gives an image rather than a pod template.
@@ -165,6 +170,7 @@ fn labels_of(launch: &Launch) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         (EXPERIMENT_LABEL.to_string(), label_value(&launch.experiment)),
         (TRIAL_LABEL.to_string(), label_value(&launch.trial)),
+        (ROLE_LABEL.to_string(), TRIAL_ROLE.to_string()),
     ]);
     if !launch.identity.is_empty() {
         labels.insert(IDENTITY_LABEL.to_string(), label_value(&launch.identity));
