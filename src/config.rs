@@ -54,10 +54,18 @@ pub struct ServeConfig {
     #[arg(long)]
     pub watch_crds: bool,
 
-    /// The namespace to watch, and where API-submitted Kubernetes trials run
-    /// [default: the kubeconfig's or the pod's namespace].
+    /// The namespace to watch [default: the kubeconfig's or the pod's namespace].
     #[arg(long, env = "TUNA_NAMESPACE")]
     pub namespace: Option<String>,
+
+    /// Where Kubernetes experiments submitted through the REST API run [default: --namespace;
+    /// without either, the API refuses them, rather than run them in the controller's own].
+    #[arg(long, env = "TUNA_TRIAL_NAMESPACE", value_name = "NAMESPACE")]
+    pub trial_namespace: Option<String>,
+
+    /// The ServiceAccounts those trials may run as (comma-separated); the first is the default.
+    #[arg(long, env = "TUNA_TRIAL_SERVICE_ACCOUNTS", value_delimiter = ',', default_value = "tuna-trial")]
+    pub trial_service_accounts: Vec<String>,
 
     /// Watch Experiments in every namespace.
     #[arg(long, conflicts_with = "namespace")]

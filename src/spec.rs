@@ -423,6 +423,13 @@ pub struct TrialTemplate {
     /// kubernetes: the service account the trial's pod runs as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// kubernetes: labels of the trial's Job and pod, e.g. `kueue.x-k8s.io/queue-name: gpus` to
+    /// queue it with Kueue (tuna's own `tuna.dev/` labels win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// kubernetes: annotations of the trial's Job and pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// kubernetes: a whole pod template instead of `image`; its primary container gets the
     /// command (when given), the placeholders and the `TUNA_*` environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]

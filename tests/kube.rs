@@ -54,6 +54,7 @@ async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(jobs_of(&fake, "by-push").len(), 4, "the other experiment's Jobs stay");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -158,8 +159,36 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
     // bucket needs); the CR's status names it inside its namespace.
     assert_eq!(uri, format!("s3://models/default/{best}"), "the best trial's reported artifact");
     assert!(fake.get("services", "default", "served").is_some());
+    // Model traffic and the autoscaler's pod count reach the serving pods only, never a trial's.
+    let service = fake.get("services", "default", "served").unwrap();
+    let selects = |selector: &serde_json::Value, labels: &serde_json::Value| {
+        selector.as_object().is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| &labels[k] == v))
+    };
+    let trial_pods: Vec<serde_json::Value> = fake
+        .objects("pods")
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["labels"]["tuna.dev/experiment"] == "served"
+                && p["metadata"]["labels"]["tuna.dev/trial"].is_string()
+        })
+        .collect();
+    assert_eq!(trial_pods.len(), 4, "the trials' pods are still there to be selected by mistake");
+    let serving_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (what, selector) in
+        [("Service", &service["spec"]["selector"]), ("Deployment", &deployment["spec"]["selector"]["matchLabels"])]
+    {
+        assert!(selects(selector, serving_labels), "the {what} selects the serving pods: {selector}");
+        for pod in &trial_pods {
+            assert!(
+                !selects(selector, &pod["metadata"]["labels"]),
+                "the {what} selects trial pod {}",
+                pod["metadata"]["name"]
+            );
+        }
+    }
     assert!(fake.get("horizontalpodautoscalers", "default", "served").is_some());
     assert_eq!(status["serving"]["url"], "http://served.default.svc:8080");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
 
     let Some(bin) = support::validate::validator_bin() else { return };
     let mut files = Vec::new();

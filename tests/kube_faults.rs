@@ -221,7 +221,7 @@ async fn two_namespaces_may_each_have_an_experiment_of_one_name() {
         fake.create_namespace(ns);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = support::kube_e2e::kubeconfig(dir.path(), &fake.url());
+    let config = support::kube_e2e::kubeconfig(dir.path(), &fake, support::kube_e2e::Scope::AllNamespaces);
     let server = support::server::Server::start_with(
         &dir.path().join("data"),
         dir.path(),
@@ -258,4 +258,5 @@ async fn two_namespaces_may_each_have_an_experiment_of_one_name() {
         !out.status.success() && said.contains("team-a/mnist, team-b/mnist"),
         "a bare name is pointed to both: {said}"
     );
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped all-namespaces RBAC grants it all");
 }

@@ -9,12 +9,12 @@ mod support;
 use kube::Api;
 use kube::api::PostParams;
 use support::fake_kube::FakeKube;
-use support::kube_e2e::{experiment, jobs_of, kubeconfig, wait_status};
+use support::kube_e2e::{Scope, experiment, jobs_of, kubeconfig, wait_status};
 use support::server::Server;
 use tuna::spec::Experiment;
 
 fn controller(fake: &FakeKube, dir: &std::path::Path, name: &str) -> Server {
-    let config = kubeconfig(dir, &fake.url());
+    let config = kubeconfig(dir, fake, Scope::Namespace("default"));
     let data = dir.join(name);
     Server::start_with(&data, dir, &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)])
 }

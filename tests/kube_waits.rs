@@ -68,12 +68,32 @@ async fn a_pod_refused_by_pod_security_is_shown_with_the_rule_it_breaks() {
     let api: Api<Experiment> = Api::namespaced(fake.client(), "secure");
     let mut cr = experiment("locked", r#"[sh, -c, "echo score=1"]"#, "  metrics: {collector: stdout}\n");
     cr.metadata.namespace = Some("secure".into());
+    // tuna's own trial pods pass restricted; a pod template's own security settings are kept.
+    cr.spec.trial.image = None;
+    cr.spec.trial.pod_template = Some(json!({"spec": {"containers": [{"name": "trial", "image": "busybox:1.36",
+        "securityContext": {"allowPrivilegeEscalation": true}}]}}));
     api.create(&PostParams::default(), &cr).await.unwrap();
     let status =
         wait_status(&api, "locked", "said why no pod runs", |s| says(s, &["FailedCreate", "violates PodSecurity"]))
             .await;
     assert!(status["message"].as_str().unwrap().contains("allowPrivilegeEscalation"), "{status}");
     assert!(waiting_event(&fake, "PodSecurity").await, "an Event says so too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trial_as_tuna_writes_it_runs_in_a_namespace_that_enforces_restricted() {
+    // Trial pods had no securityContext: refused in such a namespace, the trial waited forever.
+    let fake = FakeKube::start().await;
+    fake.create_namespace_with_labels("secure", json!({"pod-security.kubernetes.io/enforce": "restricted"}));
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start_in(&fake, dir.path(), "secure");
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "secure");
+    let mut cr = experiment("admitted", r#"[sh, -c, "echo score=${x}"]"#, "  metrics: {collector: stdout}\n");
+    cr.metadata.namespace = Some("secure".into());
+    cr.spec.max_trials = 1;
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let status = wait_status(&api, "admitted", "ended", |s| s["phase"] == "Succeeded" || s["phase"] == "Failed").await;
+    assert_eq!(status["phase"], "Succeeded", "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

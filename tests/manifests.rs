@@ -15,6 +15,8 @@ use support::validate::validator_bin;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The oldest Kubernetes version tuna supports (k8s-openapi feature v1_33).
 const KUBERNETES_VERSION: &str = "1.33.0";
+/// The scope components of `deploy/kustomization.yaml`.
+const SCOPES: [&str; 2] = ["all-namespaces", "one-namespace"];
 
 fn tuna(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tuna")).args(args).output().unwrap();
@@ -32,17 +34,19 @@ fn the_committed_crd_is_what_the_types_generate() {
 fn deploy_and_rendered_jobs_pass_the_official_schemas_strictly() {
     let Some(bin) = validator_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("deploy"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml"))
-        .collect();
+    // The install as kubectl applies it, with each scope component (every manifest under deploy/).
+    let mut files = Vec::new();
+    for component in SCOPES {
+        let install = dir.path().join(format!("deploy-{component}.yaml"));
+        std::fs::write(&install, support::fake_kube::kustomize(component)).unwrap();
+        files.push(install);
+    }
     for example in kubernetes_examples() {
         let job = dir.path().join(format!("{}-job.yaml", example.file_stem().unwrap().to_string_lossy()));
         std::fs::write(&job, tuna(&["render", example.to_str().unwrap()])).unwrap();
         files.push(job);
     }
-    assert!(files.len() >= 7, "deploy/ (6 files) and at least one rendered Job: {files:?}");
+    assert!(files.len() > SCOPES.len(), "deploy/ and at least one rendered Job: {files:?}");
     let out = Command::new(bin.join("kubernetes-validate"))
         .args(["--strict", "-k", KUBERNETES_VERSION])
         .args(&files)
@@ -87,6 +91,73 @@ fn every_example_experiment_fits_the_generated_crd_schema() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(report.matches("valid against").count(), examples.len(), "{report}");
+}
+
+/// The Job documents of `tuna render FILE`.
+fn rendered_jobs(document: &Path) -> Vec<serde_json::Value> {
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&tuna(&["render", document.to_str().unwrap()])).unwrap();
+    docs.into_iter().filter(|d| d["kind"] == "Job").collect()
+}
+
+fn write_document(dir: &Path, name: &str, trial: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{metric: score, goal: maximize}}\n  parameters: [{{name: x, type: int, min: 1, max: 9}}]\n  \
+         executor: kubernetes\n  trial:\n{trial}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn rendered_trial_pods_pass_pod_security_restricted_and_carry_the_trials_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = write_document(
+        dir.path(),
+        "queued",
+        "    image: busybox:1.36\n    command: [sh, -c, \"echo score=1\"]\n    \
+         labels: {kueue.x-k8s.io/queue-name: gpus, tuna.dev/experiment: not-mine}\n    annotations: {team: vision}\n",
+    );
+    let mut documents = kubernetes_examples();
+    documents.push(labelled.clone());
+    for document in &documents {
+        let jobs = rendered_jobs(document);
+        assert_eq!(jobs.len(), 1, "{}", document.display());
+        let pod = &jobs[0]["spec"]["template"]["spec"];
+        let broken = support::pod_security::violations("restricted", pod);
+        assert!(broken.is_empty(), "{}: the trial pod breaks Pod Security restricted: {broken:?}", document.display());
+        assert_eq!(pod["automountServiceAccountToken"], false, "{}: no API token in trial pods", document.display());
+    }
+    let job = &rendered_jobs(&labelled)[0];
+    for meta in [&job["metadata"], &job["spec"]["template"]["metadata"]] {
+        assert_eq!(meta["labels"]["kueue.x-k8s.io/queue-name"], "gpus", "{meta}");
+        assert_eq!(meta["labels"]["tuna.dev/experiment"], "queued", "tuna's own label wins: {meta}");
+        assert_eq!(meta["annotations"]["team"], "vision", "{meta}");
+    }
+    assert_eq!(job["metadata"]["annotations"]["tuna.dev/attempt"], "0");
+}
+
+#[test]
+fn a_pod_template_keeps_its_own_security_settings_and_the_check_sees_what_they_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let document = write_document(
+        dir.path(),
+        "own",
+        "    podTemplate:\n      spec:\n        automountServiceAccountToken: true\n        hostPID: true\n        \
+         volumes: [{name: root, hostPath: {path: /}}]\n        \
+         containers: [{name: t, image: busybox:1.36, command: [\"true\"], securityContext: {privileged: true}}]\n",
+    );
+    let job = &rendered_jobs(&document)[0];
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true, "asked for: kept");
+    assert_eq!(pod["containers"][0]["securityContext"], serde_json::json!({"privileged": true}), "its own: kept");
+    let broken = support::pod_security::violations("baseline", pod);
+    for rule in ["host namespaces: hostPID=true", "hostPath volumes: volumes[0]", "privileged: containers[t]"] {
+        assert!(broken.iter().any(|b| b == rule), "{rule} not found in {broken:?}");
+    }
+    assert!(support::pod_security::violations("restricted", pod).len() > broken.len());
 }
 
 fn kubernetes_examples() -> Vec<PathBuf> {

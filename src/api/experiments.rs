@@ -48,6 +48,7 @@ fn create_now(state: &ApiState, body: &str) -> Result<(StatusCode, Json<Experime
             format!("asks for {gpus} GPU(s) per trial but this server has {}", state.gpu_capacity),
         ));
     }
+    problems.extend(state.kube_trials.check(&mut experiment.spec));
     if problems.is_empty() {
         // Local trials run in the server's folder: their folder and program must be there, not
         // only beside the client's spec file (which `tuna submit` has checked already).

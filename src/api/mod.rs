@@ -14,6 +14,7 @@ mod early;
 mod error;
 mod experiments;
 mod health;
+pub mod kube_trials;
 pub mod openapi;
 mod plots;
 mod promote;
@@ -113,6 +114,8 @@ pub struct ApiState {
     /// Why promote and rollback are refused here, when they are: no promoter carries them out
     /// (the dashboard of a `tuna run --ui`). A request would otherwise wait, then stay recorded.
     pub no_promoter: Option<String>,
+    /// Where and as whom Kubernetes experiments submitted here run (none, unless configured).
+    pub kube_trials: kube_trials::TrialPolicy,
     pub metrics: ApiMetrics,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
     asks: std::sync::Mutex<HashMap<String, AskSlot>>,
@@ -133,6 +136,7 @@ impl ApiState {
             gpu_capacity,
             ready: AtomicBool::new(false),
             no_promoter: None,
+            kube_trials: kube_trials::TrialPolicy::default(),
             metrics: ApiMetrics::default(),
             asks: Default::default(),
             failures: std::sync::Mutex::new((Instant::now(), 0)),

@@ -17,6 +17,7 @@ use kube::Api;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::api::kube_trials::TrialPolicy;
 use crate::api::{self, ApiState};
 use crate::config::{Config, ServeConfig};
 use crate::controller::crd::watch_crds;
@@ -53,7 +54,11 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         .await
         .with_context(|| format!("failed to listen on {}", serve.listen))?;
     let address = listener.local_addr().context("failed to read the listening address")?;
-    let state = Arc::new(ApiState::new(store.clone(), config.token.clone(), secret.clone(), gpus.len()));
+    let mut state = ApiState::new(store.clone(), config.token.clone(), secret.clone(), gpus.len());
+    let trial_namespace = serve.trial_namespace.clone().or_else(|| serve.namespace.clone());
+    state.kube_trials =
+        TrialPolicy { namespace: trial_namespace.clone(), service_accounts: serve.trial_service_accounts.clone() };
+    let state = Arc::new(state);
     let cluster = match super::cluster::client().await {
         Ok(found) => Some(found),
         Err(e) if serve.watch_crds => return Err(e.context("--watch-crds needs a cluster")),
@@ -63,7 +68,8 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         }
     };
     let kube = cluster.as_ref().map(|(client, default)| {
-        KubeExecutor::new(client.clone(), serve.namespace.clone().unwrap_or_else(|| default.clone()))
+        // Jobs without a namespace of their own (API experiments) go to the trial namespace.
+        KubeExecutor::new(client.clone(), trial_namespace.clone().unwrap_or_else(|| default.clone()))
     });
     let executor = Dispatch { local: LocalExecutor::new(gpus), kube };
     let advertised = serve.advertise_url.clone().unwrap_or_else(|| base_url(scheme, address));
@@ -104,7 +110,7 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     let supervisor = tokio::spawn(supervise(Arc::new(controller), shutdown_rx.clone()));
     let mut promoter = Promoter::new(store.clone(), &data_dir);
     if let Some((client, default)) = &cluster {
-        promoter = promoter.with_cluster(client.clone(), serve.namespace.clone().unwrap_or_else(|| default.clone()));
+        promoter = promoter.with_cluster(client.clone(), trial_namespace.clone().unwrap_or_else(|| default.clone()));
     }
     let promoter = tokio::spawn(Arc::new(promoter).run(shutdown_rx.clone()));
     let crds = match (&cluster, serve.watch_crds) {

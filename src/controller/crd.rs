@@ -102,10 +102,22 @@ pub async fn watch_crds(client: Client, store: Store, namespace: Option<String>,
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
-                warn!(error = %e, "reconcile failed");
+                warn!(error = %causes(&e), "reconcile failed");
             }
         })
         .await;
+}
+
+/// An error with its causes, `: `-separated (a 403's message is a cause several levels down).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -114,7 +126,7 @@ async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Act
     finalizer(&api, FINALIZER, experiment, |event| async {
         match event {
             Finalizer::Apply(cr) => apply(&cr, &ctx, &api).await,
-            Finalizer::Cleanup(cr) => cleanup(&cr, &ctx).await,
+            Finalizer::Cleanup(cr) => cleanup(&cr, &ctx, &api).await,
         }
     })
     .await
@@ -295,7 +307,7 @@ fn waiting(ctx: &Context, name: &str) -> Option<String> {
     ))
 }
 
-async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<Action, Error> {
     let name = key_of(ctx, cr)?;
     let store_error = |source| Error::Store { name: name.clone(), source };
     let Some(record) = ctx.store.experiment(&name).map_err(store_error)? else { return Ok(Action::await_change()) };
@@ -304,12 +316,52 @@ async fn cleanup(cr: &Experiment, ctx: &Context) -> Result<Action, Error> {
     }
     ctx.store.update_experiment(&name, Durability::Flushed, |r| r.desired = Desired::Delete).map_err(store_error)?;
     // Finished trials' Jobs stay for inspection until their TTL; the experiment's end takes them.
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &record.origin.map(|o| o.namespace).unwrap_or_default());
+    let jobs: Api<Job> =
+        Api::namespaced(ctx.client.clone(), &record.origin.as_ref().map(|o| o.namespace.clone()).unwrap_or_default());
     let selector = format!("{EXPERIMENT_LABEL}={}", label_value(&name));
-    jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::DeleteJobs { name: name.clone(), source })?;
+    if let Err(source) =
+        jobs.delete_collection(&DeleteParams::background(), &ListParams::default().labels(&selector)).await
+    {
+        let status = record.view().status.unwrap_or_default();
+        report_cleanup_failure(ctx, api, cr, &status, &name, &source).await;
+        return Err(Error::DeleteJobs { name, source });
+    }
     Err(Error::StillDeleting { name })
+}
+
+/// Says why a deleted Experiment's Jobs could not be deleted, where its user looks: a
+/// `CleanupFailed` condition, a Warning Event and the log (a 403 names the verb RBAC refused).
+async fn report_cleanup_failure(
+    ctx: &Context,
+    api: &Api<Experiment>,
+    cr: &Experiment,
+    status: &ExperimentStatus,
+    name: &str,
+    error: &kube::Error,
+) {
+    let (reason, hint) = match error {
+        kube::Error::Api(s) if s.code == 403 => {
+            ("Forbidden", " (the controller's RBAC does not grant this: docs/rbac.md lists what it needs)")
+        }
+        _ => ("DeleteJobsFailed", ""),
+    };
+    let message = format!("failed to delete the Jobs of experiment {name}: {error}{hint}; retrying");
+    warn!(experiment = %name, "{message}");
+    let mut conditions = conditions_for(status);
+    conditions.push(condition("CleanupFailed", reason, &message));
+    if let Err(e) = status::write(api, cr, status, &conditions).await {
+        warn!(experiment = %name, error = %e, "failed to write the CleanupFailed condition");
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "CleanupFailed".into(),
+        note: Some(message),
+        action: "Cleanup".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
+        warn!(experiment = %name, error = %e, "failed to publish an Event");
+    }
 }
 
 /// Publishes an Event per change in trial counts since the last look, and one at the end.

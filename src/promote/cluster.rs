@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-use crate::executor::kube::job::EXPERIMENT_LABEL;
+use crate::executor::kube::job::{EXPERIMENT_LABEL, ROLE_LABEL, SERVING_ROLE};
 use crate::spec::{ExecutorKind, ExperimentSpec, ServeSpec};
 
 /// The label (and annotation) that carries the served model version.
@@ -54,7 +54,11 @@ pub fn render(
     // The objects live in the experiment's namespace: named as it is there.
     let experiment = crate::spec::name_in_namespace(experiment);
     let port = serve.port.unwrap_or(DEFAULT_PORT);
-    let selector = BTreeMap::from([(EXPERIMENT_LABEL.to_string(), experiment.to_string())]);
+    // The experiment's trial pods carry its label too: only its serving pods are selected.
+    let selector = BTreeMap::from([
+        (EXPERIMENT_LABEL.to_string(), experiment.to_string()),
+        (ROLE_LABEL.to_string(), SERVING_ROLE.to_string()),
+    ]);
     let mut labels = selector.clone();
     labels.insert("app.kubernetes.io/name".into(), experiment.into());
     labels.insert(VERSION_LABEL.into(), version.into());

@@ -4,5 +4,6 @@
 
 pub mod fake_kube;
 pub mod kube_e2e;
+pub mod pod_security;
 pub mod server;
 pub mod validate;

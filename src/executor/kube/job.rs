@@ -7,7 +7,10 @@ use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
     PodFailurePolicyRule,
 };
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -20,12 +23,20 @@ pub const TRIAL_LABEL: &str = "tuna.dev/trial";
 /// Which experiment of that name (its CR's UID, or its incarnation): a re-created experiment
 /// never takes an old one's Jobs for its own.
 pub const IDENTITY_LABEL: &str = "tuna.dev/identity";
+/// What a pod of tuna's is for: `trial` (a trial's Job) or `serving` (a promoted model), so that
+/// a Service or an autoscaler of the model never counts a trial's pod.
+pub const ROLE_LABEL: &str = "tuna.dev/role";
+pub const TRIAL_ROLE: &str = "trial";
+pub const SERVING_ROLE: &str = "serving";
 /// The trial's attempt the Job runs.
 pub const ATTEMPT_ANNOTATION: &str = "tuna.dev/attempt";
 /// The container tuna writes when the spec gives an image rather than a pod template.
 const DEFAULT_CONTAINER: &str = "trial";
 /// How long a finished Job stays for inspection when the spec does not say.
 pub const DEFAULT_TTL_SECONDS: i32 = 3600;
+/// The user and group a trial runs as when its pod template does not say (any but 0 passes Pod
+/// Security `restricted`; an image whose USER is root would otherwise be refused by runAsNonRoot).
+const TRIAL_UID: i64 = 65532;
 /// Kubernetes object names and label values hold at most 63 characters.
 const MAX_NAME: usize = 63;
 
@@ -47,11 +58,18 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
             }),
         },
     };
-    let labels = labels(launch);
+    let mut labels = t.labels.clone();
+    labels.extend(labels_of(launch));
+    let mut annotations = t.annotations.clone();
+    annotations.insert(ATTEMPT_ANNOTATION.to_string(), launch.attempt.to_string());
     let meta = pod.metadata.get_or_insert_with(Default::default);
     meta.labels.get_or_insert_with(Default::default).extend(labels.clone());
+    if !t.annotations.is_empty() {
+        meta.annotations.get_or_insert_with(Default::default).extend(t.annotations.clone());
+    }
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.restart_policy = Some("Never".into());
+    secure_by_default(spec);
     if !t.node_selector.is_empty() {
         spec.node_selector.get_or_insert_with(Default::default).extend(t.node_selector.clone());
     }
@@ -85,7 +103,7 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
             name: Some(job_name(&launch.experiment, &launch.trial)),
             namespace: Some(namespace.to_string()),
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(ATTEMPT_ANNOTATION.to_string(), launch.attempt.to_string())])),
+            annotations: Some(annotations),
             owner_references: launch.owner.as_ref().map(|o| vec![owner_reference(o)]),
             ..Default::default()
         },
@@ -126,10 +144,33 @@ fn failure_policy(primary: &str) -> PodFailurePolicy {
     }
 }
 
-fn labels(launch: &Launch) -> BTreeMap<String, String> {
+/// What Pod Security `restricted` asks of a pod, where its template says nothing: non-root with
+/// the runtime's seccomp profile, no privilege escalation, no capabilities, no API token mounted
+/// (a trial has no business with the API server; a template that sets any of these keeps its own).
+fn secure_by_default(spec: &mut PodSpec) {
+    spec.security_context.get_or_insert_with(|| PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(TRIAL_UID),
+        run_as_group: Some(TRIAL_UID),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    });
+    spec.automount_service_account_token.get_or_insert(false);
+    let init = spec.init_containers.iter_mut().flatten();
+    for container in spec.containers.iter_mut().chain(init) {
+        container.security_context.get_or_insert_with(|| SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            ..Default::default()
+        });
+    }
+}
+
+fn labels_of(launch: &Launch) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         (EXPERIMENT_LABEL.to_string(), label_value(&launch.experiment)),
         (TRIAL_LABEL.to_string(), label_value(&launch.trial)),
+        (ROLE_LABEL.to_string(), TRIAL_ROLE.to_string()),
     ]);
     if !launch.identity.is_empty() {
         labels.insert(IDENTITY_LABEL.to_string(), label_value(&launch.identity));

@@ -108,32 +108,8 @@ pub fn admit(
     Ok(())
 }
 
-/// What the Pod Security level `restricted` (or `baseline`: privileged only) refuses in a pod.
+/// What the Pod Security level (`baseline` or `restricted`) refuses in a pod: the published rules
+/// (`support::pod_security`).
 fn pod_security(level: &str, pod: &Value) -> Vec<String> {
-    let spec = &pod["spec"];
-    let mut found = Vec::new();
-    for c in spec["containers"].as_array().into_iter().flatten() {
-        let (name, sc) = (c["name"].as_str().unwrap_or(""), &c["securityContext"]);
-        if sc["privileged"] == true {
-            found.push(format!("privileged (container \"{name}\" must not set securityContext.privileged=true)"));
-        }
-        if level != "restricted" {
-            continue;
-        }
-        if sc["allowPrivilegeEscalation"] != false {
-            found.push(format!("allowPrivilegeEscalation != false (container \"{name}\" must set securityContext.allowPrivilegeEscalation=false)"));
-        }
-        let drops = sc["capabilities"]["drop"].as_array().is_some_and(|d| d.iter().any(|x| x == "ALL"));
-        if !drops {
-            found.push(format!(
-                "unrestricted capabilities (container \"{name}\" must set securityContext.capabilities.drop=[\"ALL\"])"
-            ));
-        }
-        if sc["runAsNonRoot"] != true && spec["securityContext"]["runAsNonRoot"] != true {
-            found.push(format!(
-                "runAsNonRoot != true (container \"{name}\" must set securityContext.runAsNonRoot=true)"
-            ));
-        }
-    }
-    found
+    crate::support::pod_security::violations(level, &pod["spec"])
 }

@@ -36,6 +36,8 @@
 //!   missing Secret/ConfigMap (CreateContainerConfigError), a namespace labelled with a Pod Security
 //!   level refuses pods that break it (403; the Job controller's FailedCreate Event), and a queued
 //!   namespace (`queue_jobs`, as Kueue) suspends new Jobs (condition Suspended) until `admit_jobs`;
+//! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`; see `rbac`): the
+//!   shipped Roles and bindings given to `enforce_rbac`, 403 Forbidden for anything else;
 //! - container statuses are listed by container name, not in the spec's order; a pod of several
 //!   containers answers a log request that names none with 400 (name the container).
 //!
@@ -48,7 +50,7 @@
 //! merge and apply replace lists; `ttlSecondsAfterFinished`, Indexed Jobs,
 //! init containers, probes, managedFields and field ownership are not modelled; core/v1 and
 //! events.k8s.io/v1 events are stored separately.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 mod blocked;
 mod defaults;
@@ -62,6 +64,7 @@ mod meta;
 mod patch;
 mod pods;
 mod process;
+mod rbac;
 mod requests;
 mod resources;
 mod routes;
@@ -80,6 +83,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
+pub use self::rbac::{CONTROLLER_TOKEN, Policy, kustomize, renamespace, rendered};
 pub use self::requests::RequestLog;
 pub use self::resources::ResourceType;
 
@@ -89,6 +93,7 @@ pub struct FakeKube {
     store: Arc<Store>,
     kubelet: Arc<Kubelet>,
     requests: Arc<RequestLog>,
+    rbac: Arc<std::sync::RwLock<Option<Policy>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -107,12 +112,18 @@ impl FakeKube {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(RequestLog::new());
-        let app = routes::App { store: store.clone(), kubelet: kubelet.clone(), requests: requests.clone() };
+        let rbac = Arc::new(std::sync::RwLock::new(None));
+        let app = routes::App {
+            store: store.clone(),
+            kubelet: kubelet.clone(),
+            requests: requests.clone(),
+            rbac: rbac.clone(),
+        };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, routes::router(app)).await;
         });
         let reconcile = tokio::spawn(kubelet.clone().run());
-        FakeKube { url: format!("http://{addr}"), store, kubelet, requests, tasks: vec![server, reconcile] }
+        FakeKube { url: format!("http://{addr}"), store, kubelet, requests, rbac, tasks: vec![server, reconcile] }
     }
 
     /// The API server's base URL, e.g. `http://127.0.0.1:41234`.
@@ -125,6 +136,19 @@ impl FakeKube {
         let mut config = kube::Config::new(self.url.parse().expect("server URL"));
         config.default_namespace = "default".into();
         config
+    }
+
+    /// Enforces `policy` on every request that carries the controller's token
+    /// (`CONTROLLER_TOKEN`): what it does not grant is answered 403 Forbidden.
+    pub fn enforce_rbac(&self, policy: Policy) {
+        *self.rbac.write().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+    }
+
+    /// A client that acts as the controller's ServiceAccount (its bearer token), under RBAC.
+    pub fn controller_client(&self) -> kube::Client {
+        let mut config = self.config();
+        config.auth_info.token = Some(CONTROLLER_TOKEN.to_string().into());
+        kube::Client::try_from(config).expect("kube client")
     }
 
     /// A `kube::Client` built the ordinary way: `Client::try_from(Config::new(url))`.

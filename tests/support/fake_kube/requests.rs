@@ -26,11 +26,13 @@ impl Request {
 pub struct RequestLog {
     started: Option<std::time::Instant>,
     entries: Mutex<Vec<Request>>,
+    /// The messages of the 403s given to the controller's token, in order.
+    refusals: Mutex<Vec<String>>,
 }
 
 impl RequestLog {
     pub fn new() -> Self {
-        Self { started: Some(std::time::Instant::now()), entries: Mutex::default() }
+        Self { started: Some(std::time::Instant::now()), entries: Mutex::default(), refusals: Mutex::default() }
     }
 
     pub fn record(&self, method: &str, path: &str, query: Option<&str>) {
@@ -48,5 +50,15 @@ impl RequestLog {
     /// The requests after `mark` (a value of `len`).
     pub fn since(&self, mark: usize) -> Vec<Request> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(mark..).map(<[Request]>::to_vec).unwrap_or_default()
+    }
+
+    pub fn record_refusal(&self, message: &str) {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner()).push(message.to_string());
+    }
+
+    /// What RBAC refused the controller so far (each a 403's message): empty when the shipped
+    /// RBAC grants everything the controller did.
+    pub fn refusals(&self) -> Vec<String> {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -83,6 +83,10 @@ impl Registry {
         self.read().into_iter().find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
+    pub fn find_by_kind(&self, group: &str, version: &str, kind: &str) -> Option<ResourceType> {
+        self.read().into_iter().find(|t| t.group == group && t.version == version && t.kind == kind)
+    }
+
     /// Finds by `plural` or `plural.group` (the first match for a bare plural: core before others).
     pub fn find_by_name(&self, name: &str) -> Option<ResourceType> {
         let types = self.read();

@@ -15,6 +15,7 @@ use super::errors::{ApiError, json_response};
 use super::item::item;
 use super::kubelet::Kubelet;
 use super::meta;
+use super::rbac::{self, CONTROLLER_TOKEN, Policy};
 use super::requests::RequestLog;
 use super::resources::{Registry, ResourceType};
 use super::selector::Selectors;
@@ -26,6 +27,8 @@ pub struct App {
     pub store: Arc<Store>,
     pub kubelet: Arc<Kubelet>,
     pub requests: Arc<RequestLog>,
+    /// The RBAC in force for the controller's token (`None`: none loaded, so it may do nothing).
+    pub rbac: Arc<std::sync::RwLock<Option<Policy>>>,
 }
 
 pub(super) type Q = HashMap<String, String>;
@@ -43,7 +46,31 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     app.requests.record(method.as_str(), uri.path(), uri.query());
+    if let Err(e) = authorize(&app, &method, uri.path(), &q, &headers, &body) {
+        app.requests.record_refusal(&e.message);
+        return e.into_response();
+    }
     dispatch(&app, &method, uri.path(), &q, &headers, &body).unwrap_or_else(IntoResponse::into_response)
+}
+
+/// RBAC for the controller's token; a request without one is the tests' admin.
+fn authorize(app: &App, method: &Method, path: &str, q: &Q, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(()) };
+    if auth.to_str().ok() != Some(format!("Bearer {CONTROLLER_TOKEN}").as_str()) {
+        return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
+    }
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let Some(asked) = rbac::attributes(&app.store.registry, method, path, watch) else { return Ok(()) };
+    let policy = app.rbac.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
+    let mut needed = vec![asked.clone()];
+    if matches!(*method, Method::POST | Method::PUT) && !asked.resource.contains('/') {
+        let object: Value = serde_json::from_slice(body).unwrap_or_default();
+        needed.extend(rbac::owner_checks(&app.store.registry, &object, asked.namespace.as_deref()));
+    }
+    match needed.into_iter().find(|a| !policy.allows(a)) {
+        Some(refused) => Err(refused.forbidden(&rbac::user())),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn ok(v: &Value) -> Result<Response, ApiError> {
