@@ -94,6 +94,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_its_schema() {
     let asked = client.suggest("e", 2).await.unwrap().trials;
     client.complete("e", &asked[0].name, [("value".to_string(), 0.5)].into()).await.unwrap();
     let out = std::process::Command::new(bin)
+        .current_dir(dir.path()) // its cache folder goes there, not into the checkout
         .args(["run", &format!("{}/api/v1/openapi.json", server.url)])
         .args(["--max-examples", "15", "--workers", "1", "--seed", "1", "--no-color"])
         .args([
