@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 
 use super::types::{AskRequest, PushAnswer, PushRequest, Suggestion, Suggestions, TellAnswer, TellRequest};
-use super::{ApiError, ApiState, Result, bearer, in_place};
+use super::{ApiError, ApiState, Result, bearer, blocking};
 use crate::experiment::{self, Told};
 use crate::metrics::Tally;
 use crate::search::{self, Past, Search};
@@ -204,7 +204,7 @@ async fn ask(State(state): State<Arc<ApiState>>, Path(name): Path<String>, body:
     }
     // One ask at a time per experiment: the others wait here, as tasks, not as blocked threads.
     let asker = state.ask_slot(&name).lock_owned().await;
-    in_place(move || ask_now(state, name, request, asker))
+    blocking(move || ask_now(state, name, request, asker)).await
 }
 
 fn ask_now(
@@ -296,7 +296,7 @@ async fn tell(
     Path((name, trial_name)): Path<(String, String)>,
     body: String,
 ) -> Result<Json<TellAnswer>> {
-    in_place(move || tell_now(state, name, trial_name, body))
+    blocking(move || tell_now(state, name, trial_name, body)).await
 }
 
 fn tell_now(state: Arc<ApiState>, name: String, trial_name: String, body: String) -> Result<Json<TellAnswer>> {
@@ -377,7 +377,7 @@ async fn push(
         .map_err(|e| ApiError::bad_request("body", format!("could not be read: {e}")))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("body", "is not UTF-8"))?;
     let request: PushRequest = parse_body(text, r#"{"metrics": {"name": value}, "step": N}"#)?;
-    in_place(move || {
+    blocking(move || {
         record_metrics(&state, &trial, attempt, &request.metrics, request.step)?;
         record_artifact(&state, &trial, request.artifact.as_deref())?;
         // Only a step report of the objective can change the decision (and judging reads every
@@ -392,6 +392,7 @@ async fn push(
         state.store.flush_writes().map_err(ApiError::internal(format!("store metrics of {trial_name}")))?;
         Ok(Json(answer))
     })
+    .await
 }
 
 /// A trial that may still report (404 when missing, 409 when finished).

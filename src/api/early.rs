@@ -81,7 +81,7 @@ async fn report(
     Path((name, trial_name)): Path<(String, String)>,
     body: String,
 ) -> Result<Json<PushAnswer>> {
-    super::in_place(move || report_now(state, name, trial_name, body))
+    super::blocking(move || report_now(state, name, trial_name, body)).await
 }
 
 fn report_now(state: Arc<ApiState>, name: String, trial_name: String, body: String) -> Result<Json<PushAnswer>> {

@@ -287,26 +287,20 @@ async fn measure(State(state): State<Arc<ApiState>>, request: Request, next: Nex
     response
 }
 
-/// Runs a handler's heavy store work on the blocking pool: a scan of every experiment or trial, a
-/// ranking, a document's checks. On an async worker it would hold up every request that worker
-/// serves (`/healthz` included).
+/// Runs a handler's store work on the blocking pool: sled's reads may wait for the disk, its
+/// flushes always do (an fsync per acknowledged write), and a scan, a ranking, a model fit or a
+/// document's checks is CPU work; on an async worker any of them would hold up every request that
+/// worker serves (`/healthz` included).
+///
+/// Measured against the alternatives (`benches/server_load.py`, 2 cores shared with 50 client
+/// threads): running ask and tell on the worker itself gave a 50-client p50 of 9.6 ms against
+/// 32 ms here, since each hop to the pool waits for the scheduler on a busy machine; and
+/// `block_in_place`, as fast as that, spread each request's allocations over ever-new threads, and
+/// glibc's per-thread arenas kept what they freed: 329 MB at 100,000 trials against 221 MB here.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::Internal { doing: "answer the request".into(), source: Box::new(e) })?
-}
-
-/// Runs a request's short store work (an ask, a tell, a push: a few reads, a write, one flush)
-/// where it is, telling the runtime that this worker blocks (`block_in_place`: the worker's other
-/// tasks move to another thread meanwhile). Handed to the blocking pool instead, each request
-/// paid a thread switch each way, which on a busy machine waits for the scheduler: with 50
-/// clients on 2 cores the ask+tell p50 went from 9.6 to 32 ms. (On a single-threaded runtime, as
-/// in unit tests, it simply runs.)
-fn in_place<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
 }
 
 fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
