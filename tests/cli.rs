@@ -60,3 +60,22 @@ fn the_readme_cli_reference_is_the_binary_s_help() {
         .expect("README.md has the tuna --help block");
     assert_eq!(block, help, "README.md's CLI reference is stale: paste `tuna --help` between the markers");
 }
+
+#[test]
+fn render_warns_on_stderr_when_the_document_would_not_run_on_kubernetes_as_it_is() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let render = |file: &str| {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_tuna")).args(["render", &format!("{root}/{file}")]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // The quickstart is a local experiment without an image: rendered, its Job could not run.
+    let (yaml, said) = render("experiments/quickstart.yaml");
+    assert!(yaml.starts_with("apiVersion: batch/v1"), "the YAML stays clean: {yaml}");
+    assert!(said.contains("warning: spec.executor is local"), "{said}");
+    assert!(said.contains("warning: spec.trial.image is not set"), "{said}");
+    // A Kubernetes example renders without a word.
+    let (_, said) = render("experiments/kubernetes/pytorch-gpu.yaml");
+    assert!(!said.contains("warning"), "{said}");
+}

@@ -73,8 +73,44 @@ pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
 }
 
 pub fn render(file: &Path, namespace: &str) -> anyhow::Result<ExitCode> {
-    std::io::stdout().lock().write_all(render_yaml(file, namespace)?.as_bytes())?;
+    let yaml = render_yaml(file, namespace)?;
+    for warning in render_warnings(&super::load_spec(file)?.spec) {
+        eprintln!("warning: {warning}");
+    }
+    std::io::stdout().lock().write_all(yaml.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What would keep the rendered objects from running on a cluster as they are, each at its field.
+/// A spec for the local executor validates without an image or with `collector: file`; rendered
+/// for Kubernetes it would not run, so `tuna render` says so (on stderr: the YAML stays clean).
+pub fn render_warnings(spec: &crate::spec::ExperimentSpec) -> Vec<String> {
+    use crate::spec::{Collector, ExecutorKind};
+    let mut warnings = Vec::new();
+    let executor = match spec.executor {
+        ExecutorKind::Local => Some("local"),
+        ExecutorKind::External => Some("external"),
+        ExecutorKind::Kubernetes => None,
+    };
+    if let Some(executor) = executor {
+        warnings.push(format!(
+            "spec.executor is {executor}: its trials do not run on Kubernetes; this is the Job each would be \
+             with `executor: kubernetes`"
+        ));
+    }
+    if spec.trial.image.is_none() && spec.trial.pod_template.is_none() {
+        warnings.push(
+            "spec.trial.image is not set (nor spec.trial.podTemplate): a cluster refuses a container without an \
+             image; set the image that holds the trial's program"
+                .into(),
+        );
+    }
+    if spec.metrics.collector == Some(Collector::File) {
+        warnings.push(
+            "spec.metrics.collector is file: the file stays inside the pod on Kubernetes; use push or stdout".into(),
+        );
+    }
+    warnings
 }
 
 /// A client from the pod's service account or the kubeconfig, with its default namespace.
