@@ -165,6 +165,24 @@ pub struct ServeSpec {
     /// Kubernetes: a HorizontalPodAutoscaler between these replica counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<Autoscale>,
+    /// Kubernetes: what each serving pod asks for. The CPU request is required with `autoscale`
+    /// (the autoscaler scales on CPU use relative to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ServeResources>,
+}
+
+/// A serving container's requests: `cpu` and `memory` are requested; `memory` is also its limit
+/// (a pod past it is killed rather than starving its node), CPU has no limit (a limit only
+/// throttles a model server under load, which the autoscaler is there to absorb).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServeResources {
+    /// The CPU request, e.g. `500m` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// The memory request and limit, e.g. `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

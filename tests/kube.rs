@@ -146,7 +146,7 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
         "served",
         &push,
         "  promotion:\n    policy: auto\n    gate: {min: 1}\n    serve: {image: 'registry.example.com/serve:1', port: 8080, replicas: 2, \
-         autoscale: {minReplicas: 2, maxReplicas: 4}}\n",
+         autoscale: {minReplicas: 2, maxReplicas: 4}, resources: {cpu: 250m, memory: 256Mi}}\n",
     );
     api.create(&PostParams::default(), &served).await.unwrap();
     let status = wait_status(&api, "served", "served", |s| s["serving"]["version"] == "v1").await;

@@ -11,8 +11,10 @@ use k8s_openapi::api::autoscaling::v2::{
     ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
+    ServicePort, ServiceSpec,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Patch, PatchParams};
@@ -162,11 +164,28 @@ fn pod_template(serve: &ServeSpec, port: u16) -> Result<PodTemplateSpec, String>
                     ..Default::default()
                 }]),
                 readiness_probe: Some(probe),
+                resources: serve.resources.as_ref().map(requirements),
                 ..Default::default()
             }],
             ..Default::default()
         }),
     })
+}
+
+/// A serving container's requests, and its memory as the limit (see `ServeResources`).
+fn requirements(r: &crate::spec::ServeResources) -> ResourceRequirements {
+    let quantity = |v: &Option<String>| v.clone().map(Quantity);
+    let requests: BTreeMap<String, Quantity> = [("cpu", quantity(&r.cpu)), ("memory", quantity(&r.memory))]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect();
+    let limits: BTreeMap<String, Quantity> =
+        quantity(&r.memory).map(|m| BTreeMap::from([("memory".to_string(), m)])).unwrap_or_default();
+    ResourceRequirements {
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..Default::default()
+    }
 }
 
 /// Applies the manifests; returns the Service URL and the Deployment's rollout state.

@@ -353,3 +353,26 @@ fn hyperband_needs_an_int_resource_parameter_and_a_sane_eta() {
         "spec.algorithm.settings.etta: is not a setting of hyperband (known settings: resourceParameter, eta); did you mean eta?",
     );
 }
+
+#[test]
+fn an_autoscaled_kubernetes_server_needs_a_cpu_request_to_scale_on() {
+    let on_kubernetes = "timeout: 10m\n    image: busybox\n  executor: kubernetes\n  promotion:\n    serve:\n      \
+                         image: serve:1\n      autoscale: {minReplicas: 1, maxReplicas: 3}";
+    assert_problem(
+        "timeout: 10m",
+        on_kubernetes,
+        "spec.promotion.serve.resources.cpu: is required with serve.autoscale: the autoscaler scales on CPU use",
+    );
+    let requested = format!("{on_kubernetes}\n      resources: {{cpu: 500m, memory: 1Gi}}");
+    assert_eq!(problems("timeout: 10m", &requested), Vec::<String>::new());
+    let bad = format!("{on_kubernetes}\n      resources: {{cpu: lots}}");
+    assert_problem("timeout: 10m", &bad, "spec.promotion.serve.resources.cpu: \"lots\" is not a Kubernetes quantity");
+    let template = "timeout: 10m\n    image: busybox\n  executor: kubernetes\n  promotion:\n    serve:\n      \
+                    autoscale: {minReplicas: 1, maxReplicas: 3}\n      \
+                    podTemplate: {spec: {containers: [{name: s, image: serve:1}]}}";
+    assert_problem(
+        "timeout: 10m",
+        template,
+        "spec.promotion.serve.podTemplate: its first container needs resources.requests.cpu",
+    );
+}

@@ -430,6 +430,34 @@ fn check_promotion(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("minReplicas ({}) must be at least 1 and at most maxReplicas ({})", a.min_replicas, a.max_replicas),
         ));
     }
+    let resources = serve.resources.clone().unwrap_or_default();
+    for (field, value) in [("cpu", &resources.cpu), ("memory", &resources.memory)] {
+        if let Some(v) = value.as_deref().filter(|v| !is_quantity(v)) {
+            problems.push(Problem::new(
+                format!("spec.promotion.serve.resources.{field}"),
+                format!("{v:?} is not a Kubernetes quantity; write it like 500m, 2, 512Mi or 1Gi"),
+            ));
+        }
+    }
+    // An autoscaler on CPU utilization needs a CPU request to measure against: without one it
+    // never scales. A pod template says it in its own first container.
+    let template_cpu =
+        serve.pod_template.as_ref().map(|t| !t["spec"]["containers"][0]["resources"]["requests"]["cpu"].is_null());
+    if kubernetes && serve.autoscale.is_some() {
+        match template_cpu {
+            Some(false) => problems.push(Problem::new(
+                "spec.promotion.serve.podTemplate",
+                "its first container needs resources.requests.cpu with serve.autoscale: the autoscaler scales \
+                 on CPU use relative to that request",
+            )),
+            None if resources.cpu.is_none() => problems.push(Problem::new(
+                "spec.promotion.serve.resources.cpu",
+                "is required with serve.autoscale: the autoscaler scales on CPU use relative to this request \
+                 (e.g. 500m)",
+            )),
+            _ => {}
+        }
+    }
 }
 
 /// The rule's settings, each bad one at its field (`EarlyStopping::read` is the one reading of them).
