@@ -144,19 +144,24 @@ fn error_policy(_: Arc<Experiment>, error: &Error, _: Arc<Context>) -> Action {
     }
 }
 
-/// The store key of a CR's experiment: `namespace/name`; an experiment this very resource made
-/// before keys had namespaces (stored by bare name) keeps its key.
-fn key_of(ctx: &Context, cr: &Experiment) -> Result<String, Error> {
+/// The store key of a CR's experiment, `namespace/name`, with the record stored under it. An
+/// experiment this very resource made before keys had namespaces (stored by bare name) keeps its
+/// key; that older key is looked up only when the namespaced one holds nothing.
+fn key_of(ctx: &Context, cr: &Experiment) -> Result<(String, Option<ExperimentRecord>), Error> {
     let name = cr.name_any();
-    let legacy = ctx.store.experiment(&name).map_err(|source| Error::Store { name: name.clone(), source })?;
-    if legacy.is_some_and(|r| r.origin.as_ref().map(|o| &o.uid) == cr.uid().as_ref()) {
-        return Ok(name);
+    let read = |key: &str| ctx.store.experiment(key).map_err(|source| Error::Store { name: key.to_string(), source });
+    let key = namespaced_key(&cr.namespace().unwrap_or_else(|| "default".into()), &name);
+    if let Some(record) = read(&key)? {
+        return Ok((key, Some(record)));
     }
-    Ok(namespaced_key(&cr.namespace().unwrap_or_else(|| "default".into()), &name))
+    match read(&name)? {
+        Some(legacy) if legacy.origin.as_ref().map(|o| &o.uid) == cr.uid().as_ref() => Ok((name, Some(legacy))),
+        _ => Ok((key, None)),
+    }
 }
 
 async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<Action, Error> {
-    let name = key_of(ctx, cr)?;
+    let (name, stored) = key_of(ctx, cr)?;
     let store_error = |source| Error::Store { name: name.clone(), source };
     let origin = KubeOrigin {
         namespace: cr.namespace().unwrap_or_default(),
@@ -176,7 +181,7 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
             return Ok(Action::await_change());
         }
     };
-    let stored = match ctx.store.experiment(&name).map_err(store_error)? {
+    let stored = match stored {
         None => create(ctx, &name, valid.clone(), origin).map_err(store_error)?,
         Some(record) if record.origin.as_ref().map(|o| &o.uid) != Some(&origin.uid) => {
             let message = format!(
@@ -308,9 +313,9 @@ fn waiting(ctx: &Context, name: &str) -> Option<String> {
 }
 
 async fn cleanup(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<Action, Error> {
-    let name = key_of(ctx, cr)?;
+    let (name, stored) = key_of(ctx, cr)?;
     let store_error = |source| Error::Store { name: name.clone(), source };
-    let Some(record) = ctx.store.experiment(&name).map_err(store_error)? else { return Ok(Action::await_change()) };
+    let Some(record) = stored else { return Ok(Action::await_change()) };
     if record.origin.as_ref().map(|o| &o.uid) != cr.uid().as_ref() {
         return Ok(Action::await_change()); // not ours (a name conflict): leave it alone
     }
