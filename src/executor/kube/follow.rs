@@ -45,15 +45,14 @@ pub struct JobWatch {
     /// Where the controller keeps what the trial container wrote (`tuna logs` reads it, also
     /// once the pod is gone).
     kept: PathBuf,
-    /// Whether the trial was reported started.
-    started: bool,
     waiting: Option<String>,
     /// The pod that is the trial now (its uid) and its log follower, once it started.
     current: Option<(String, Option<JoinHandle<VecDeque<String>>>)>,
     /// Pods followed before: their output belongs to earlier attempts.
     done: HashSet<String>,
-    /// When the trial's container started (in this controller's life): `trial.timeout` counts
-    /// from here, not from the Job's creation (a queued or pulling trial is not running).
+    /// When the trial's container started (in this controller's life), once it was reported
+    /// started: `trial.timeout` counts from here, not from the Job's creation (a queued or
+    /// pulling trial is not running).
     running_since: Option<tokio::time::Instant>,
     /// Whether the Job was seen in the watch's cache (a Job just created may not be there yet).
     seen: bool,
@@ -73,7 +72,6 @@ impl JobWatch {
         Self {
             container,
             kept,
-            started: false,
             waiting: None,
             current: None,
             done,
@@ -117,7 +115,7 @@ impl JobWatch {
         let pod = self.pick(&list);
         match pod {
             Some(pod) => self.observe_pod(pods, pod, events).await,
-            None if !self.started && self.podless_at != job.metadata.resource_version => {
+            None if self.running_since.is_none() && self.podless_at != job.metadata.resource_version => {
                 self.podless_at = job.metadata.resource_version.clone();
                 if let Some((reason, message)) = podless(&job, cluster_events, name).await? {
                     self.report(reason, message, events);
@@ -183,8 +181,7 @@ impl JobWatch {
             }
             return;
         }
-        if !self.started {
-            self.started = true;
+        if self.running_since.is_none() {
             self.running_since = Some(tokio::time::Instant::now());
             let _ = events.send(TrialEvent::Started { pid: 0, pid_stamp: None, gpus: Vec::new() });
         }
