@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ServeConfig};
+use crate::config::{Config, GpuArgs, ServeConfig, ServerArgs, StoreArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -13,8 +13,9 @@ use crate::config::{Config, ServeConfig};
     about = "Hyperparameter tuning: random, grid and Bayesian search over local processes or Kubernetes Jobs"
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
+    /// Log filter for tuna's own diagnostics (e.g. `info`, `tuna=debug`).
+    #[arg(long, global = true, env = "TUNA_LOG", default_value = "warn", value_name = "FILTER")]
+    pub log: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,6 +42,10 @@ pub enum Command {
         /// The dashboard's port with --ui (0: any free port).
         #[arg(long, default_value_t = 0, requires = "ui")]
         ui_port: u16,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        gpus: GpuArgs,
     },
     /// Check an experiment document and report every problem in it.
     Validate {
@@ -64,9 +69,16 @@ pub enum Command {
     Submit {
         /// The experiment document (YAML or JSON), checked here first as `tuna validate` does.
         file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// List the experiments (from the server, or the data dir).
-    List,
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show one experiment's status (from the server, or the data dir).
     Get {
         /// The experiment's name (metadata.name).
@@ -74,6 +86,10 @@ pub enum Command {
         /// Print the whole stored object (spec and status) as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show an experiment's trials ranked by the objective (from the server, or the data dir).
     Leaderboard {
@@ -88,6 +104,10 @@ pub enum Command {
         /// Redraw every 2 s until the experiment ends.
         #[arg(long)]
         watch: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// List an experiment's trials in index order (from the server, or the data dir).
     Trials {
@@ -96,6 +116,10 @@ pub enum Command {
         /// table for people; json or csv (every digit) for programs.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Print a trial's output (from the server, or the data dir).
     Logs {
@@ -106,11 +130,19 @@ pub enum Command {
         /// Keep printing until the trial ends.
         #[arg(long, short)]
         follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Stop an experiment (its running trials are stopped).
     Stop {
         /// The experiment's name (metadata.name).
         name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Resume a stopped or finished experiment.
     Resume {
@@ -119,11 +151,21 @@ pub enum Command {
         /// Raise the trial budget.
         #[arg(long)]
         max_trials: Option<u32>,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        gpus: GpuArgs,
     },
     /// Stop an experiment's trials and remove its records.
     Delete {
         /// The experiment's name (metadata.name).
         name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Promote a trial's model (the best when --trial is not given) to serving.
     Promote {
@@ -132,6 +174,10 @@ pub enum Command {
         /// The trial whose model to serve (default: the leaderboard's first).
         #[arg(long)]
         trial: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Serve an earlier model version again (the one before the current by default).
     Rollback {
@@ -140,12 +186,20 @@ pub enum Command {
         /// The version, e.g. v1.
         #[arg(long)]
         to: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Show an experiment's promotion history and what is served (from the server, or the data
     /// dir).
     Promotions {
         /// The experiment's name (metadata.name).
         name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Draw one of the dashboard's plots of an experiment as an SVG or PNG file (from the server,
     /// or the data dir).
@@ -160,12 +214,58 @@ pub enum Command {
         /// The file to write: .svg, or .png (drawn from the SVG with the system's fonts).
         #[arg(long, short)]
         output: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Print a shell completion script, e.g. `tuna completions bash > /etc/bash_completion.d/tuna`.
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The settings this command was given (`log` is the global flag); the flags a command does
+    /// not take stay unset.
+    pub fn config(&self, log: &str) -> Config {
+        let base = Config { log: log.to_string(), ..Config::default() };
+        let client = |server: &ServerArgs, store: Option<&StoreArgs>| Config {
+            server: server.server.clone(),
+            ca_cert: server.ca_cert.clone(),
+            token: server.token.clone(),
+            data_dir: store.and_then(|s| s.data_dir.clone()),
+            ..base.clone()
+        };
+        match self {
+            Command::Run { store, gpus, .. } => {
+                Config { data_dir: store.data_dir.clone(), gpus: gpus.gpus.clone(), ..base.clone() }
+            }
+            Command::Serve(serve) => Config {
+                data_dir: serve.store.data_dir.clone(),
+                gpus: serve.gpus.gpus.clone(),
+                token: serve.token.clone(),
+                ..base.clone()
+            },
+            Command::Submit { server, .. } => client(server, None),
+            Command::Resume { server, store, gpus, .. } => {
+                Config { gpus: gpus.gpus.clone(), ..client(server, Some(store)) }
+            }
+            Command::List { server, store }
+            | Command::Get { server, store, .. }
+            | Command::Leaderboard { server, store, .. }
+            | Command::Trials { server, store, .. }
+            | Command::Logs { server, store, .. }
+            | Command::Stop { server, store, .. }
+            | Command::Delete { server, store, .. }
+            | Command::Promote { server, store, .. }
+            | Command::Rollback { server, store, .. }
+            | Command::Promotions { server, store, .. }
+            | Command::Plot { server, store, .. } => client(server, Some(store)),
+            Command::Validate { .. } | Command::Crd | Command::Render { .. } | Command::Completions { .. } => base,
+        }
+    }
 }
 
 /// How a listing is printed.

@@ -8,40 +8,68 @@ use clap::Args;
 /// Where the data dir is when none is given.
 pub const DEFAULT_DATA_DIR: &str = ".tuna";
 
-#[derive(Args, Clone, Debug)]
+/// What a command was given, gathered from the flags it takes (see [`crate::cli::Command::config`]):
+/// each subcommand lists only the flags that apply to it, and a flag it does not take is `None`
+/// here.
+#[derive(Clone, Debug, Default)]
 pub struct Config {
-    /// Where the store and the trials' files live [default: .tuna]. Given to a read command
-    /// (list, get, trials, logs, leaderboard, promotions, plot), it reads the store instead of a server.
-    #[arg(long, global = true, env = "TUNA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-
-    /// GPU indices trials may use, e.g. `0,1` (default: what `nvidia-smi` lists; `none` for none).
-    #[arg(long, global = true, env = "TUNA_GPUS")]
     pub gpus: Option<String>,
+    pub server: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub token: Option<String>,
+    pub log: String,
+}
 
-    /// The server the client commands talk to [default: http://127.0.0.1:8080]. Without it, the
-    /// read commands (list, get, trials, logs, leaderboard, promotions, plot) read the data dir when
-    /// one is given or ./.tuna exists; with it, they ask the server.
-    #[arg(long, global = true, env = "TUNA_SERVER")]
+/// `--data-dir`: for the commands that keep or read a store.
+#[derive(Args, Clone, Debug, Default)]
+pub struct StoreArgs {
+    /// Where the store and the trials' files live [default: .tuna].
+    #[arg(long, env = "TUNA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `--gpus`: for the commands that start trials on this machine.
+#[derive(Args, Clone, Debug, Default)]
+pub struct GpuArgs {
+    /// GPU indices trials may use, e.g. `0,1` (default: what `nvidia-smi` lists; `none` for none).
+    #[arg(long, env = "TUNA_GPUS", value_name = "LIST")]
+    pub gpus: Option<String>,
+}
+
+/// Where a client command sends its request: a server, or else the data dir.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ServerArgs {
+    /// The server to ask [default: http://127.0.0.1:8080]. Where a command also takes
+    /// --data-dir, without --server it is answered from the data dir (--data-dir, or ./.tuna when
+    /// it exists): through the loopback API of the `tuna run` that holds it, or from the store.
+    #[arg(long, env = "TUNA_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
     /// A PEM file of certificate authorities to trust, besides the system's, for an https:// server
     /// (a private CA).
-    #[arg(long, global = true, env = "TUNA_CA_CERT")]
+    #[arg(long, env = "TUNA_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
-    /// The API token: `serve` requires it on every /api call, client commands send it.
-    #[arg(long, global = true, env = "TUNA_TOKEN", hide_env_values = true)]
+    /// The server's API token (sent as `Authorization: Bearer`).
+    #[arg(long, env = "TUNA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-
-    /// Log filter for tuna's own diagnostics (e.g. `info`, `tuna=debug`).
-    #[arg(long, global = true, env = "TUNA_LOG", default_value = "warn")]
-    pub log: String,
 }
 
 /// `tuna serve`'s own settings.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
+    /// The API token every /api call must carry (`Authorization: Bearer`); required unless
+    /// --listen is a loopback address or --insecure-no-auth is given.
+    #[arg(long, env = "TUNA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub gpus: GpuArgs,
+
     /// The address the API listens on.
     #[arg(long, env = "TUNA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -18,10 +18,11 @@ use crate::executor::{Dispatch, KubeExecutor, LocalExecutor};
 use crate::leaderboard;
 use crate::promote::Promoter;
 use crate::spec::{Collector, ExecutorKind, Experiment, ExperimentPhase};
-use crate::store::{Durability, PromotionRequest, Store};
+use crate::store::{Desired, Durability, PromotionRequest, Store};
 use crate::token::TrialSecret;
 use crate::trial::{Trial, TrialPhase};
 
+use super::endpoint;
 use super::progress::{Announcer, Display};
 
 /// Reads and validates an experiment document, and (local executor) checks that its trials can
@@ -81,36 +82,10 @@ pub async fn run(config: &Config, file: &Path, options: RunOptions) -> anyhow::R
     let RunOptions { fresh, top, serve, ui } = options;
     let experiment = load_spec(file)?;
     let name = experiment.metadata.name.clone().unwrap_or_default();
-    let gpus = super::gpus(config)?;
-    let wanted = experiment.spec.trial.resources.gpu as usize;
-    if experiment.spec.executor == ExecutorKind::Local && wanted > gpus.len() {
-        bail!(
-            "spec.trial.resources.gpu: each trial asks for {wanted} GPU(s) but {} are available ({}); \
-             lower it or name the devices with --gpus",
-            gpus.len(),
-            if gpus.is_empty() { "nvidia-smi lists none".to_string() } else { format!("devices {gpus:?}") }
-        );
-    }
     let spec_dir = Some(spec_dir(file)?);
     let store = super::open_store(&config.data_dir())?;
-    let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
-    let kube = match experiment.spec.executor {
-        ExecutorKind::Kubernetes => {
-            let (client, namespace) = super::cluster::client().await.context("executor kubernetes needs a cluster")?;
-            Some(KubeExecutor::new(client, namespace))
-        }
-        _ => None,
-    };
-    let executor = Dispatch { local: LocalExecutor::new(gpus.clone()), kube };
-    let mut controller = Controller::new(store.clone(), Arc::new(executor), data_dir.clone());
-    if experiment.spec.collector() == Collector::Push {
-        controller = controller.with_api(push_endpoint(&store, &data_dir, gpus.len()).await?);
-    }
-    let dashboard = match ui {
-        Some(port) => Some(dashboard(&store, &data_dir, port, &name).await?),
-        None => None,
-    };
-    match controller.admit(experiment, spec_dir, fresh)? {
+    let run = Here::start(config, store, &experiment.spec, &name, ui).await?;
+    match run.controller.admit(experiment, spec_dir, fresh)? {
         Admission::Created => eprintln!("experiment {name}: created"),
         Admission::Resumed { requeued } => eprintln!("experiment {name}: resuming ({requeued} trials re-queued)"),
         Admission::Extended { max_trials, requeued } => {
@@ -118,38 +93,110 @@ pub async fn run(config: &Config, file: &Path, options: RunOptions) -> anyhow::R
         }
         Admission::AlreadyFinished => {
             eprintln!("experiment {name}: already finished (raise maxTrials to run more, or --fresh to start over)");
-            print_summary(&store, &name, top)?;
-            let succeeded = store.experiment(&name)?.and_then(|r| r.experiment.status).map(|s| s.phase);
+            print_summary(&run.store, &name, top)?;
+            let succeeded = run.store.experiment(&name)?.and_then(|r| r.experiment.status).map(|s| s.phase);
             if serve && succeeded == Some(ExperimentPhase::Succeeded) {
-                serve_best(&store, &data_dir, &name).await?;
-            } else if dashboard.is_some() {
+                serve_best(&run.store, &run.data_dir, &name).await?;
+            } else if run.dashboard.is_some() {
                 keep_dashboard().await;
             }
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(crate::controller::Halt::Run);
-    let done = store.trials(&name)?.iter().filter(|t| t.phase.is_finished()).count() as u32;
-    let spec = &store.experiment(&name)?.with_context(|| format!("experiment {name} vanished"))?.experiment.spec;
-    let mut display = Display::new(crate::search::trial_total(spec), done, &spec.objective.metric);
-    let announcer = display.announcer();
-    let interrupts = tokio::spawn(handle_interrupts(store.clone(), name.clone(), shutdown_tx, announcer));
-    let record = controller.run(&name, shutdown_rx, &mut |p| display.show(p)).await;
-    interrupts.abort();
-    display.finish();
-    let record = record?;
-    print_summary(&store, &name, top)?;
-    let phase = record.experiment.status.map(|s| s.phase).unwrap_or_default();
-    if serve && phase == ExperimentPhase::Succeeded {
-        serve_best(&store, &data_dir, &name).await?;
-    } else if dashboard.is_some() && phase != ExperimentPhase::Stopped {
-        keep_dashboard().await;
+    run.drive(&name, top, serve).await
+}
+
+/// `tuna resume NAME` over a data dir no process holds: runs the stored experiment here, in the
+/// foreground, as `tuna run` on its document would (the API's resume has already reopened it).
+pub async fn run_stored(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(&config.data_dir())?;
+    let record = store.experiment(name)?.with_context(|| format!("experiment {name} is not in the store"))?;
+    let run = Here::start(config, store, &record.experiment.spec, name, None).await?;
+    let requeued = run.controller.requeue(name)?;
+    eprintln!("experiment {name}: resuming here ({requeued} trials re-queued)");
+    run.drive(name, 10, false).await
+}
+
+/// What a run on this machine is made of: the store, the controller with its executors, the
+/// loopback API published for other terminals, and the dashboard when asked for.
+struct Here {
+    store: Store,
+    data_dir: std::path::PathBuf,
+    controller: Controller<Dispatch>,
+    dashboard: Option<String>,
+    _published: endpoint::Published,
+}
+
+impl Here {
+    async fn start(
+        config: &Config,
+        store: Store,
+        spec: &crate::spec::ExperimentSpec,
+        name: &str,
+        ui: Option<u16>,
+    ) -> anyhow::Result<Self> {
+        let gpus = super::gpus(config)?;
+        let wanted = spec.trial.resources.gpu as usize;
+        if spec.executor == ExecutorKind::Local && wanted > gpus.len() {
+            bail!(
+                "spec.trial.resources.gpu: each trial asks for {wanted} GPU(s) but {} are available ({}); \
+                 lower it or name the devices with --gpus",
+                gpus.len(),
+                if gpus.is_empty() { "nvidia-smi lists none".to_string() } else { format!("devices {gpus:?}") }
+            );
+        }
+        let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
+        let kube = match spec.executor {
+            ExecutorKind::Kubernetes => {
+                let (client, namespace) =
+                    super::cluster::client().await.context("executor kubernetes needs a cluster")?;
+                Some(KubeExecutor::new(client, namespace))
+            }
+            _ => None,
+        };
+        let executor = Dispatch { local: LocalExecutor::new(gpus.clone()), kube };
+        let mut controller = Controller::new(store.clone(), Arc::new(executor), data_dir.clone());
+        let (trial_api, published) = control_endpoint(&store, &data_dir, gpus.len(), name).await?;
+        if spec.collector() == Collector::Push {
+            controller = controller.with_api(trial_api);
+        }
+        let dashboard = match ui {
+            Some(port) => Some(dashboard(&store, &data_dir, port, name).await?),
+            None => None,
+        };
+        Ok(Self { store, data_dir, controller, dashboard, _published: published })
     }
-    Ok(match phase {
-        ExperimentPhase::Succeeded => ExitCode::SUCCESS,
-        ExperimentPhase::Stopped => ExitCode::from(130),
-        _ => ExitCode::FAILURE,
-    })
+
+    /// Runs the admitted experiment to its end with the live display, prints the leaderboard,
+    /// and serves the best trial when asked.
+    async fn drive(self, name: &str, top: usize, serve: bool) -> anyhow::Result<ExitCode> {
+        let Self { store, data_dir, controller, dashboard, _published } = self;
+        let (shutdown_tx, shutdown_rx) = watch::channel(crate::controller::Halt::Run);
+        let shutdown_tx = Arc::new(shutdown_tx);
+        let stops = tokio::spawn(follow_desired(store.clone(), name.to_string(), Arc::clone(&shutdown_tx)));
+        let done = store.trials(name)?.iter().filter(|t| t.phase.is_finished()).count() as u32;
+        let spec = &store.experiment(name)?.with_context(|| format!("experiment {name} vanished"))?.experiment.spec;
+        let mut display = Display::new(crate::search::trial_total(spec), done, &spec.objective.metric);
+        let announcer = display.announcer();
+        let interrupts = tokio::spawn(handle_interrupts(store.clone(), name.to_string(), shutdown_tx, announcer));
+        let record = controller.run(name, shutdown_rx, &mut |p| display.show(p)).await;
+        interrupts.abort();
+        stops.abort();
+        display.finish();
+        let record = record?;
+        print_summary(&store, name, top)?;
+        let phase = record.experiment.status.map(|s| s.phase).unwrap_or_default();
+        if serve && phase == ExperimentPhase::Succeeded {
+            serve_best(&store, &data_dir, name).await?;
+        } else if dashboard.is_some() && phase != ExperimentPhase::Stopped {
+            keep_dashboard().await;
+        }
+        Ok(match phase {
+            ExperimentPhase::Succeeded => ExitCode::SUCCESS,
+            ExperimentPhase::Stopped => ExitCode::from(130),
+            _ => ExitCode::FAILURE,
+        })
+    }
 }
 
 /// Promotes the best trial, serves it, and keeps serving until Ctrl-C.
@@ -180,14 +227,49 @@ async fn serve_best(store: &Store, data_dir: &Path, name: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// For `collector: push`, a loopback API that lives as long as this run, so trials can push.
-async fn push_endpoint(store: &Store, data_dir: &Path, gpus: usize) -> anyhow::Result<TrialApi> {
+/// The run's loopback API, for as long as the process lives: its trials push to it (with their own
+/// tokens), and a second terminal's commands reach it through the published endpoint (with a
+/// token made for this run). Promotions are refused there: this process runs no promoter.
+async fn control_endpoint(
+    store: &Store,
+    data_dir: &Path,
+    gpus: usize,
+    name: &str,
+) -> anyhow::Result<(TrialApi, endpoint::Published)> {
     let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to open a port for pushes")?;
-    let address = listener.local_addr().context("failed to read the push port")?;
-    let state = Arc::new(ApiState::new(store.clone(), None, secret.clone(), gpus));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("failed to open a loopback port")?;
+    let address = listener.local_addr().context("failed to read the loopback port")?;
+    let token: String = rand::random::<[u8; 24]>().iter().map(|b| format!("{b:02x}")).collect();
+    let mut state = ApiState::new(store.clone(), Some(token.clone()), secret.clone(), gpus);
+    state.no_promoter = Some(NO_PROMOTER.into());
+    let state = Arc::new(state);
+    state.ready.store(true, std::sync::atomic::Ordering::Release);
     tokio::spawn(api::serve(listener, state, api::Bounds::default(), None, std::future::pending()));
-    Ok(TrialApi { base_url: format!("http://{address}"), secret })
+    let base_url = format!("http://{address}");
+    let published = endpoint::publish(
+        data_dir,
+        &endpoint::Endpoint { url: base_url.clone(), token, pid: std::process::id(), experiment: name.into() },
+    )?;
+    Ok((TrialApi { base_url, secret }, published))
+}
+
+/// Why a running `tuna run` refuses promotions.
+const NO_PROMOTER: &str = "this is `tuna run`'s API, and it runs no promoter: promote with `tuna run --serve`, \
+                           or with `tuna promote` (or `tuna serve --data-dir`) over this data dir once the run is over";
+
+/// Halts the run when a user asks for it through the API (`tuna stop` from another terminal, the
+/// dashboard's stop button): the record's `desired` turns to stop (or delete).
+async fn follow_desired(store: Store, name: String, halt: Arc<watch::Sender<Halt>>) {
+    let changes = store.watch_experiments();
+    loop {
+        if let Ok(Some(record)) = store.experiment(&name)
+            && matches!(record.desired, Desired::Stop | Desired::Delete)
+        {
+            halt.send_if_modified(|h| std::mem::replace(h, Halt::Stop) != Halt::Stop);
+            return;
+        }
+        changes.next().await;
+    }
 }
 
 /// For `--ui`: the API and dashboard over this run's store on a loopback port, for as long as
@@ -199,11 +281,7 @@ async fn dashboard(store: &Store, data_dir: &Path, port: u16, name: &str) -> any
         .with_context(|| format!("failed to open the dashboard's port {port} on 127.0.0.1"))?;
     let address = listener.local_addr().context("failed to read the dashboard's port")?;
     let mut state = ApiState::new(store.clone(), None, secret, 0);
-    state.no_promoter = Some(
-        "this dashboard belongs to `tuna run`, which runs no promoter: promote with `tuna run --serve`, \
-         or with `tuna serve --data-dir` over this data dir once the run is over"
-            .into(),
-    );
+    state.no_promoter = Some(NO_PROMOTER.into());
     let state = Arc::new(state);
     state.ready.store(true, std::sync::atomic::Ordering::Release);
     tokio::spawn(api::serve(listener, state, api::Bounds::default(), None, std::future::pending()));
@@ -296,7 +374,7 @@ fn spent(spec: &crate::spec::ExperimentSpec, trials: &[Trial]) -> Option<String>
 
 /// The first Ctrl-C (or SIGTERM) stops the running trials gracefully (they resume on the next
 /// run); a second kills their process groups at once and exits.
-async fn handle_interrupts(store: Store, name: String, halt: watch::Sender<Halt>, say: Announcer) {
+async fn handle_interrupts(store: Store, name: String, halt: Arc<watch::Sender<Halt>>, say: Announcer) {
     super::wait_for_interrupt().await;
     say.line("interrupted: stopping running trials (they resume on the next run; Ctrl-C again to kill them now)");
     let _ = halt.send(Halt::Stop);

@@ -2,6 +2,7 @@
 //! client) here, and nowhere else.
 
 mod cluster;
+mod endpoint;
 mod local;
 mod plot;
 mod progress;
@@ -27,7 +28,7 @@ use crate::store::Store;
 /// Parses the command line, runs the command and turns its result into an exit code.
 pub fn main() -> ExitCode {
     let cli = <Cli as clap::Parser>::parse();
-    crate::telemetry::init(&cli.config.log);
+    crate::telemetry::init(&cli.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -49,9 +50,9 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = &cli.config;
+    let config = &cli.command.config(&cli.log);
     match cli.command {
-        Command::Run { file, fresh, top, serve, ui, ui_port } => {
+        Command::Run { file, fresh, top, serve, ui, ui_port, .. } => {
             let options = local::RunOptions { fresh, top, serve, ui: ui.then_some(ui_port) };
             local::run(config, &file, options).await
         }
@@ -64,9 +65,13 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut command, "tuna", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        command => match stored::data_dir_for(config, &command)? {
-            Some(data_dir) => stored::answer(&data_dir, command).await,
-            None => remote::execute(config, command).await,
+        command => match stored::route(config, &command)? {
+            stored::Route::Server => remote::execute(config, command).await,
+            stored::Route::Run(run) => stored::through_run(&run, command).await,
+            stored::Route::Store(data_dir) => {
+                let config = crate::config::Config { data_dir: Some(data_dir.clone()), ..config.clone() };
+                stored::answer(&config, &data_dir, command).await
+            }
         },
     }
 }
@@ -79,8 +84,39 @@ fn gpus(config: &Config) -> anyhow::Result<Vec<u32>> {
 fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("failed to create the data dir {}", data_dir.display()))?;
-    Store::open(data_dir).context("failed to open the store")
+    match open_waiting(data_dir) {
+        Err(e) if crate::store::snapshot::held_by_another(&e) => match endpoint::find(data_dir) {
+            Some(run) => Err(e).context(format!(
+                "the data dir {} is held by `tuna run` (pid {}) running experiment {}: wait for it, stop it \
+                 (`tuna stop {}`), or give this one its own --data-dir",
+                data_dir.display(),
+                run.pid,
+                run.experiment,
+                run.experiment
+            )),
+            None => Err(e).context("failed to open the store"),
+        },
+        opened => opened.context("failed to open the store"),
+    }
 }
+
+/// Opens the store, waiting out a command that reads it from another terminal (it holds the lock
+/// for milliseconds) rather than refusing at once; a process that keeps it (a run, a server) is
+/// still refused, after [`STORE_BUSY_WAIT`].
+fn open_waiting(data_dir: &Path) -> crate::store::Result<Store> {
+    let deadline = std::time::Instant::now() + STORE_BUSY_WAIT;
+    loop {
+        match Store::open(data_dir) {
+            Err(e) if crate::store::snapshot::held_by_another(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// How long a command that writes the store waits for another process to let go of it.
+const STORE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Returns on Ctrl-C or SIGTERM.
 async fn wait_for_interrupt() {

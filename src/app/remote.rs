@@ -32,7 +32,7 @@ pub async fn execute(config: &Config, command: Command) -> anyhow::Result<ExitCo
 pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Submit { file } => {
+        Command::Submit { file, .. } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("failed to read {}", file.display()))?;
             // The document's report, as `tuna validate` gives it, before anything is sent; the
             // server checks the trial's folder and program where the trials run.
@@ -40,8 +40,8 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
             let experiment = client.submit(text).await?;
             writeln!(out, "experiment {} created", experiment.metadata.name.unwrap_or_default())?;
         }
-        Command::List => write!(out, "{}", list_table(&client.list().await?))?,
-        Command::Get { name, json } => {
+        Command::List { .. } => write!(out, "{}", list_table(&client.list().await?))?,
+        Command::Get { name, json, .. } => {
             let experiment = client.get(&name).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&experiment)?)?;
@@ -49,7 +49,7 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
                 write!(out, "{}", describe(&experiment))?;
             }
         }
-        Command::Leaderboard { name, top, format, watch } => loop {
+        Command::Leaderboard { name, top, format, watch, .. } => loop {
             let (experiment, board) = consistent_board(client, &name, top).await?;
             let text = super::render(&board, &experiment, format)?;
             let finished = experiment
@@ -68,33 +68,33 @@ pub async fn answer(client: &Client, command: Command) -> anyhow::Result<ExitCod
             }
             tokio::time::sleep(WATCH_EVERY).await;
         },
-        Command::Trials { name, format } => {
+        Command::Trials { name, format, .. } => {
             write!(out, "{}", super::trials_view::render(&client.trials(&name).await?.trials, format)?)?;
         }
-        Command::Logs { name, trial, follow } => {
+        Command::Logs { name, trial, follow, .. } => {
             let mut body = client.logs(&name, &trial, follow).await?.bytes_stream();
             while let Some(chunk) = body.next().await {
                 out.write_all(&chunk.context("the log stream broke off")?)?;
                 out.flush()?;
             }
         }
-        Command::Stop { name } => writeln!(out, "experiment {} stopping", name_of(&client.stop(&name).await?))?,
-        Command::Resume { name, max_trials } => {
+        Command::Stop { name, .. } => writeln!(out, "experiment {} stopping", name_of(&client.stop(&name).await?))?,
+        Command::Resume { name, max_trials, .. } => {
             let experiment = client.resume(&name, max_trials).await?;
             writeln!(out, "experiment {} resumed (maxTrials {})", name_of(&experiment), experiment.spec.max_trials)?;
         }
-        Command::Delete { name } => match client.delete(&name).await? {
+        Command::Delete { name, .. } => match client.delete(&name).await? {
             DeleteAnswer::Deleted(_) => writeln!(out, "experiment {name} deleted")?,
             DeleteAnswer::Deleting(_) => writeln!(out, "experiment {name} is being deleted (its trials are stopping)")?,
         },
-        Command::Promote { name, trial } => {
+        Command::Promote { name, trial, .. } => {
             writeln!(out, "{}", client.promote(&name, trial.as_deref()).await?.message)?;
         }
-        Command::Rollback { name, to } => {
+        Command::Rollback { name, to, .. } => {
             writeln!(out, "{}", client.rollback(&name, to.as_deref()).await?.message)?;
         }
-        Command::Promotions { name } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
-        Command::Plot { name, kind, output } => {
+        Command::Promotions { name, .. } => write!(out, "{}", promotions_table(&client.promotions(&name).await?))?,
+        Command::Plot { name, kind, output, .. } => {
             let png = match output.extension().and_then(|e| e.to_str()) {
                 Some("svg") => false,
                 Some("png") => true,

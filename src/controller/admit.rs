@@ -93,7 +93,7 @@ impl<E: Executor> Controller<E> {
 
     /// Puts every trial that was running (the controller died) or stopped back in the queue, after
     /// ending any process a dead controller left behind.
-    pub(super) fn requeue(&self, name: &str) -> Result<u32> {
+    pub fn requeue(&self, name: &str) -> Result<u32> {
         let trials = self.store.trials(name).map_err(|source| Error::LoadExperiment { name: name.into(), source })?;
         let mut requeued = 0;
         let now = Timestamp::now();

@@ -83,17 +83,10 @@ fn reconcile<E: Executor>(
         (Desired::Stop | Desired::Delete, Some(halt)) => {
             halt.send_if_modified(|h| std::mem::replace(h, Halt::Stop) != Halt::Stop);
         }
-        (Desired::Delete, None) => {
-            if let Err(e) = controller.discard(&name) {
-                error!(experiment = %name, error = %e, "failed to delete the experiment");
+        (Desired::Stop | Desired::Delete, None) => {
+            if let Err(e) = controller.settle_idle(record) {
+                error!(experiment = %name, error = %e, "failed to carry out a stop or delete");
             }
-        }
-        (Desired::Stop, None) if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
-            let _ = controller.store.update_experiment(&name, Durability::Flushed, |r| {
-                let status = r.experiment.status.get_or_insert_with(Default::default);
-                let message = "stopped while no trial ran; resume it to go on".to_string();
-                experiment::end_with(status, EndReason::StoppedByUser, message, Timestamp::now());
-            });
         }
         (Desired::Run, None) if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
             let (tx, rx) = watch::channel(Halt::Run);
@@ -113,6 +106,31 @@ fn reconcile<E: Executor>(
             });
         }
         _ => {}
+    }
+}
+
+impl<E: Executor> Controller<E> {
+    /// Carries out a stop or delete that users asked for (`desired`) on an experiment that no
+    /// task runs here: a delete removes it with its files; a stop ends a pending or running one
+    /// (interrupted: none of its trials runs) as stopped by the user. `tuna serve` does this for
+    /// an idle experiment, and `tuna stop`/`tuna delete` for a data dir no process holds.
+    pub fn settle_idle(&self, record: &ExperimentRecord) -> Result<()> {
+        let name = record.name();
+        let phase = record.experiment.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        match record.desired {
+            Desired::Delete => self.discard(name),
+            Desired::Stop if matches!(phase, ExperimentPhase::Pending | ExperimentPhase::Running) => {
+                self.store
+                    .update_experiment(name, Durability::Flushed, |r| {
+                        let status = r.experiment.status.get_or_insert_with(Default::default);
+                        let message = "stopped while no trial ran; resume it to go on".to_string();
+                        experiment::end_with(status, EndReason::StoppedByUser, message, Timestamp::now());
+                    })
+                    .map_err(|source| Error::SaveExperiment { name: name.into(), source })?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -39,11 +39,27 @@ pub struct Promoter {
     serving: ServingManager,
     /// The cluster and default namespace, for experiments served on Kubernetes.
     cluster: Option<(kube::Client, String)>,
+    /// Records versions without starting a model server (`tuna promote` over a data dir that no
+    /// process serves: a process started here would end with the command).
+    record_only: bool,
 }
 
 impl Promoter {
     pub fn new(store: Store, data_dir: &Path) -> Self {
-        Self { store, models: data_dir.join("models"), serving: ServingManager::default(), cluster: None }
+        Self {
+            store,
+            models: data_dir.join("models"),
+            serving: ServingManager::default(),
+            cluster: None,
+            record_only: false,
+        }
+    }
+
+    /// Records promotions and rollbacks only: the current version is served by the next
+    /// `tuna serve` (or `tuna run --serve`) over this data dir, which serves what is current.
+    pub fn recording_only(mut self) -> Self {
+        self.record_only = true;
+        self
     }
 
     /// Serves Kubernetes experiments' models on this cluster.
@@ -55,8 +71,11 @@ impl Promoter {
     /// Serves what was being served before a restart, then follows requests until `shutdown`.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let changes = self.store.watch_experiments();
-        serving::reap_leftovers(&self.models);
-        for record in self.store.experiments().unwrap_or_default() {
+        let restore = if self.record_only { Vec::new() } else { self.store.experiments().unwrap_or_default() };
+        if !self.record_only {
+            serving::reap_leftovers(&self.models);
+        }
+        for record in restore {
             if let Some(serving) = &record.serving
                 && let Some(model) = self.current_model(&record, &serving.version)
                 && let Err(e) = self.serve(&record, &serving.version, &model).await
@@ -209,6 +228,9 @@ impl Promoter {
             return Ok(Some(url));
         }
         let Some(serve) = serve.filter(|s| !s.command.is_empty()) else { return Ok(None) };
+        if self.record_only {
+            return Ok(None);
+        }
         let model = self.models.join(record.name()).join(version);
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let workdir = spec_dir.join(record.experiment.spec.trial.working_dir.as_deref().unwrap_or("."));

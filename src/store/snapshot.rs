@@ -40,6 +40,11 @@ pub fn only_unwritable(err: &Error) -> bool {
     }
 }
 
+/// Whether opening failed only because another process holds the database's lock.
+pub fn held_by_another(err: &Error) -> bool {
+    matches!(err, Error::Open { source: sled::Error::Io(e), .. } if lock_held(e))
+}
+
 /// A store read from a copy of another's database; the copy is removed when this is dropped.
 pub struct Snapshot {
     pub store: Store,
