@@ -226,3 +226,48 @@ fn the_hyperband_quickstart_runs_its_brackets_with_the_epochs_of_each_rung() {
         assert_eq!(promoted["parameters"]["lr"], from["parameters"]["lr"], "{promoted} from {from}");
     }
 }
+
+/// One GPU, two trials wanted at a time, each asking for the GPU: they run one after another, and
+/// a trial stopped early hands its GPU on at once. Each later trial would keep it 30 s more after
+/// epoch 1; the next one starts (on the same device) only once the stopped one has ended.
+#[test]
+fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("devices");
+    let script = format!(
+        "echo ${{x}}:$CUDA_VISIBLE_DEVICES >> {seen}; for e in 1 2 3; do echo epoch=$e loss=${{x}}; [ ${{x}} = 1 ] || sleep 30; done",
+        seen = seen.display()
+    );
+    let spec = dir.path().join("gpu.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: tuna.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: gpu}}\nspec:\n  \
+             objective: {{metric: loss, goal: minimize}}\n  algorithm: {{name: grid}}\n  \
+             parameters: [{{name: x, type: int, min: 1, max: 3}}]\n  maxTrials: 3\n  parallelTrials: 2\n  \
+             earlyStopping: {{rule: asha, settings: {{minResource: 1, reductionFactor: 3, maxResource: 3}}}}\n  \
+             trial:\n    resources: {{gpu: 1}}\n    command: [sh, -c, {script:?}]\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = tuna(&data, &["run", spec.to_str().unwrap(), "--gpus", "0"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let devices = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(devices.lines().collect::<Vec<_>>(), ["1:0", "2:0", "3:0"], "each trial had device 0");
+    let out = tuna(&data, &["trials", "gpu", "--format", "json"]);
+    let trials: Vec<Value> = serde_json::from_slice(&out.stdout).expect("trials prints JSON");
+    let time = |t: &Value, field: &str| t[field].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert_eq!(trials[0]["phase"], "Succeeded");
+    for pair in trials.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert_eq!(after["gpus"], serde_json::json!([0]), "{after}");
+        assert!(time(after, "startedAt") >= time(before, "finishedAt"), "one GPU, one trial at a time: {trials:?}");
+    }
+    for stopped in &trials[1..] {
+        assert_eq!(stopped["phase"], "EarlyStopped", "{stopped}");
+        // Stopped during its 30 s wait after epoch 1: it ended long before it would have.
+        let ran = time(stopped, "finishedAt").duration_since(time(stopped, "startedAt"));
+        assert!(ran < jiff::SignedDuration::from_secs(30), "the GPU was held {ran:?}: {stopped}");
+    }
+}
