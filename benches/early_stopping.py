@@ -25,12 +25,15 @@ same order every run):
 
 Per method, over the seeds: the median best final objective (completed trials only), the median
 epochs spent in all, and the median epochs spent until a completed trial came within 1% of the
-median best of no stopping ("never" when it did not). A benchmark, not a test: it measures.
+median best of no stopping ("never" when it did not). And quality per epoch at the same spend for every method: the median of the best completed
+trial's value once 108 and 216 epochs were spent ("best @108", "best @216"; 4 and 8 full trials'
+worth). A benchmark, not a test: it measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 import statistics
@@ -143,6 +146,29 @@ def best_of(run: list[tuple], maximize: bool) -> float:
     return (max if maximize else min)(values, default=float("nan"))
 
 
+# Budgets (epochs spent in all) at which the best completed trial so far is read: quality per
+# epoch, the same spend for every method (27 epochs = one full trial).
+BUDGETS = (108, 216)
+
+
+def best_within(run: list[tuple], budget: int, maximize: bool) -> float:
+    """The best value of the trials completed before `budget` epochs were spent (nan: none)."""
+    total, kept = 0, []
+    for epochs, value, done in run:
+        total += epochs
+        if total > budget:
+            break
+        if done and value is not None:
+            kept.append(value)
+    return (max if maximize else min)(kept, default=float("nan"))
+
+
+def median_of(values: list[float], maximize: bool) -> float:
+    """The median, a run with nothing counted as the worst."""
+    worst = float("-inf") if maximize else float("inf")
+    return statistics.median([worst if math.isnan(v) else v for v in values])
+
+
 def summary(runs: list[list[tuple]], reference: float, maximize: bool) -> dict:
     bests = [best_of(run, maximize) for run in runs]
     spent = [sum(e for e, _, _ in run) for run in runs]
@@ -160,6 +186,7 @@ def summary(runs: list[list[tuple]], reference: float, maximize: bool) -> dict:
         "best": statistics.median(bests),
         "epochs": statistics.median(spent),
         "to_1pct": statistics.median(reached) if len(reached) * 2 > len(reach) else None,
+        "within": {b: median_of([best_within(run, b, maximize) for run in runs], maximize) for b in BUDGETS},
         "runs": runs,
     }
 
@@ -214,11 +241,13 @@ def main() -> int:
         none_epochs = table["tuna, no stopping"]["epochs"]
         print(f"\n{curve}: {a.seeds} seeds, {a.trials} trials (Hyperband: one loop, 69), {EPOCHS} epochs at most; "
               f"reference: no stopping's median best {reference:.6g}\n")
-        print(f"{'method':<32} {'median best':>12} {'median epochs':>14} {'× fewer':>8} {'epochs to 1%':>13}")
+        within = "".join(f" {'best @' + str(b):>11}" for b in BUDGETS)
+        print(f"{'method':<32} {'median best':>12} {'median epochs':>14} {'× fewer':>8} {'epochs to 1%':>13}{within}")
         for label, row in table.items():
             fewer = none_epochs / row["epochs"] if row["epochs"] else float("nan")
             to = "never" if row["to_1pct"] is None else f"{row['to_1pct']:g}"
-            print(f"{label:<32} {row['best']:>12.6g} {row['epochs']:>14g} {fewer:>8.3g} {to:>13}")
+            at = "".join(f" {row['within'][b]:>11.6g}" for b in BUDGETS)
+            print(f"{label:<32} {row['best']:>12.6g} {row['epochs']:>14g} {fewer:>8.3g} {to:>13}{at}")
     if not optuna_ok:
         print("\n(Optuna pruners skipped: --no-optuna, or Optuna could not be installed)")
     if a.out:

@@ -229,13 +229,17 @@ fn the_hyperband_quickstart_runs_its_brackets_with_the_epochs_of_each_rung() {
 
 /// One GPU, two trials wanted at a time, each asking for the GPU: they run one after another, and
 /// a trial stopped early hands its GPU on at once. Each later trial would keep it 30 s more after
-/// epoch 1; the next one starts (on the same device) only once the stopped one has ended.
+/// epoch 1; the next one starts (on the same device) only once the stopped one's process has
+/// ended, as the processes' own clocks say.
 #[test]
 fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("devices");
     let script = format!(
-        "echo ${{x}}:$CUDA_VISIBLE_DEVICES >> {seen}; for e in 1 2 3; do echo epoch=$e loss=${{x}}; [ ${{x}} = 1 ] || sleep 30; done",
+        "trap 'echo end $(date +%s%N) ${{x}} >> {seen}; exit 143' TERM; \
+         echo start $(date +%s%N) ${{x}} $CUDA_VISIBLE_DEVICES >> {seen}; \
+         for e in 1 2 3; do echo epoch=$e loss=${{x}}; [ ${{x}} = 1 ] || {{ sleep 30 & wait $!; }}; done; \
+         echo end $(date +%s%N) ${{x}} >> {seen}",
         seen = seen.display()
     );
     let spec = dir.path().join("gpu.yaml");
@@ -253,21 +257,33 @@ fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
     let data = dir.path().join("data");
     let out = tuna(&data, &["run", spec.to_str().unwrap(), "--gpus", "0"]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    let devices = std::fs::read_to_string(&seen).unwrap();
-    assert_eq!(devices.lines().collect::<Vec<_>>(), ["1:0", "2:0", "3:0"], "each trial had device 0");
+    // (x, start ns, end ns, device) per trial, from what each process wrote.
+    let lines = std::fs::read_to_string(&seen).unwrap();
+    let mut runs: Vec<(String, u128, u128, String)> = Vec::new();
+    for line in lines.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["start", at, x, device] => runs.push((x.to_string(), at.parse().unwrap(), 0, device.to_string())),
+            ["end", at, x] => runs.iter_mut().find(|r| r.0 == *x).unwrap().2 = at.parse().unwrap(),
+            _ => panic!("unexpected line {line:?} in {lines}"),
+        }
+    }
+    let xs: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(xs, ["1", "2", "3"], "{lines}");
+    for (x, start, end, device) in &runs {
+        assert_eq!(device, "0", "trial x={x} had device 0: {lines}");
+        assert!(end > start, "trial x={x} ended: {lines}");
+    }
+    for pair in runs.windows(2) {
+        assert!(pair[1].1 >= pair[0].2, "one GPU, one process at a time: {lines}");
+    }
+    for (x, start, end, _) in &runs[1..] {
+        // Stopped during its 30 s wait after epoch 1: it let go of the GPU long before it would have.
+        assert!(end - start < 30_000_000_000, "trial x={x} held the GPU {} ns: {lines}", end - start);
+    }
     let out = tuna(&data, &["trials", "gpu", "--format", "json"]);
     let trials: Vec<Value> = serde_json::from_slice(&out.stdout).expect("trials prints JSON");
-    let time = |t: &Value, field: &str| t[field].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
-    assert_eq!(trials[0]["phase"], "Succeeded");
-    for pair in trials.windows(2) {
-        let (before, after) = (&pair[0], &pair[1]);
-        assert_eq!(after["gpus"], serde_json::json!([0]), "{after}");
-        assert!(time(after, "startedAt") >= time(before, "finishedAt"), "one GPU, one trial at a time: {trials:?}");
-    }
-    for stopped in &trials[1..] {
-        assert_eq!(stopped["phase"], "EarlyStopped", "{stopped}");
-        // Stopped during its 30 s wait after epoch 1: it ended long before it would have.
-        let ran = time(stopped, "finishedAt").duration_since(time(stopped, "startedAt"));
-        assert!(ran < jiff::SignedDuration::from_secs(30), "the GPU was held {ran:?}: {stopped}");
-    }
+    let phases: Vec<&str> = trials.iter().map(|t| t["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["Succeeded", "EarlyStopped", "EarlyStopped"]);
+    assert!(trials.iter().all(|t| t["gpus"] == serde_json::json!([0])), "{trials:?}");
 }

@@ -9,7 +9,8 @@
 //! report (server token, external) ─▶ observations ─▶ decide ─▶ trial EarlyStopped ─▶ {"shouldStop": true}
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::routing::post;
@@ -28,8 +29,20 @@ pub fn routes() -> Router<Arc<ApiState>> {
     Router::new().route("/api/v1/experiments/{name}/trials/{trial}/report", post(report))
 }
 
+/// Each experiment's step reports as last judged, kept between reports: judging one report reads
+/// that trial's observations only (and every trial's record, for phases and attempts), not every
+/// trial's observations. Every step report of an experiment with a rule comes through [`decide`]
+/// (pushes and ask/tell reports; a tell carries no step), so what is kept is what a full read
+/// would find; it is read in full once per experiment incarnation (a new process, or an
+/// experiment deleted and created again under its name).
+#[derive(Default)]
+pub struct ReportCache(pub(super) Mutex<HashMap<String, Arc<Mutex<Kept>>>>);
+
+/// One experiment's reports, with the incarnation (uid) they were read under.
+type Kept = (String, Reports);
+
 /// The early-stopping rule's decision on `trial`'s latest report (its `attempt`), from every
-/// trial's stored reports; `None` when it goes on or the experiment has no rule.
+/// trial's reports; `None` when it goes on or the experiment has no rule.
 pub(super) fn decide(
     state: &ApiState,
     spec: &ExperimentSpec,
@@ -43,16 +56,25 @@ pub(super) fn decide(
         return Ok(None);
     }
     let name = &trial.experiment;
+    let incarnation = state.experiment(name)?.uid().to_string();
     let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
-    let mut reports = Reports::default();
-    for t in &trials {
-        let of = if t.index == trial.index { attempt } else { t.attempts };
-        let observations = state
-            .store
-            .observations(name, t.index)
-            .map_err(ApiError::internal(format!("read observations of {}", t.name)))?;
-        let kept: Vec<_> = observations.into_iter().filter(|o| o.attempt == of).collect();
-        reports.add(spec, t.index, &kept);
+    let observations = |index: u32, of: &str| {
+        state.store.observations(name, index).map_err(ApiError::internal(format!("read observations of {of}")))
+    };
+    // One lock per experiment: a full read of one does not hold up another's reports.
+    let slot = Arc::clone(state.reports.0.lock().unwrap_or_else(|e| e.into_inner()).entry(name.clone()).or_default());
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let (kept, reports) = &mut *slot;
+    if *kept == incarnation {
+        reports.retire(&trials);
+        reports.set(spec, trial.index, attempt, &observations(trial.index, &trial.name)?);
+    } else {
+        let mut read = Reports::default();
+        for t in &trials {
+            let of = if t.index == trial.index { attempt } else { t.attempts };
+            read.set(spec, t.index, of, &observations(t.index, &t.name)?);
+        }
+        (*kept, *reports) = (incarnation, read);
     }
     Ok(reports.decide(spec, &trials, trial.index))
 }

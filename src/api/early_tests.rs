@@ -77,3 +77,61 @@ async fn a_push_that_falls_behind_is_answered_should_stop_and_the_decision_is_st
     let (_, answer) = call(&api, &push("e-0001"), json!({"metrics": {"value": 0.1}}), Some(&second)).await;
     assert_eq!(answer, json!({"shouldStop": true}), "every later push is told the same");
 }
+
+/// The reports kept between judgements decide exactly as a full read of every trial's
+/// observations: the same interleaved reports go to two servers, one of which forgets what it
+/// kept before each report, and every answer and stored decision agree.
+#[tokio::test]
+async fn judging_from_the_kept_reports_decides_as_a_full_read_of_every_trial() {
+    let four = || async {
+        let api = Api::new(None, 5);
+        let document = json!({
+            "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"},
+            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
+                     "maxTrials": 4, "parallelTrials": 4, "executor": "external",
+                     "earlyStopping": {"rule": "asha", "settings": {"minResource": 1, "maxResource": 9}},
+                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
+        });
+        let (status, created) = call(&api, "/api/v1/experiments", document, None).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let (status, asked) = call(&api, "/api/v1/experiments/e/suggestions", json!({"count": 4}), None).await;
+        assert_eq!((status, asked["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(4)), "{asked}");
+        api
+    };
+    let (kept, read) = (four().await, four().await);
+    // Four trials' curves at steps 1..9 (rungs 1, 3, 9): early leaders that fade, and late ones.
+    let value = |trial: u32, step: u32| {
+        let start = [0.5, 0.3, 0.8, 0.4][trial as usize];
+        let slope = [0.05, -0.01, 0.09, 0.02][trial as usize];
+        start - slope * f64::from(step)
+    };
+    let (mut stops, mut stopped) = (0, [false; 4]);
+    for step in 1..=9u32 {
+        // Arrivals in a different order at each rung, so that some trials are judged behind.
+        let order = match step {
+            1 | 2 => [2u32, 0, 3, 1],
+            3..=8 => [0, 3, 1, 2],
+            _ => [3, 1, 0, 2],
+        };
+        for trial in order {
+            if stopped[trial as usize] {
+                continue;
+            }
+            let uri = format!("/api/v1/experiments/e/trials/e-000{trial}/report");
+            let body = json!({"step": step, "metrics": {"value": value(trial, step)}});
+            read.state.reports.0.lock().unwrap().clear();
+            let (a, answer) = call(&kept, &uri, body.clone(), None).await;
+            let (b, expected) = call(&read, &uri, body, None).await;
+            assert_eq!((a, &answer), (b, &expected), "trial {trial} at step {step}");
+            if answer == json!({"shouldStop": true}) {
+                stopped[trial as usize] = true;
+                stops += 1;
+            }
+        }
+    }
+    assert!(stops >= 1, "the sequence stops a trial at a rung, so it checks a stop too: {stops}");
+    for index in 0..4 {
+        let (a, b) = (kept.state.store.trial("e", index).unwrap(), read.state.store.trial("e", index).unwrap());
+        assert_eq!(a.map(|t| (t.phase, t.message)), b.map(|t| (t.phase, t.message)), "trial {index}");
+    }
+}

@@ -117,6 +117,8 @@ pub struct ApiState {
     /// Where and as whom Kubernetes experiments submitted here run (none, unless configured).
     pub kube_trials: kube_trials::TrialPolicy,
     pub metrics: ApiMetrics,
+    /// Each experiment's step reports, kept between the reports judged by its early-stopping rule.
+    reports: early::ReportCache,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
     asks: std::sync::Mutex<HashMap<String, AskSlot>>,
     /// Failed authentications in the current second (the server token, trial tokens).
@@ -138,6 +140,7 @@ impl ApiState {
             no_promoter: None,
             kube_trials: kube_trials::TrialPolicy::default(),
             metrics: ApiMetrics::default(),
+            reports: Default::default(),
             asks: Default::default(),
             failures: std::sync::Mutex::new((Instant::now(), 0)),
         }
@@ -164,6 +167,7 @@ impl ApiState {
 
     fn forget_search(&self, name: &str) {
         self.asks.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.reports.0.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 
     fn experiment(&self, name: &str) -> Result<ExperimentRecord> {

@@ -52,6 +52,20 @@ impl Reports {
         added
     }
 
+    /// Puts `trial`'s reports from `attempt` (every one it made: its stored observations) in
+    /// place of what was kept for it.
+    pub fn set(&mut self, spec: &ExperimentSpec, trial: u32, attempt: u32, observations: &[Observation]) {
+        self.by_trial.remove(&trial);
+        let kept: Vec<Observation> = observations.iter().filter(|o| o.attempt == attempt).cloned().collect();
+        self.add(spec, trial, &kept);
+    }
+
+    /// Forgets the reports of each trial that has started a later attempt since (a retry that has
+    /// not reported yet has no reports: a full read would find none of that attempt).
+    pub fn retire(&mut self, trials: &[Trial]) {
+        self.by_trial.retain(|&i, (attempt, _)| trials.get(i as usize).is_none_or(|t| t.attempts <= *attempt));
+    }
+
     /// The rule's decision on `index`'s latest report, given every trial (`None`: it goes on, or
     /// the experiment has no rule). A stopped trial's reports count up to the step it was stopped
     /// at: those it made while the stop was landing (kept, like every observation) do not make it
