@@ -17,11 +17,14 @@ same order every run):
   * tuna: no stopping, median, ASHA (random), ASHA (bayesian), each `--trials` trials; Hyperband
     (epochs as its resource, 1..27, eta 3: one loop is 69 trials). `tuna run` in a fresh data dir;
     the leaderboard JSON gives each trial's epochs (lastStep) and value.
+  * tuna ASHA with 2 brackets (random and bayesian): odd trials start at rung 3, not 1.
   * Optuna (RandomSampler(seed)): MedianPruner, SuccessiveHalvingPruner and
     HyperbandPruner(1, 27, 3), `--trials` trials each; every trial runs train.py as a process,
     reports each epoch's accuracy (trial.report) and is killed when trial.should_prune() says so.
     Optuna is installed into .bench-venv (ignored by git) on the first run when it is missing, and
-    the script runs again under that venv.
+    the script runs again under that venv. The same three pruners also run on tuna's random trials
+    of the same seed ("…, tuna's trials": enqueued in order), so that only the pruner differs from
+    tuna's own rules on random trials.
 
 Per method, over the seeds: the median best final objective (completed trials only), the median
 epochs spent in all, and the median epochs spent until a completed trial came within 1% of the
@@ -57,6 +60,7 @@ STOPPING = {
     "none": "",
     "median": "  earlyStopping: {rule: median, settings: {minTrialsRequired: 3, startStep: 4}}\n",
     "asha": "  earlyStopping: {rule: asha, settings: {minResource: 1, reductionFactor: 3, maxResource: 27}}\n",
+    "asha2": "  earlyStopping: {rule: asha, settings: {minResource: 1, reductionFactor: 3, maxResource: 27, brackets: 2}}\n",
 }
 
 
@@ -96,10 +100,17 @@ def run_tuna(tuna: str, workdir: str, algorithm: str, stopping: str, seed: int, 
     board = subprocess.run([tuna, "leaderboard", name, "--data-dir", data, "--format", "json"],
                            check=True, capture_output=True, text=True)
     rows = sorted(json.loads(board.stdout)["trials"], key=lambda r: r["name"])
+    PARAMETERS[(algorithm, stopping, seed, curve)] = [r["parameters"] for r in rows]
     return [(r.get("lastStep") or 0, r.get("objective"), r["phase"] == "Succeeded") for r in rows]
 
 
-def run_optuna(pruner_name: str, seed: int, trials: int, curve: str) -> list[tuple]:
+# Each tuna run's trials' parameters, in trial order: (algorithm, stopping, seed, curve) → [params].
+PARAMETERS: dict = {}
+
+
+def run_optuna(pruner_name: str, seed: int, trials: int, curve: str, enqueue: list | None = None) -> list[tuple]:
+    """Optuna's sampler draws the trials, or, with `enqueue`, they are those parameters in order
+    (tuna's random trials of the same seed: the same configurations, only the pruner differs)."""
     import optuna
 
     metric, _, _, direction, final = CURVES[curve]
@@ -112,6 +123,9 @@ def run_optuna(pruner_name: str, seed: int, trials: int, curve: str) -> list[tup
     }
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=seed),
                                 pruner=pruners[pruner_name]())
+    for params in enqueue or []:
+        study.enqueue_trial({"lr": float(params["lr"]), "penalty": params["penalty"],
+                             "batch": int(params["batch"]), "momentum": round(float(params["momentum"]), 1)})
     record = []
 
     def objective(trial):
@@ -221,6 +235,8 @@ def main() -> int:
     seeds = range(1, a.seeds + 1)
     methods = [("tuna, no stopping", "random", "none"), ("tuna median", "random", "median"),
                ("tuna ASHA (random)", "random", "asha"), ("tuna ASHA (bayesian)", "bayesian", "asha"),
+               ("tuna ASHA, 2 brackets (random)", "random", "asha2"),
+               ("tuna ASHA, 2 brackets (bayesian)", "bayesian", "asha2"),
                ("tuna Hyperband", "hyperband", "none")]
     out = {}
     for curve in CURVES:
@@ -235,6 +251,11 @@ def main() -> int:
             for pruner in ["MedianPruner", "SuccessiveHalvingPruner", "HyperbandPruner"]:
                 results[f"Optuna {pruner}"] = [run_optuna(pruner, s, a.trials, curve) for s in seeds]
                 print(f"  {curve}: ran Optuna {pruner}", file=sys.stderr)
+            for pruner in ["MedianPruner", "SuccessiveHalvingPruner", "HyperbandPruner"]:
+                same = [PARAMETERS[("random", "none", s, curve)] for s in seeds]
+                results[f"Optuna {pruner[:-6]}, tuna's trials"] = [
+                    run_optuna(pruner, s, a.trials, curve, enqueue=same[i]) for i, s in enumerate(seeds)]
+                print(f"  {curve}: ran Optuna {pruner} on tuna's random trials", file=sys.stderr)
         reference = statistics.median(best_of(run, maximize) for run in results["tuna, no stopping"])
         table = {label: summary(runs, reference, maximize) for label, runs in results.items()}
         out[curve] = table

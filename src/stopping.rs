@@ -70,18 +70,23 @@ impl Rule {
             StoppingSettings::Median { min_trials_required, start_step } => {
                 self.median(trial.points, last.step, others, min_trials_required as usize, start_step)
             }
-            StoppingSettings::Asha { min_resource, reduction_factor, max_resource, grace_period } => {
+            StoppingSettings::Asha { min_resource, reduction_factor, max_resource, grace_period, brackets } => {
+                let brackets = brackets.max(1);
+                let bracket = trial.trial % brackets;
+                let first = min_resource.saturating_mul(i64::from(reduction_factor).saturating_pow(bracket));
                 let before = earlier.iter().map(|p| p.step).max().unwrap_or(i64::MIN);
-                let rungs = rungs(min_resource, reduction_factor, max_resource, last.step);
+                let rungs = rungs(first, reduction_factor, max_resource, last.step);
+                let peers = others.filter(|c| c.trial % brackets == bracket);
+                let named = if brackets > 1 { format!("bracket {bracket}, ") } else { String::new() };
                 rungs.into_iter().filter(|r| *r > before && *r <= last.step && *r >= grace_period).find_map(|rung| {
                     let mine = self.rung_value(trial.points, rung)?;
-                    let reached: Vec<f64> = others.clone().filter_map(|c| self.rung_value(c.points, rung)).collect();
+                    let reached: Vec<f64> = peers.clone().filter_map(|c| self.rung_value(c.points, rung)).collect();
                     let n = reached.len() + 1;
                     let keep = (n / reduction_factor as usize).max(1);
                     let rank = 1 + reached.iter().filter(|v| self.better(**v, mine)).count();
                     (rank > keep).then(|| Decision {
                         step: last.step,
-                        reason: format!("asha: rung {rung}, not in top 1/{reduction_factor} of {n}"),
+                        reason: format!("asha: {named}rung {rung}, not in top 1/{reduction_factor} of {n}"),
                     })
                 })
             }

@@ -14,7 +14,8 @@ fn median_rule(goal: Goal, min_trials_required: u32, start_step: i64) -> Rule {
 }
 
 fn asha_rule(goal: Goal, min_resource: i64, max_resource: Option<i64>, grace_period: i64) -> Rule {
-    let settings = StoppingSettings::Asha { min_resource, reduction_factor: 3, max_resource, grace_period };
+    let settings =
+        StoppingSettings::Asha { min_resource, reduction_factor: 3, max_resource, grace_period, brackets: 1 };
     Rule::new(settings, &objective(goal))
 }
 
@@ -160,4 +161,37 @@ fn reasons_show_values_to_six_significant_digits() {
         stop.reason
     );
     assert_eq!((shown(1.5e-9), shown(123456.7), shown(0.0)), ("1.5e-9".into(), "123457".into(), "0".into()));
+}
+
+/// Two brackets, eta 3, max 9: bracket 0 (even trials) has rungs 1 and 3, bracket 1 (odd trials)
+/// only rung 3; each trial is ranked among its own bracket's.
+#[test]
+fn asha_brackets_start_later_and_rank_each_trial_within_its_own_bracket() {
+    let settings = StoppingSettings::Asha {
+        min_resource: 1,
+        reduction_factor: 3,
+        max_resource: Some(9),
+        grace_period: 1,
+        brackets: 2,
+    };
+    let rule = Rule::new(settings, &objective(Goal::Maximize));
+    let leader = points(&[(1, 0.9), (2, 0.9), (3, 0.9)]);
+    let judge_as = |index: u32, mine: &[(i64, f64)], others: &[Curve<'_>]| {
+        let mine = points(mine);
+        rule.judge(&Curve { trial: index, completed: false, points: &mine }, others)
+    };
+    // Trial 0 (bracket 0) leads rung 1 and 3.
+    let all = [Curve { trial: 0, completed: false, points: &leader }];
+    // Trial 2, in bracket 0 with it, is behind at rung 1: stopped there.
+    let stop = judge_as(2, &[(1, 0.1)], &all).expect("bracket 0 has a rung at 1");
+    assert_eq!(stop.reason, "asha: bracket 0, rung 1, not in top 1/3 of 2");
+    // Trial 1, in bracket 1, has no rung at 1, and at 3 it is alone in its bracket: it goes on.
+    assert_eq!(judge_as(1, &[(1, 0.1)], &all), None, "bracket 1's first rung is 3");
+    assert_eq!(judge_as(1, &[(1, 0.1), (2, 0.1), (3, 0.1)], &all), None, "trial 0 is in the other bracket");
+    // Trial 3 joins bracket 1 behind trial 1 at rung 3: stopped, ranked among 2, not 3.
+    let odd = points(&[(1, 0.1), (2, 0.1), (3, 0.5)]);
+    let all =
+        [Curve { trial: 0, completed: false, points: &leader }, Curve { trial: 1, completed: false, points: &odd }];
+    let stop = judge_as(3, &[(1, 0.1), (2, 0.1), (3, 0.2)], &all).expect("behind trial 1 at rung 3");
+    assert_eq!(stop.reason, "asha: bracket 1, rung 3, not in top 1/3 of 2");
 }

@@ -63,7 +63,7 @@ impl StoppingRule {
         match self {
             StoppingRule::None => &[],
             StoppingRule::Median => &["minTrialsRequired", "startStep"],
-            StoppingRule::Asha => &["minResource", "reductionFactor", "maxResource", "gracePeriod"],
+            StoppingRule::Asha => &["minResource", "reductionFactor", "maxResource", "gracePeriod", "brackets"],
         }
     }
 }
@@ -87,6 +87,10 @@ pub enum StoppingSettings {
         max_resource: Option<i64>,
         /// No trial is stopped at a step below this one (default: minResource).
         grace_period: i64,
+        /// Brackets (default 1, as Ray Tune's ASHA): trial i runs in bracket `i mod brackets`,
+        /// whose first rung is `minResource·eta^bracket`; a trial is compared with its bracket's
+        /// trials only. Later brackets stop later: a hedge for curves whose early leaders fade.
+        brackets: u32,
     },
 }
 
@@ -126,13 +130,27 @@ impl EarlyStopping {
                 let reduction_factor = whole("reductionFactor", 2, 1000).map_or(DEFAULT_REDUCTION_FACTOR, |n| n as u32);
                 let max_resource = whole("maxResource", 1, MAX_STEP);
                 let grace_period = whole("gracePeriod", 0, MAX_STEP).unwrap_or(min_resource);
+                let brackets = whole("brackets", 1, 16).map_or(1, |n| n as u32);
                 if let Some(max) = max_resource.filter(|max| *max <= min_resource) {
                     problems.push(Problem::new(
                         "spec.earlyStopping.settings.maxResource",
                         format!("({max}) must be larger than minResource ({min_resource}); raise it or remove it"),
                     ));
                 }
-                Some(StoppingSettings::Asha { min_resource, reduction_factor, max_resource, grace_period })
+                let last_first_rung =
+                    min_resource.saturating_mul(i64::from(reduction_factor).saturating_pow(brackets.saturating_sub(1)));
+                if let Some(max) = max_resource.filter(|max| brackets > 1 && last_first_rung >= *max) {
+                    problems.push(Problem::new(
+                        "spec.earlyStopping.settings.brackets",
+                        format!(
+                            "({brackets}): the last bracket's first rung, minResource·reductionFactor^{} = \
+                             {last_first_rung}, is not below maxResource ({max}), so it would stop nothing; \
+                             use fewer brackets or raise maxResource",
+                            brackets - 1
+                        ),
+                    ));
+                }
+                Some(StoppingSettings::Asha { min_resource, reduction_factor, max_resource, grace_period, brackets })
             }
         };
         if problems.is_empty() { Ok(settings) } else { Err(problems) }

@@ -294,7 +294,13 @@ fn early_stopping_reads_each_rule_with_its_defaults() {
     let asha = read("  earlyStopping: {rule: asha, settings: {minResource: 2, maxResource: 30}}").unwrap();
     assert_eq!(
         asha.spec.stopping(),
-        Some(StoppingSettings::Asha { min_resource: 2, reduction_factor: 3, max_resource: Some(30), grace_period: 2 })
+        Some(StoppingSettings::Asha {
+            min_resource: 2,
+            reduction_factor: 3,
+            max_resource: Some(30),
+            grace_period: 2,
+            brackets: 1
+        })
     );
     assert_eq!(read("  earlyStopping: {rule: none}").unwrap().spec.stopping(), None);
 }
@@ -317,6 +323,16 @@ fn early_stopping_problems_are_each_named_at_their_field_in_one_report() {
     let found = with("  earlyStopping: {rule: asha, settings: {reductionFactor: 1, minResource: 4, maxResource: 4}}");
     assert!(found.iter().any(|p| p.contains("settings.reductionFactor: (1) must be a whole number from 2 to 1000")));
     assert!(found.iter().any(|p| p.contains("settings.maxResource: (4) must be larger than minResource (4)")));
+    let found = with("  earlyStopping: {rule: asha, settings: {minResource: 1, maxResource: 9, brackets: 3}}");
+    assert!(
+        found.iter().any(|p| p.contains("settings.brackets: (3): the last bracket's first rung, minResource·reductionFactor^2 = 9, is not below maxResource (9)")),
+        "{found:#?}"
+    );
+    let found = with("  earlyStopping: {rule: asha, settings: {brackets: 0}}");
+    assert!(
+        found.iter().any(|p| p.contains("settings.brackets: (0) must be a whole number from 1 to 16")),
+        "{found:#?}"
+    );
     let found = with("  earlyStopping: {rule: hyperband, setting: {}}");
     assert!(
         found.iter().any(|p| p.contains("spec.earlyStopping.rule: \"hyperband\" is not one of none, median, asha"))
