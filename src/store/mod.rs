@@ -193,6 +193,15 @@ pub enum Desired {
 }
 
 impl ExperimentRecord {
+    /// Moves the experiment gauges (phase, running trials, best objective) to this record: called
+    /// on every write, and once per stored experiment when a server starts.
+    pub fn instrument(&self) {
+        let status = self.experiment.status.clone().unwrap_or_default();
+        let best = status.best_trial.as_ref().map(|b| b.objective);
+        let phase = format!("{:?}", status.phase);
+        crate::instruments::global().experiment_written(self.name(), &phase, status.trials.running, best);
+    }
+
     /// A new experiment, with a new incarnation: `metadata.uid` is drawn afresh (whatever the
     /// document said), so an experiment created again under an old name is a different one to
     /// every token and Job of the old.
@@ -311,6 +320,7 @@ impl Store {
         let bytes = codec::encode(record, &what)?;
         self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.notices.experiment_changed(record.name());
+        record.instrument();
         self.flush(&what)
     }
 
@@ -323,6 +333,9 @@ impl Store {
             .compare_and_swap(record.name(), None::<&[u8]>, Some(bytes))
             .map_err(|source| Error::Write { what: what.clone(), source })?;
         self.notices.experiment_changed(record.name());
+        if swapped.is_ok() {
+            record.instrument();
+        }
         self.flush(&what)?;
         Ok(swapped.is_ok())
     }
@@ -367,7 +380,9 @@ impl Store {
         if durability == Durability::Flushed {
             self.flush(&what())?;
         }
-        updated.map(|bytes| codec::decode(&bytes, what)).transpose()
+        let record: Option<ExperimentRecord> = updated.map(|bytes| codec::decode(&bytes, what)).transpose()?;
+        record.as_ref().inspect(|r| r.instrument());
+        Ok(record)
     }
 
     /// The names of the experiments written (or deleted) since the subscriber last looked, for
@@ -394,6 +409,7 @@ impl Store {
         self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
         self.ranks.forget(name);
+        crate::instruments::global().experiment_deleted(name);
         self.notices.experiment_changed(name);
         self.flush(&what)
     }
