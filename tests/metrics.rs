@@ -7,25 +7,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 
 use support::server::Server;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// GET /metrics over plain HTTP/1.1 (the body of the answer).
-fn scrape(url: &str) -> String {
-    let address = url.strip_prefix("http://").unwrap().trim_end_matches('/');
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
-    body.to_string()
-}
 
 /// Family name → type, from the `# TYPE` lines.
 fn families(text: &str) -> BTreeMap<String, String> {
@@ -38,9 +23,8 @@ fn families(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The value of the sample whose line starts with `start` (0 when there is none).
 fn value(text: &str, start: &str) -> f64 {
-    text.lines().find(|l| l.starts_with(start)).map_or(0.0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+    Server::metric(text, start)
 }
 
 #[test]
@@ -65,7 +49,7 @@ fn metrics_after_an_experiment_count_its_trials_by_outcome_and_name_counters_tot
     assert_eq!(succeeded + failed, 8.0, "{done}");
     assert!(succeeded > 0.0 && failed > 0.0, "both outcomes, so both reasons are counted: {done}");
 
-    let text = scrape(&server.url);
+    let text = server.metrics();
     let types = families(&text);
     for (name, kind) in [
         ("tuna_experiments", "gauge"),

@@ -254,6 +254,9 @@ pub struct Store {
     observation_counts: Arc<Mutex<HashMap<(String, u32), usize>>>,
     /// The leaderboard's order per experiment, kept on write once asked for.
     ranks: Arc<ranks::Ranks>,
+    /// Orders moving the experiment gauges after a write against a delete: without it, a write
+    /// that raced a delete could put back the series of an experiment that is gone.
+    instrumenting: Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -292,6 +295,7 @@ impl Store {
             artifacts,
             notices: Default::default(),
             observation_counts: Default::default(),
+            instrumenting: Default::default(),
             ranks: Default::default(),
         };
         store.flush("the schema version")?;
@@ -310,6 +314,14 @@ impl Store {
         self.experiments.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k.map_err(read)?).into_owned())).collect()
     }
 
+    /// Moves the experiment gauges to a record just written, unless it has been deleted since.
+    fn instrument(&self, record: &ExperimentRecord) {
+        let _order = self.instrumenting.lock().unwrap_or_else(|e| e.into_inner());
+        if self.experiments.contains_key(record.name()).unwrap_or(false) {
+            record.instrument();
+        }
+    }
+
     pub fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
         scan(&self.experiments, b"", || "the experiments".to_string())
     }
@@ -320,7 +332,7 @@ impl Store {
         let bytes = codec::encode(record, &what)?;
         self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.notices.experiment_changed(record.name());
-        record.instrument();
+        self.instrument(record);
         self.flush(&what)
     }
 
@@ -334,7 +346,7 @@ impl Store {
             .map_err(|source| Error::Write { what: what.clone(), source })?;
         self.notices.experiment_changed(record.name());
         if swapped.is_ok() {
-            record.instrument();
+            self.instrument(record);
         }
         self.flush(&what)?;
         Ok(swapped.is_ok())
@@ -381,7 +393,7 @@ impl Store {
             self.flush(&what())?;
         }
         let record: Option<ExperimentRecord> = updated.map(|bytes| codec::decode(&bytes, what)).transpose()?;
-        record.as_ref().inspect(|r| r.instrument());
+        record.as_ref().inspect(|r| self.instrument(r));
         Ok(record)
     }
 
@@ -406,10 +418,13 @@ impl Store {
                 tree.remove(key).map_err(|source| Error::Write { what: what.clone(), source })?;
             }
         }
-        self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
+        {
+            let _order = self.instrumenting.lock().unwrap_or_else(|e| e.into_inner());
+            self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
+            crate::instruments::global().experiment_deleted(name);
+        }
         self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
         self.ranks.forget(name);
-        crate::instruments::global().experiment_deleted(name);
         self.notices.experiment_changed(name);
         self.flush(&what)
     }
