@@ -16,7 +16,8 @@
 //! [`MAX_LABELLED_EXPERIMENTS`] experiments get series of their own (the first ones written since
 //! the process started); the trials running of every later one are summed under
 //! `experiment="_other"`, and their best objective (which cannot be summed) is not exported. A
-//! deleted experiment's series are removed and its slot is freed for the next experiment written.
+//! deleted experiment's series are removed and its slot is freed for the next experiment written
+//! for the first time (one already under `_other` stays there).
 //! Every other family is labelled only by bounded sets (phase, reason, result, algorithm,
 //! executor, route template, method, status class).
 
