@@ -12,6 +12,8 @@ pub mod spec;
 pub mod space;
 
 // Row 2
+/// The Prometheus instruments kept in memory, moved where things happen, served by `/metrics`.
+pub mod instruments;
 /// Per-trial tokens for pushed metrics.
 pub mod token;
 /// Trials, their phases, reasons and observations; how an attempt ended.

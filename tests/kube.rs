@@ -12,13 +12,14 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
 use support::fake_kube::FakeKube;
 use support::kube_e2e::{EXPERIMENTS, experiment, jobs_of, start, wait_status};
+use support::server::Server;
 use tuna::spec::Experiment;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {
     let fake = FakeKube::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let _server = start(&fake, dir.path());
+    let server = start(&fake, dir.path());
     let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
     let stdout = experiment("by-log", r#"[sh, -c, "echo epoch=1 score=${x}"]"#, "  metrics: {collector: stdout}\n");
     let push = format!(
@@ -46,6 +47,12 @@ async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {
     let events = fake.objects("events");
     assert!(events.iter().any(|e| e["reason"] == "TrialsStarted"), "Events are recorded");
     assert!(events.iter().any(|e| e["reason"] == "ExperimentEnded"));
+    let metrics = server.metrics();
+    let ended = "tuna_controller_trials_ended_total{reason=\"succeeded\",executor=\"kubernetes\"}";
+    assert_eq!(Server::metric(&metrics, ended), 8.0, "{metrics}");
+    assert!(Server::metric(&metrics, "tuna_controller_reconciles_total{result=\"ok\"}") > 0.0, "{metrics}");
+    let by_log = "{experiment=\"default/by-log\",namespace=\"default\"}";
+    assert!(metrics.contains(&format!("tuna_experiment_best_objective{by_log}")), "{metrics}");
 
     api.delete("by-log", &DeleteParams::default()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -54,6 +61,9 @@ async fn experiment_resources_run_trials_as_jobs_report_status_and_clean_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(jobs_of(&fake, "by-push").len(), 4, "the other experiment's Jobs stay");
+    let metrics = server.metrics();
+    assert!(!metrics.contains("experiment=\"default/by-log\""), "a deleted experiment's series go: {metrics}");
+    assert!(metrics.contains("experiment=\"default/by-push\""), "{metrics}");
     assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
 }
 

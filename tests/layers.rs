@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const ROWS: &[&[&str]] = &[
     &["spec"],
     &["space"],
-    &["trial", "token"],
+    &["trial", "token", "instruments"],
     &["search", "stopping", "metrics", "leaderboard", "plots"],
     &["experiment", "store", "executor"],
     &["controller", "promote", "api"],

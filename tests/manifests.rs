@@ -173,3 +173,72 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// `deploy/` with `components/servicemonitor` added, as `kubectl kustomize` builds it.
+fn kustomize_with_servicemonitor() -> String {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap().map(Result::unwrap) {
+            let target = to.join(entry.file_name());
+            match entry.file_type().unwrap().is_dir() {
+                true => copy(&entry.path(), &target),
+                false => drop(std::fs::copy(entry.path(), target).unwrap()),
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&Path::new(ROOT).join("deploy"), dir.path());
+    let kustomization = dir.path().join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization).unwrap();
+    let scope = "  - components/all-namespaces\n";
+    assert!(text.contains(scope), "deploy/kustomization.yaml names its scope component:\n{text}");
+    let with = text.replace(scope, &format!("{scope}  - components/servicemonitor\n"));
+    std::fs::write(&kustomization, with).unwrap();
+    let out = Command::new("kubectl").arg("kustomize").arg(dir.path()).output().expect("kubectl runs");
+    assert!(out.status.success(), "kubectl kustomize with servicemonitor: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The ServiceMonitor is a prometheus-operator CRD that kubernetes-validate has no schema for (it
+/// says so and skips it; asserted below so that the skip is visible): its fields are checked here
+/// against the Service it must scrape, and the rest of the install against the official schemas.
+#[test]
+fn the_servicemonitor_component_builds_and_scrapes_the_services_metrics_port() {
+    let built = kustomize_with_servicemonitor();
+    let objects: Vec<serde_json::Value> = built.split("\n---\n").map(|d| serde_saphyr::from_str(d).unwrap()).collect();
+    let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let (monitor, service) = (find("ServiceMonitor"), find("Service"));
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["metadata"]["namespace"], service["metadata"]["namespace"]);
+    let spec = monitor["spec"].as_object().unwrap();
+    let known = ["selector", "namespaceSelector", "endpoints"];
+    assert!(spec.keys().all(|k| known.contains(&k.as_str())), "fields of ServiceMonitorSpec only: {spec:?}");
+    for (key, value) in spec["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][key], value, "the selector picks the tuna Service by {key}");
+    }
+    let names = spec["namespaceSelector"]["matchNames"].as_array().unwrap();
+    assert!(names.contains(&service["metadata"]["namespace"]), "{names:?}");
+    let ports: Vec<&serde_json::Value> = service["spec"]["ports"].as_array().unwrap().iter().collect();
+    for endpoint in spec["endpoints"].as_array().unwrap() {
+        let port = ports.iter().find(|p| p["name"] == endpoint["port"]);
+        let port = port.unwrap_or_else(|| panic!("endpoint port {} is no port of the Service", endpoint["port"]));
+        assert_eq!(endpoint["path"], "/metrics");
+        let annotated = &service["metadata"]["annotations"];
+        assert_eq!(annotated["prometheus.io/port"].as_str(), Some(port["port"].to_string().as_str()));
+        assert_eq!(annotated["prometheus.io/path"], "/metrics");
+    }
+
+    let Some(bin) = validator_bin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy-servicemonitor.yaml");
+    std::fs::write(&file, &built).unwrap();
+    let out = Command::new(bin.join("kubernetes-validate"))
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubernetes-validate failed:\n{report}");
+    assert!(report.contains("Couldn't find schema for kind ServiceMonitor"), "the one object it skips:\n{report}");
+    assert_eq!(report.matches(" passed for resource ").count(), objects.len() - 1, "all the others:\n{report}");
+}

@@ -131,14 +131,7 @@ impl Asker {
     }
 
     /// `count` suggestions for `history`: the prepared ones when they fit, else computed now.
-    fn suggest(
-        &mut self,
-        state: &ApiState,
-        spec: &ExperimentSpec,
-        seed: u64,
-        history: &[Past],
-        count: usize,
-    ) -> Result<Vec<Assignment>> {
+    fn suggest(&mut self, spec: &ExperimentSpec, seed: u64, history: &[Past], count: usize) -> Result<Vec<Assignment>> {
         if let Some(p) = self.prepared.take()
             && p.count == count
             && p.history == history
@@ -148,8 +141,11 @@ impl Asker {
         let search = self.search_for(spec, seed)?;
         let started = Instant::now();
         let picked = search.suggest(history, count).map_err(|e| ApiError::Conflict(e.to_string()))?;
-        let labels = vec![("algorithm".to_string(), spec.algorithm.name.to_string())];
-        state.metrics.suggestions.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        crate::instruments::global().suggested(
+            &spec.algorithm.name.to_string(),
+            "external",
+            started.elapsed().as_secs_f64(),
+        );
         Ok(picked)
     }
 }
@@ -223,7 +219,7 @@ fn ask_now(
     }
     // Lent to the search for this ask (no copy of every trial's parameters) and given back at once.
     let history = std::mem::take(&mut known.history);
-    let fresh = asker.suggest(&state, spec, seed_of(&record), &history, wanted);
+    let fresh = asker.suggest(spec, seed_of(&record), &history, wanted);
     if let Some(known) = asker.known.as_mut() {
         known.history = history;
     }
@@ -286,7 +282,7 @@ pub(super) fn prepare(state: &ApiState, record: &ExperimentRecord) {
         return;
     }
     let history = known.history.clone();
-    if let Ok(picked) = asker.suggest(state, spec, seed, &history, 1) {
+    if let Ok(picked) = asker.suggest(spec, seed, &history, 1) {
         asker.prepared = Some(Prepared { history, count: 1, picked });
     }
 }

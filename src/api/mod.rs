@@ -33,8 +33,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::Mutex;
 
 pub use asktell::warm;
@@ -116,7 +114,6 @@ pub struct ApiState {
     pub no_promoter: Option<String>,
     /// Where and as whom Kubernetes experiments submitted here run (none, unless configured).
     pub kube_trials: kube_trials::TrialPolicy,
-    pub metrics: ApiMetrics,
     /// Each experiment's step reports, kept between the reports judged by its early-stopping rule.
     reports: early::ReportCache,
     /// One search per external experiment, kept between asks (warm state, one asker at a time).
@@ -139,7 +136,6 @@ impl ApiState {
             ready: AtomicBool::new(false),
             no_promoter: None,
             kube_trials: kube_trials::TrialPolicy::default(),
-            metrics: ApiMetrics::default(),
             reports: Default::default(),
             asks: Default::default(),
             failures: std::sync::Mutex::new((Instant::now(), 0)),
@@ -213,27 +209,6 @@ impl ApiState {
     }
 }
 
-type Labels = Vec<(String, String)>;
-type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
-
-/// The API's own metrics.
-pub struct ApiMetrics {
-    /// Request durations by route, method and status.
-    pub requests: Histograms,
-    /// Time to compute suggestions, by algorithm.
-    pub suggestions: Histograms,
-}
-
-impl Default for ApiMetrics {
-    fn default() -> Self {
-        // 100 µs to ~13 s in doublings: covers a cached random draw and a slow Bayesian fit.
-        fn seconds() -> Histogram {
-            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
-        }
-        Self { requests: Family::new_with_constructor(seconds), suggestions: Family::new_with_constructor(seconds) }
-    }
-}
-
 /// The whole API, ready to serve or to call with `oneshot` in tests.
 pub fn router(state: Arc<ApiState>) -> Router {
     let api = Router::new()
@@ -252,7 +227,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route; see /api/v1/openapi.json".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(error::one_shape))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), measure))
+        .layer(middleware::from_fn(measure))
         .with_state(state)
 }
 
@@ -276,18 +251,13 @@ async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: N
     Ok(next.run(request).await)
 }
 
-/// Records every request's duration by route and status.
-async fn measure(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+/// Records every request's duration by route template, method and status class.
+async fn measure(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let method = request.method().to_string();
     let start = Instant::now();
     let response = next.run(request).await;
-    let labels = vec![
-        ("route".into(), route),
-        ("method".into(), method),
-        ("status".into(), response.status().as_u16().to_string()),
-    ];
-    state.metrics.requests.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    crate::instruments::global().request(&route, &method, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }
 

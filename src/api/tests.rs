@@ -488,21 +488,19 @@ async fn a_restarted_server_warms_its_open_ask_tell_experiments_before_it_is_rea
 }
 
 #[tokio::test]
-async fn metrics_count_trials_from_the_statuses_without_reading_a_trial() {
+async fn metrics_serve_the_process_instruments_as_openmetrics() {
+    // The instruments are process-wide and other tests here move them at the same time: their
+    // values are checked on instances of their own (instruments_tests) and through a real server
+    // (tests/serve.rs); here, that the route serves them, families and types.
     let api = api(None);
-    api.call("POST", "/api/v1/experiments", &external("m", 10), None).await;
-    api.state
-        .store
-        .update_experiment("m", crate::store::Durability::Flushed, |r| {
-            let status = r.experiment.status.get_or_insert_with(Default::default);
-            status.trials.succeeded = 7;
-            status.trials.running = 2;
-        })
-        .unwrap();
+    api.call("POST", "/api/v1/experiments", &external("metrics-route", 10), None).await;
     let (status, text) = api.call("GET", "/metrics", "", None).await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap();
-    assert!(text.contains("tuna_trials{phase=\"Succeeded\"} 7"), "{text}");
-    assert!(text.contains("tuna_trials{phase=\"Running\"} 2"), "{text}");
-    assert!(text.contains("tuna_experiments{phase=\"Pending\"} 1"), "{text}");
+    assert!(text.contains("# TYPE tuna_experiments gauge"), "{text}");
+    assert!(text.contains("# TYPE tuna_controller_reconciles counter"), "{text}");
+    assert!(text.contains("tuna_controller_reconciles_total{result=\"error\"} "), "at 0 from the start: {text}");
+    assert!(text.contains("# TYPE tuna_api_request_duration_seconds histogram"), "{text}");
+    assert!(text.contains("route=\"/api/v1/experiments\",method=\"POST\",status=\"2xx\""), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }

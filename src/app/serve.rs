@@ -48,6 +48,8 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     let scheme = if tls.is_some() { "https" } else { "http" };
     let data_dir = std::path::absolute(config.data_dir()).context("failed to resolve the data dir")?;
     let store = super::open_store(&data_dir)?;
+    // The experiment gauges start from the stored records, read once; writes move them after.
+    store.experiments().context("failed to read the experiments")?.iter().for_each(|r| r.instrument());
     let secret = TrialSecret::load_or_create(&data_dir.join("secret")).context("failed to load the trial secret")?;
     let gpus = super::gpus(config)?;
     let listener = tokio::net::TcpListener::bind(serve.listen)

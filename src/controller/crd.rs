@@ -121,6 +121,14 @@ fn causes(error: &dyn std::error::Error) -> String {
 }
 
 async fn reconcile(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let done = reconcile_once(experiment, ctx).await;
+    let result = if done.is_ok() { "ok" } else { "error" };
+    crate::instruments::global().reconciled(result, started.elapsed().as_secs_f64());
+    done
+}
+
+async fn reconcile_once(experiment: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = experiment.namespace().unwrap_or_else(|| "default".into());
     let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, FINALIZER, experiment, |event| async {

@@ -15,6 +15,7 @@ pub mod crd;
 mod external;
 pub mod lease;
 mod supervisor;
+mod timed;
 mod trial_run;
 
 use std::path::PathBuf;
@@ -259,6 +260,7 @@ impl<E: Executor> Controller<E> {
         let status = record.experiment.status.get_or_insert_with(Default::default);
         let search =
             search::build(&spec, status.seed).map_err(|source| Error::BuildSearch { name: name.clone(), source })?;
+        let search = timed::Timed::wrap(search, &spec);
         let parser = MetricParser::new(spec.metrics.format.as_deref())
             .map_err(|source| Error::MetricsFormat { name: name.clone(), source })?;
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -316,10 +318,12 @@ impl<E: Executor> Shell<'_, E> {
                 }
                 Command::Retry(trial) => {
                     info!(trial = %trial.name, attempt = trial.attempts, "trial lost; running it again");
+                    crate::instruments::global().trial_started(timed::executor_label(core.spec().executor));
                     let dir = attempts.launch(&trial, false);
                     core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
                 }
                 Command::Launch(trial) => {
+                    crate::instruments::global().trial_started(timed::executor_label(core.spec().executor));
                     let dir = attempts.launch(&trial, true);
                     core.handle(Event::Launched { trial: trial.index, dir }, Timestamp::now());
                     (self.progress)(Progress::Launched { trial: &trial, snapshot: snapshot(core, self.started) });
@@ -328,6 +332,7 @@ impl<E: Executor> Shell<'_, E> {
                 Command::Ended(trial) => {
                     // Its Save, just before, brought the status up to date.
                     attempts.forget(trial.index);
+                    instrument_end(&trial, core.spec());
                     (self.progress)(Progress::Ended { trial: &trial, snapshot: snapshot(core, self.started) });
                 }
                 Command::Finish(reason) => return Ok(Some(reason)),
@@ -398,6 +403,25 @@ impl<E: Executor> Shell<'_, E> {
         self.controller.save_status(&self.record, Durability::Flushed)?;
         Ok(self.record)
     }
+}
+
+/// Counts a trial's end by its final phase (`early_stopped`, …) and times its run.
+fn instrument_end(trial: &Trial, spec: &crate::spec::ExperimentSpec) {
+    let reason = serde_json::to_value(trial.phase).ok().and_then(|v| v.as_str().map(snake_case)).unwrap_or_default();
+    let ran = trial.started_at.zip(trial.finished_at).map(|(s, f)| f.duration_since(s).as_secs_f64());
+    crate::instruments::global().trial_ended(&reason, timed::executor_label(spec.executor), ran);
+}
+
+/// `EarlyStopped` → `early_stopped`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// The trials written since the last look (forever pending when nothing is followed).

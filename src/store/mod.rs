@@ -193,6 +193,15 @@ pub enum Desired {
 }
 
 impl ExperimentRecord {
+    /// Moves the experiment gauges (phase, running trials, best objective) to this record: called
+    /// on every write, and once per stored experiment when a server starts.
+    pub fn instrument(&self) {
+        let status = self.experiment.status.clone().unwrap_or_default();
+        let best = status.best_trial.as_ref().map(|b| b.objective);
+        let phase = format!("{:?}", status.phase);
+        crate::instruments::global().experiment_written(self.name(), &phase, status.trials.running, best);
+    }
+
     /// A new experiment, with a new incarnation: `metadata.uid` is drawn afresh (whatever the
     /// document said), so an experiment created again under an old name is a different one to
     /// every token and Job of the old.
@@ -245,6 +254,9 @@ pub struct Store {
     observation_counts: Arc<Mutex<HashMap<(String, u32), usize>>>,
     /// The leaderboard's order per experiment, kept on write once asked for.
     ranks: Arc<ranks::Ranks>,
+    /// Orders moving the experiment gauges after a write against a delete: without it, a write
+    /// that raced a delete could put back the series of an experiment that is gone.
+    instrumenting: Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -283,6 +295,7 @@ impl Store {
             artifacts,
             notices: Default::default(),
             observation_counts: Default::default(),
+            instrumenting: Default::default(),
             ranks: Default::default(),
         };
         store.flush("the schema version")?;
@@ -301,6 +314,14 @@ impl Store {
         self.experiments.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k.map_err(read)?).into_owned())).collect()
     }
 
+    /// Moves the experiment gauges to a record just written, unless it has been deleted since.
+    fn instrument(&self, record: &ExperimentRecord) {
+        let _order = self.instrumenting.lock().unwrap_or_else(|e| e.into_inner());
+        if self.experiments.contains_key(record.name()).unwrap_or(false) {
+            record.instrument();
+        }
+    }
+
     pub fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
         scan(&self.experiments, b"", || "the experiments".to_string())
     }
@@ -311,6 +332,7 @@ impl Store {
         let bytes = codec::encode(record, &what)?;
         self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what: what.clone(), source })?;
         self.notices.experiment_changed(record.name());
+        self.instrument(record);
         self.flush(&what)
     }
 
@@ -323,6 +345,9 @@ impl Store {
             .compare_and_swap(record.name(), None::<&[u8]>, Some(bytes))
             .map_err(|source| Error::Write { what: what.clone(), source })?;
         self.notices.experiment_changed(record.name());
+        if swapped.is_ok() {
+            self.instrument(record);
+        }
         self.flush(&what)?;
         Ok(swapped.is_ok())
     }
@@ -367,7 +392,9 @@ impl Store {
         if durability == Durability::Flushed {
             self.flush(&what())?;
         }
-        updated.map(|bytes| codec::decode(&bytes, what)).transpose()
+        let record: Option<ExperimentRecord> = updated.map(|bytes| codec::decode(&bytes, what)).transpose()?;
+        record.as_ref().inspect(|r| self.instrument(r));
+        Ok(record)
     }
 
     /// The names of the experiments written (or deleted) since the subscriber last looked, for
@@ -391,7 +418,11 @@ impl Store {
                 tree.remove(key).map_err(|source| Error::Write { what: what.clone(), source })?;
             }
         }
-        self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
+        {
+            let _order = self.instrumenting.lock().unwrap_or_else(|e| e.into_inner());
+            self.experiments.remove(name).map_err(|source| Error::Write { what: what.clone(), source })?;
+            crate::instruments::global().experiment_deleted(name);
+        }
         self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
         self.ranks.forget(name);
         self.notices.experiment_changed(name);

@@ -57,6 +57,25 @@ impl Server {
         Command::new(env!("CARGO_BIN_EXE_tuna")).args(args).env("TUNA_SERVER", &self.url).output().unwrap()
     }
 
+    /// GET /metrics over plain HTTP/1.1: the OpenMetrics text.
+    pub fn metrics(&self) -> String {
+        use std::io::Read;
+        let address = self.url.strip_prefix("http://").unwrap().trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
+        body.to_string()
+    }
+
+    /// The value of the `/metrics` sample whose line starts with `start` (0 when there is none).
+    pub fn metric(text: &str, start: &str) -> f64 {
+        text.lines().find(|l| l.starts_with(start)).map_or(0.0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url, None)
     }
