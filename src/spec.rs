@@ -459,6 +459,13 @@ pub struct TrialTemplate {
     /// kubernetes: seconds a finished Job is kept before Kubernetes removes it (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// kubernetes: the size of a memory-backed `/dev/shm` for the trial's container (a Kubernetes
+    /// quantity, e.g. `1Gi`): an emptyDir with `medium: Memory` and this `sizeLimit`, mounted at
+    /// `/dev/shm`. The container runtime's default is 64Mi, too small for PyTorch's DataLoader
+    /// workers, which pass batches through shared memory. The memory counts against the pod's
+    /// memory limit. Absent: no volume, the runtime's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
 }
 
 /// What one trial needs.

@@ -120,3 +120,38 @@ async fn blocking_an_owners_deletion_needs_update_on_its_finalizers() {
     ]));
     jobs.create(&PostParams::default(), &job("owned", Some(owner))).await.unwrap();
 }
+
+/// The shipped user role `tuna-view` (deploy/user-roles.yaml), bound directly: the fake does not
+/// aggregate ClusterRoles into the built-in `view` (it has no built-in roles), so this holds the
+/// rules of tuna-view themselves, and the aggregation label is checked on the manifest.
+#[tokio::test]
+async fn the_shipped_tuna_view_role_lists_experiments_but_cannot_create_them() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let shipped = support::fake_kube::rendered("all-namespaces");
+    let role_named = |name: &str| {
+        shipped
+            .iter()
+            .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("deploy/ ships ClusterRole {name}"))
+            .clone()
+    };
+    for (name, aggregate) in [("tuna-admin", "admin"), ("tuna-edit", "edit"), ("tuna-view", "view")] {
+        let label = format!("rbac.authorization.k8s.io/aggregate-to-{aggregate}");
+        assert_eq!(role_named(name)["metadata"]["labels"][label.as_str()], "true", "{name} aggregates to {aggregate}");
+    }
+    let mut view = role_named("tuna-view");
+    view["metadata"]["name"] = "r".into();
+    let fake = FakeKube::start().await;
+    fake.enforce_rbac(Policy::from_manifests(&[view, binding("RoleBinding", Some("default"), "ClusterRole")]));
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("tuna.dev", "v1alpha1", "Experiment"), "experiments");
+    let experiments: Api<DynamicObject> = Api::namespaced_with(fake.controller_client(), "default", &resource);
+    experiments.list(&ListParams::default()).await.unwrap();
+    let cr: DynamicObject = serde_json::from_value(json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "e"}, "spec": {}}))
+    .unwrap();
+    let status = forbidden(experiments.create(&PostParams::default(), &cr).await);
+    assert!(status.message.contains("cannot create resource \"experiments\""), "{}", status.message);
+    let elsewhere: Api<DynamicObject> = Api::namespaced_with(fake.controller_client(), "kube-system", &resource);
+    forbidden(elsewhere.list(&ListParams::default()).await);
+}

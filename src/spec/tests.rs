@@ -392,3 +392,13 @@ fn an_autoscaled_kubernetes_server_needs_a_cpu_request_to_scale_on() {
         "spec.promotion.serve.podTemplate: its first container needs resources.requests.cpu",
     );
 }
+
+#[test]
+fn shm_size_must_be_a_kubernetes_quantity() {
+    let on_kubernetes = "timeout: 10m\n    image: busybox\n  executor: kubernetes";
+    let good = "timeout: 10m\n    image: busybox\n    shmSize: 1Gi\n  executor: kubernetes";
+    assert_eq!(problems("timeout: 10m", good), Vec::<String>::new());
+    let bad = "timeout: 10m\n    image: busybox\n    shmSize: 1 gig\n  executor: kubernetes";
+    assert_problem("timeout: 10m", bad, "spec.trial.shmSize: \"1 gig\" is not a Kubernetes quantity");
+    assert_eq!(problems("timeout: 10m", on_kubernetes), Vec::<String>::new());
+}

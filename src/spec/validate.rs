@@ -370,6 +370,12 @@ fn check_kubernetes(trial: &super::TrialTemplate, problems: &mut Vec<Problem>) {
             }
         }
     }
+    if let Some(v) = trial.shm_size.as_deref().filter(|v| !is_quantity(v)) {
+        problems.push(Problem::new(
+            "spec.trial.shmSize",
+            format!("{v:?} is not a Kubernetes quantity; write it like 512Mi or 1Gi"),
+        ));
+    }
     for (field, value) in [("cpu", &trial.resources.cpu), ("memory", &trial.resources.memory)] {
         if let Some(v) = value.as_deref().filter(|v| !is_quantity(v)) {
             problems.push(Problem::new(

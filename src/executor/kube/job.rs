@@ -8,8 +8,8 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Toleration,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -39,6 +39,8 @@ pub const DEFAULT_TTL_SECONDS: i32 = 3600;
 const TRIAL_UID: i64 = 65532;
 /// Kubernetes object names and label values hold at most 63 characters.
 const MAX_NAME: usize = 63;
+/// The volume `spec.trial.shmSize` adds, mounted at `/dev/shm` in the trial's container.
+pub const SHM_VOLUME: &str = "tuna-shm";
 
 /// Renders the Job for one trial launch in `namespace`.
 pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
@@ -98,6 +100,9 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         value_from: None,
     }));
     set_resources(primary, launch);
+    if let Some(size) = &t.shm_size {
+        add_shm(spec, &primary_name, size)?;
+    }
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(job_name(&launch.experiment, &launch.trial)),
@@ -207,6 +212,32 @@ fn primary_container<'a>(spec: &'a mut PodSpec, name: Option<&str>) -> Result<&'
         None => 0,
     };
     spec.containers.get_mut(index).ok_or_else(|| "spec.trial.podTemplate has no container".to_string())
+}
+
+/// A memory-backed emptyDir of `size` at `/dev/shm` in the trial's container (`spec.trial.shmSize`).
+/// emptyDir is allowed under Pod Security `restricted`; a pod template that already mounts
+/// something at `/dev/shm` in that container, or has a volume of the same name, is refused rather
+/// than given two mounts at one path (the API server would refuse the Job later, less clearly).
+fn add_shm(spec: &mut PodSpec, primary: &str, size: &str) -> Result<(), String> {
+    let volumes = spec.volumes.get_or_insert_with(Default::default);
+    if volumes.iter().any(|v| v.name == SHM_VOLUME) {
+        return Err(format!("spec.trial.shmSize: the pod template already has a volume named {SHM_VOLUME:?}"));
+    }
+    volumes.push(Volume {
+        name: SHM_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(Quantity(size.into())),
+        }),
+        ..Default::default()
+    });
+    let container = primary_container(spec, Some(primary))?;
+    let mounts = container.volume_mounts.get_or_insert_with(Default::default);
+    if mounts.iter().any(|m| m.mount_path.trim_end_matches('/') == "/dev/shm") {
+        return Err("spec.trial.shmSize: the pod template already mounts a volume at /dev/shm".into());
+    }
+    mounts.push(VolumeMount { name: SHM_VOLUME.into(), mount_path: "/dev/shm".into(), ..Default::default() });
+    Ok(())
 }
 
 fn set_resources(container: &mut Container, launch: &Launch) {

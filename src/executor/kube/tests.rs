@@ -42,3 +42,37 @@ fn a_job_of_another_experiment_of_the_same_name_is_not_this_trials() {
     let unlabelled = render_job(&launch("", 1), "default").unwrap();
     assert!(!is_trial_of(&unlabelled, &launch("uid-1", 1)), "a Job without identity is nobody's");
 }
+
+#[test]
+fn shm_size_mounts_a_memory_backed_empty_dir_at_dev_shm_in_the_trial_container() {
+    let mut l = launch("uid-1", 0);
+    l.template.shm_size = Some("1Gi".into());
+    l.pod_template = Some(serde_json::json!({"spec": {"containers": [
+        {"name": "sidecar", "image": "busybox"}, {"name": "train", "image": "busybox"}]}}));
+    l.template.primary_container = Some("train".into());
+    let job = serde_json::to_value(render_job(&l, "default").unwrap()).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        serde_json::json!([{"name": "tuna-shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}])
+    );
+    assert_eq!(
+        pod["containers"][1]["volumeMounts"],
+        serde_json::json!([{"name": "tuna-shm", "mountPath": "/dev/shm"}])
+    );
+    assert!(pod["containers"][0]["volumeMounts"].is_null(), "only the trial's container: {pod}");
+
+    let plain = serde_json::to_value(render_job(&launch("uid-1", 0), "default").unwrap()).unwrap();
+    assert!(plain["spec"]["template"]["spec"]["volumes"].is_null(), "no shmSize, no volume");
+}
+
+#[test]
+fn shm_size_refuses_a_pod_template_that_already_mounts_dev_shm() {
+    let mut l = launch("uid-1", 0);
+    l.template.shm_size = Some("1Gi".into());
+    l.pod_template = Some(serde_json::json!({"spec": {
+        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
+        "containers": [{"name": "t", "image": "busybox", "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm/"}]}]}}));
+    let err = render_job(&l, "default").unwrap_err();
+    assert!(err.contains("spec.trial.shmSize") && err.contains("/dev/shm"), "{err}");
+}
