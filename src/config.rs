@@ -82,9 +82,10 @@ pub struct ServeConfig {
     #[arg(long)]
     pub watch_crds: bool,
 
-    /// The namespace to watch [default: the kubeconfig's or the pod's namespace].
-    #[arg(long, env = "TUNA_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// The namespaces to watch, comma-separated; the first holds the leader Lease and is the
+    /// default --trial-namespace [default: the kubeconfig's or the pod's namespace].
+    #[arg(long, env = "TUNA_NAMESPACE", value_delimiter = ',', value_name = "NAMESPACE[,…]")]
+    pub namespace: Vec<String>,
 
     /// Where Kubernetes experiments submitted through the REST API run [default: --namespace;
     /// without either, the API refuses them, rather than run them in the controller's own].

@@ -161,3 +161,44 @@ async fn api_experiments_cannot_borrow_the_controllers_account_namespace_or_node
     assert!(fake.objects("jobs").iter().all(|j| j["metadata"]["namespace"] == "tuna-trials"), "no Job elsewhere");
     assert_eq!(fake.requests().refusals(), Vec::<String>::new());
 }
+
+/// `components/namespaces` (team-a and team-b, nothing cluster-wide): `tuna serve --namespace
+/// team-a,team-b` reconciles an Experiment in each under the shipped rights alone, and leaves one
+/// in an unlisted namespace alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_list_of_namespaces_is_watched_each_under_its_own_role_binding_and_no_other() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::kube_e2e::kubeconfig(dir.path(), &fake, Scope::TeamNamespaces);
+    for namespace in ["team-b", "team-c"] {
+        fake.create_namespace(namespace);
+    }
+    let data = dir.path().join("data");
+    let _server = Server::start_with(
+        &data,
+        dir.path(),
+        &["--watch-crds", "--namespace", "team-a,team-b"],
+        &[("KUBECONFIG", &config)],
+    );
+    let mut cr = experiment("listed", r#"[sh, -c, "echo score=1"]"#, "  metrics: {collector: stdout}\n");
+    cr.spec.max_trials = 1;
+    cr.spec.parallel_trials = 1;
+    for namespace in ["team-a", "team-b", "team-c"] {
+        let api: Api<Experiment> = Api::namespaced(fake.client(), namespace);
+        api.create(&PostParams::default(), &cr).await.unwrap();
+    }
+    for namespace in ["team-a", "team-b"] {
+        let api: Api<Experiment> = Api::namespaced(fake.client(), namespace);
+        wait_status(&api, "listed", &format!("Succeeded in {namespace}"), |s| s["phase"] == "Succeeded").await;
+    }
+    let unlisted: Api<Experiment> = Api::namespaced(fake.client(), "team-c");
+    let untouched = unlisted.get("listed").await.unwrap();
+    assert!(untouched.status.is_none(), "team-c is not watched: {:?}", untouched.status);
+    assert!(untouched.finalizers().is_empty(), "no finalizer in team-c: {:?}", untouched.finalizers());
+    let jobs = fake.objects("jobs");
+    assert!(jobs.iter().all(|j| j["metadata"]["namespace"] != "team-c"), "no Job in team-c");
+    assert_eq!(jobs.iter().filter(|j| j["metadata"]["namespace"] == "team-a").count(), 1);
+    assert_eq!(jobs.iter().filter(|j| j["metadata"]["namespace"] == "team-b").count(), 1);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(!log.contains("forbidden"), "no request was refused:\n{log}");
+}

@@ -16,7 +16,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The oldest Kubernetes version tuna supports (k8s-openapi feature v1_33).
 const KUBERNETES_VERSION: &str = "1.33.0";
 /// The scope components of `deploy/kustomization.yaml`.
-const SCOPES: [&str; 2] = ["all-namespaces", "one-namespace"];
+const SCOPES: [&str; 3] = ["all-namespaces", "one-namespace", "namespaces"];
 
 fn tuna(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tuna")).args(args).output().unwrap();

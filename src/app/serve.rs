@@ -57,7 +57,7 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
         .with_context(|| format!("failed to listen on {}", serve.listen))?;
     let address = listener.local_addr().context("failed to read the listening address")?;
     let mut state = ApiState::new(store.clone(), config.token.clone(), secret.clone(), gpus.len());
-    let trial_namespace = serve.trial_namespace.clone().or_else(|| serve.namespace.clone());
+    let trial_namespace = serve.trial_namespace.clone().or_else(|| serve.namespace.first().cloned());
     state.kube_trials =
         TrialPolicy { namespace: trial_namespace.clone(), service_accounts: serve.trial_service_accounts.clone() };
     let state = Arc::new(state);
@@ -93,7 +93,7 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     // and it is ready (for its Service) only once it holds it.
     let candidate = match (&cluster, serve.watch_crds) {
         (Some((client, default)), true) => {
-            let namespace = serve.namespace.clone().unwrap_or_else(|| default.clone());
+            let namespace = serve.namespace.first().cloned().unwrap_or_else(|| default.clone());
             Some(Candidate::new(Api::namespaced(client.clone(), &namespace), leader_identity(&data_dir)))
         }
         _ => None,
@@ -117,8 +117,12 @@ pub async fn serve(config: &Config, serve: &ServeConfig) -> anyhow::Result<ExitC
     let promoter = tokio::spawn(Arc::new(promoter).run(shutdown_rx.clone()));
     let crds = match (&cluster, serve.watch_crds) {
         (Some((client, default)), true) => {
-            let namespace = (!serve.all_namespaces).then(|| serve.namespace.clone().unwrap_or_else(|| default.clone()));
-            Some(tokio::spawn(watch_crds(client.clone(), store, namespace, shutdown_rx.clone())))
+            let namespaces = match (serve.all_namespaces, serve.namespace.is_empty()) {
+                (true, _) => None,
+                (false, true) => Some(vec![default.clone()]),
+                (false, false) => Some(serve.namespace.clone()),
+            };
+            Some(tokio::spawn(watch_crds(client.clone(), store, namespaces, shutdown_rx.clone())))
         }
         _ => None,
     };

@@ -82,30 +82,45 @@ struct Context {
 }
 
 /// Reconciles Experiment CRs in `namespace` (all namespaces when `None`) until `shutdown`.
-pub async fn watch_crds(client: Client, store: Store, namespace: Option<String>, mut shutdown: watch::Receiver<bool>) {
-    let (experiments, jobs): (Api<Experiment>, Api<Job>) = match &namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+/// Reconciles the Experiments of `namespaces` (`None`: every namespace), one kube-runtime
+/// Controller per namespace, so that only namespaced list/watch rights are needed there (a
+/// RoleBinding per namespace, no cluster-wide grant).
+pub async fn watch_crds(
+    client: Client,
+    store: Store,
+    namespaces: Option<Vec<String>>,
+    shutdown: watch::Receiver<bool>,
+) {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), Reporter::from(MANAGER)),
-        client,
+        client: client.clone(),
         store,
         seen: Mutex::default(),
     });
-    info!(namespace = namespace.as_deref().unwrap_or("*"), "watching Experiment custom resources");
-    Controller::new(experiments, watcher::Config::default())
-        .owns(jobs, watcher::Config::default().labels(EXPERIMENT_LABEL))
-        .graceful_shutdown_on(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %causes(&e), "reconcile failed");
-            }
-        })
-        .await;
+    let scopes: Vec<Option<String>> = match namespaces {
+        Some(list) => list.into_iter().map(Some).collect(),
+        None => vec![None],
+    };
+    let controllers = scopes.into_iter().map(|namespace| {
+        let (experiments, jobs): (Api<Experiment>, Api<Job>) = match &namespace {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        info!(namespace = namespace.as_deref().unwrap_or("*"), "watching Experiment custom resources");
+        let mut shutdown = shutdown.clone();
+        Controller::new(experiments, watcher::Config::default())
+            .owns(jobs, watcher::Config::default().labels(EXPERIMENT_LABEL))
+            .graceful_shutdown_on(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .run(reconcile, error_policy, Arc::clone(&ctx))
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    warn!(error = %causes(&e), "reconcile failed");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
 }
 
 /// An error with its causes, `: `-separated (a 403's message is a cause several levels down).

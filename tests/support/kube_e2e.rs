@@ -22,6 +22,8 @@ pub const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"
 pub enum Scope<'a> {
     AllNamespaces,
     Namespace(&'a str),
+    /// `components/namespaces` as shipped: team-a (the first, with the Lease) and team-b.
+    TeamNamespaces,
 }
 
 /// The shipped RBAC objects of the install for `scope`.
@@ -33,6 +35,7 @@ pub fn shipped_rbac(scope: Scope) -> Policy {
             renamespace(&mut docs, "team-a", ns);
             Policy::from_manifests(&docs)
         }
+        Scope::TeamNamespaces => Policy::from_manifests(&rendered("namespaces")),
     }
 }
 
@@ -49,6 +52,7 @@ pub fn kubeconfig_as(dir: &Path, fake: &FakeKube, scope: Scope) -> PathBuf {
     let namespace = match scope {
         Scope::AllNamespaces => "tuna-system",
         Scope::Namespace(ns) => ns,
+        Scope::TeamNamespaces => "team-a",
     };
     fake.create_namespace(namespace);
     let path = dir.join("kubeconfig");
