@@ -78,7 +78,17 @@ pub struct Parameters {
     pub metric: String,
     pub goal: Goal,
     pub axes: Vec<Axis>,
+    /// With `?since=`: only the trials changed after that revision (the reader merges them by
+    /// `index` into what it has), unless `full`.
     pub trials: Vec<Coordinates>,
+    /// The revision these trials are as of (also the answer's `ETag`, unquoted): the next `since`.
+    /// Empty where no store stands behind the data.
+    #[serde(default)]
+    pub revision: String,
+    /// `true`: `trials` holds every trial (no `since`, or one this server cannot answer from);
+    /// `false`: only those changed.
+    #[serde(default = "every")]
+    pub full: bool,
 }
 
 /// One parameter as an axis. Numeric axes run from `min` to `max` (on a log scale when `log`);
@@ -195,7 +205,14 @@ pub fn coordinates(axes: &[Axis], t: &Trial) -> Coordinates {
 pub fn parameters_of(experiment: &Experiment, axes: Vec<Axis>, mut trials: Vec<Coordinates>) -> Parameters {
     trials.sort_by_key(|c| c.index);
     let objective = &experiment.spec.objective;
-    Parameters { metric: objective.metric.clone(), goal: objective.goal, axes, trials }
+    Parameters {
+        metric: objective.metric.clone(),
+        goal: objective.goal,
+        axes,
+        trials,
+        revision: String::new(),
+        full: true,
+    }
 }
 
 /// `GET …/plots/intermediate`: each trial's learning curve (its objective metric by step).

@@ -70,6 +70,14 @@ const PAGE: &[(&str, &str, &str)] = &[
     ("limit", "integer", "At most this many items, 1 to 10000 (default 1000)"),
 ];
 
+const SINCE: &[(&str, &str, &str)] = &[(
+    "since",
+    "string",
+    "A revision from an earlier answer (its `revision`, or its ETag unquoted): only the trials changed after \
+     it, to merge by `index` into what the caller has; `full` is true (every trial) when the revision is not \
+     one this server can answer from",
+)];
+
 /// The operation of a route; `None` for a route not described (a test forbids one).
 fn operation(method: &str, path: &str) -> Option<Operation> {
     use Body::{Json, Text};
@@ -228,20 +236,16 @@ fn operation(method: &str, path: &str) -> Option<Operation> {
         ("get", "/api/v1/experiments/{name}/plots/history") => {
             plot("plotHistory", &[(200, "Plot data", Json(of::<History>))])
         }
-        ("get", "/api/v1/experiments/{name}/plots/parameters") => {
-            plot("plotParameters", &[(200, "Plot data", Json(of::<Parameters>))])
-        }
+        ("get", "/api/v1/experiments/{name}/plots/parameters") => Operation {
+            query: SINCE,
+            errors: &[NOT_FOUND, BAD],
+            ..plot("plotParameters", &[(200, "Plot data", Json(of::<Parameters>))])
+        },
         ("get", "/api/v1/experiments/{name}/plots/importance") => {
             plot("plotImportance", &[(200, "Plot data", Json(of::<Importance>))])
         }
         ("get", "/api/v1/experiments/{name}/plots/intermediate") => Operation {
-            query: &[(
-                "since",
-                "string",
-                "A revision from an earlier answer (its `revision`, or its ETag unquoted): only the curves of \
-                 trials changed after it, merged by `index` into what the caller has; `full` is true (every \
-                 curve) when the revision is not one this server can answer from",
-            )],
+            query: SINCE,
             errors: &[NOT_FOUND, BAD],
             ..plot("plotIntermediate", &[(200, "Plot data", Json(of::<Intermediate>))])
         },

@@ -5,15 +5,16 @@
 //! store.revision(name) ─ If-None-Match equal? ──▶ 304, nothing read
 //!                      └▶ store (experiment, trials one at a time, observations)
 //!                           ──▶ plots::{history, parameters, importance, curve} ──▶ JSON + ETag
-//! intermediate?since=REV ──▶ store.changed_since(name, REV) ──▶ only those trials' curves
+//! {intermediate,parameters}?since=REV ──▶ store.changed_since(name, REV) ──▶ only those trials' curves
 //! ```
 //! Every plot answer carries the experiment's revision as its `ETag` (see `store::Revision`: it
 //! changes with every write of the experiment, its trials or observations). A poller that sends it
 //! back in `If-None-Match` gets `304 Not Modified` and an empty body while nothing changed, and the
-//! server reads no trial. The curves, the largest of the plots (every observation of every trial),
-//! also answer `?since=REV` with only the trials changed after REV; the history, parameters and
-//! importance are recomputed whole when anything changed (a trial's objective moves every later
-//! best-so-far, and the importance is a fit over all of them), so they have no `since`.
+//! server reads no trial. The curves (every observation of every trial) and the parameters (each
+//! trial's coordinates) also answer `?since=REV` with only the trials changed after REV, which the
+//! reader merges by index; the history and importance are recomputed whole when anything changed
+//! (a trial's objective moves every later best-so-far, and the importance is a fit over all
+//! trials), so they take no `since`.
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, Result, blocking};
 use crate::plots::{self, Intermediate};
-use crate::store::{Changed, ExperimentRecord, Revision};
+use crate::store::{Changed, ExperimentRecord, MalformedRevision, Revision};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -117,14 +118,31 @@ fn parameters_now(state: &ApiState, name: &str, record: &ExperimentRecord) -> Re
 async fn parameters(
     State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
+    Query(query): Query<SinceQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let since = query.since()?;
     blocking(move || {
         let (revision, record) = match begin(&state, &name, &headers)? {
             Ok(read) => read,
             Err(not_modified) => return Ok(not_modified),
         };
-        Ok(tagged(revision, parameters_now(&state, &name, &record)?))
+        let (revision, changed) = changes(&state, &name, revision, since);
+        let mut answer = match changed {
+            Changed::All => parameters_now(&state, &name, &record)?,
+            Changed::Trials(indexes) => {
+                let axes = plots::axes(&record.experiment);
+                let mut coordinates = Vec::with_capacity(indexes.len());
+                for index in indexes {
+                    if let Some(trial) = trial(&state, &name, index)? {
+                        coordinates.push(plots::coordinates(&axes, &trial));
+                    }
+                }
+                plots::Parameters { full: false, ..plots::parameters_of(&record.experiment, axes, coordinates) }
+            }
+        };
+        answer.revision = revision.to_string();
+        Ok(tagged(revision, answer))
     })
     .await
 }
@@ -150,25 +168,42 @@ struct SinceQuery {
     since: Option<String>,
 }
 
+impl SinceQuery {
+    fn since(&self) -> Result<Option<Revision>> {
+        match self.since.as_deref().map(|s| s.trim_matches('"')) {
+            None | Some("") => Ok(None),
+            Some(text) => {
+                text.parse().map(Some).map_err(|e: MalformedRevision| ApiError::bad_request("since", e.to_string()))
+            }
+        }
+    }
+}
+
+/// The revision to answer as of, and which trials to answer: all without `since`.
+fn changes(state: &ApiState, name: &str, revision: Revision, since: Option<Revision>) -> (Revision, Changed) {
+    match since {
+        Some(since) => state.store.changed_since(name, since),
+        None => (revision, Changed::All),
+    }
+}
+
+fn trial(state: &ApiState, name: &str, index: u32) -> Result<Option<crate::trial::Trial>> {
+    state.store.trial(name, index).map_err(ApiError::internal(format!("read trial {index} of {name}")))
+}
+
 async fn intermediate(
     State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
     Query(query): Query<SinceQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let since = match query.since.as_deref().map(|s| s.trim_matches('"')) {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<Revision>().map_err(|e| ApiError::bad_request("since", e.to_string()))?),
-    };
+    let since = query.since()?;
     blocking(move || {
         let (revision, record) = match begin(&state, &name, &headers)? {
             Ok(read) => read,
             Err(not_modified) => return Ok(not_modified),
         };
-        let (revision, changed) = match since {
-            Some(since) => state.store.changed_since(&name, since),
-            None => (revision, Changed::All),
-        };
+        let (revision, changed) = changes(&state, &name, revision, since);
         let metric = record.experiment.spec.objective.metric.clone();
         let (curves, full) = match changed {
             Changed::All => (every_curve(&state, &name, &metric)?, true),
@@ -352,7 +387,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn since_answers_only_the_curve_of_the_trial_that_reported_and_an_unknown_since_everything() {
+    async fn since_answers_only_the_curve_and_coordinates_of_the_trial_that_reported_and_an_unknown_since_everything() {
         let api = Api::new(None, 1);
         let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "p"},
             "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
@@ -380,6 +415,12 @@ mod tests {
         assert_eq!((curves[0]["trial"].clone(), curves[0]["points"].clone()), (json!("p-0001"), json!([[1.0, 0.4]])));
         assert_ne!(delta["revision"], first["revision"]);
 
+        let (_, axes) = get(&api, &since.replace("intermediate", "parameters")).await;
+        let moved: Vec<&str> =
+            axes["trials"].as_array().unwrap().iter().map(|t| t["trial"].as_str().unwrap()).collect();
+        assert_eq!((axes["full"].clone(), moved), (json!(false), vec!["p-0001"]), "the parameters take since too");
+        assert_eq!(axes["axes"][0]["name"], "x", "with the axes, always");
+
         let (_, again) = get(
             &api,
             &format!("/api/v1/experiments/p/plots/intermediate?since={}", delta["revision"].as_str().unwrap()),
@@ -392,8 +433,13 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!((all["full"].clone(), all["curves"].as_array().unwrap().len()), (json!(true), 3));
 
-        let (status, bad) = get(&api, "/api/v1/experiments/p/plots/intermediate?since=yesterday").await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(bad["error"]["field"], "since", "{bad}");
+        let (_, every) = get(&api, &other_process.replace("intermediate", "parameters")).await;
+        assert_eq!((every["full"].clone(), every["trials"].as_array().unwrap().len()), (json!(true), 3));
+
+        for plot in ["intermediate", "parameters"] {
+            let (status, bad) = get(&api, &format!("/api/v1/experiments/p/plots/{plot}?since=yesterday")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(bad["error"]["field"], "since", "{bad}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 // no build step. Everything shown comes from the JSON API with the token typed in the header
 // (kept in localStorage); every stored string goes into the page as text (textContent), never
 // as markup. Pages poll every POLL_MS and redraw only what changed; the plots are asked with their
-// ETag (a 304 while nothing changed) and the curves as deltas (`?since=`).
+// ETag (a 304 while nothing changed), the curves and coordinates as deltas (`?since=`).
 "use strict";
 
 const POLL_MS = 2000;
@@ -96,24 +96,24 @@ async function plot(path) {
   return body;
 }
 
-// The learning curves, kept by trial index and merged from deltas: each poll asks
-// `intermediate?since=<the revision last seen>` and gets only the curves of trials changed since
-// (or everything with `full: true` when the server cannot answer from that revision, e.g. after
-// its restart). The merged answer is a new object only when something arrived.
-function curveKeeper(base) {
-  const curves = new Map();
+// The learning curves and the parameters' coordinates, kept by trial index and merged from
+// deltas: each poll asks `<plot>?since=<the revision last seen>` and gets only the trials changed
+// since in `answer[list]` (or every trial with `full: true` when the server cannot answer from that
+// revision, e.g. after its restart). The merged answer is a new object only when something arrived.
+function deltaKeeper(path, list) {
+  const items = new Map();
   let revision = null;
   let merged = null;
   return async () => {
-    const path = `${base}/plots/intermediate` + (revision ? `?since=${enc(revision)}` : "");
+    const url = path + (revision ? `?since=${enc(revision)}` : "");
     const headers = revision ? { "If-None-Match": `"${revision}"` } : {};
-    const response = await send(path, { headers, cache: "no-store" }, revision !== null);
+    const response = await send(url, { headers, cache: "no-store" }, revision !== null);
     if (response.status === 304 && merged) return merged;
     const delta = await response.json();
-    if (delta.full) curves.clear();
-    for (const curve of delta.curves) curves.set(curve.index, curve);
+    if (delta.full) items.clear();
+    for (const item of delta[list]) items.set(item.index, item);
     revision = delta.revision || null;
-    merged = { metric: delta.metric, curves: [...curves.values()].sort((a, b) => a.index - b.index) };
+    merged = Object.assign({}, delta, { [list]: [...items.values()].sort((a, b) => a.index - b.index) });
     return merged;
   };
 }
@@ -282,7 +282,8 @@ function experimentPage(main, name) {
     section("spec-section", "Status and spec", el("details", {}, el("summary", {}, "as the API returns it"), parts.spec)),
   );
   const base = `/api/v1/experiments/${enc(name)}`;
-  const curves = curveKeeper(base);
+  const curves = deltaKeeper(`${base}/plots/intermediate`, "curves");
+  const coordinates = deltaKeeper(`${base}/plots/parameters`, "trials");
   poll(async () => {
     // The experiment first (one record): while nothing runs and its status is as last seen, no
     // trial can have changed, so the trials and the plots are not read again.
@@ -301,7 +302,7 @@ function experimentPage(main, name) {
     }
     const reads = Promise.all([
       plot(`${base}/plots/history`),
-      plot(`${base}/plots/parameters`),
+      coordinates(),
       plot(`${base}/plots/importance`),
       curves(),
       allTrials(name),
