@@ -42,24 +42,32 @@ pub struct HistoryPoint {
 
 /// The optimization history of `trials` (any order; answered in trial order).
 pub fn history(experiment: &Experiment, trials: &[Trial]) -> History {
+    history_of(experiment, trials.iter().map(history_point).collect())
+}
+
+/// One trial as a point of the history, its `best` not yet known: the projection a reader keeps
+/// of each trial as it reads them one at a time (then [`history_of`]).
+pub fn history_point(t: &Trial) -> HistoryPoint {
+    HistoryPoint { trial: t.name.clone(), index: t.index, phase: t.phase, objective: t.objective, best: None }
+}
+
+/// The optimization history from every trial's [`history_point`] (any order; answered in trial
+/// order, each with the best so far).
+pub fn history_of(experiment: &Experiment, mut points: Vec<HistoryPoint>) -> History {
     let objective = &experiment.spec.objective;
-    let mut sorted: Vec<&Trial> = trials.iter().collect();
-    sorted.sort_by_key(|t| t.index);
+    points.sort_by_key(|p| p.index);
     let mut best: Option<f64> = None;
-    let points = sorted
-        .into_iter()
-        .map(|t| {
-            let counted = t.objective.filter(|v| v.is_finite() && t.phase == TrialPhase::Succeeded);
-            if let Some(v) = counted {
-                best = Some(match (best, objective.goal) {
-                    (Some(b), Goal::Maximize) => b.max(v),
-                    (Some(b), Goal::Minimize) => b.min(v),
-                    (None, _) => v,
-                });
-            }
-            HistoryPoint { trial: t.name.clone(), index: t.index, phase: t.phase, objective: t.objective, best }
-        })
-        .collect();
+    for p in &mut points {
+        let counted = p.objective.filter(|v| v.is_finite() && p.phase == TrialPhase::Succeeded);
+        if let Some(v) = counted {
+            best = Some(match (best, objective.goal) {
+                (Some(b), Goal::Maximize) => b.max(v),
+                (Some(b), Goal::Minimize) => b.min(v),
+                (None, _) => v,
+            });
+        }
+        p.best = best;
+    }
     History { metric: objective.metric.clone(), goal: objective.goal, points }
 }
 
@@ -70,7 +78,17 @@ pub struct Parameters {
     pub metric: String,
     pub goal: Goal,
     pub axes: Vec<Axis>,
+    /// With `?since=`: only the trials changed after that revision (the reader merges them by
+    /// `index` into what it has), unless `full`.
     pub trials: Vec<Coordinates>,
+    /// The revision these trials are as of (also the answer's `ETag`, unquoted): the next `since`.
+    /// Empty where no store stands behind the data.
+    #[serde(default)]
+    pub revision: String,
+    /// `true`: `trials` holds every trial (no `since`, or one this server cannot answer from);
+    /// `false`: only those changed.
+    #[serde(default = "every")]
+    pub full: bool,
 }
 
 /// One parameter as an axis. Numeric axes run from `min` to `max` (on a log scale when `log`);
@@ -160,28 +178,62 @@ impl Axis {
 
 /// The axes of `experiment`'s space and the coordinates of `trials` (in trial order).
 pub fn parameters(experiment: &Experiment, trials: &[Trial]) -> Parameters {
-    let axes: Vec<Axis> = experiment.spec.parameters.iter().map(axis).collect();
-    let mut sorted: Vec<&Trial> = trials.iter().collect();
-    sorted.sort_by_key(|t| t.index);
-    let trials = sorted
-        .into_iter()
-        .map(|t| Coordinates {
-            trial: t.name.clone(),
-            index: t.index,
-            phase: t.phase,
-            objective: t.objective,
-            values: axes.iter().map(|a| t.parameters.get(&a.name).and_then(|v| a.position(v))).collect(),
-        })
-        .collect();
+    let axes = axes(experiment);
+    let coordinates = trials.iter().map(|t| coordinates(&axes, t)).collect();
+    parameters_of(experiment, axes, coordinates)
+}
+
+/// The axes of `experiment`'s space, one per parameter in the spec's order.
+pub fn axes(experiment: &Experiment) -> Vec<Axis> {
+    experiment.spec.parameters.iter().map(axis).collect()
+}
+
+/// One trial's place on `axes`: the projection a reader keeps of each trial as it reads them one
+/// at a time (then [`parameters_of`]).
+pub fn coordinates(axes: &[Axis], t: &Trial) -> Coordinates {
+    Coordinates {
+        trial: t.name.clone(),
+        index: t.index,
+        phase: t.phase,
+        objective: t.objective,
+        values: axes.iter().map(|a| t.parameters.get(&a.name).and_then(|v| a.position(v))).collect(),
+    }
+}
+
+/// The parameters plot from `axes` (of [`axes`]) and every trial's [`coordinates`] (any order;
+/// answered in trial order).
+pub fn parameters_of(experiment: &Experiment, axes: Vec<Axis>, mut trials: Vec<Coordinates>) -> Parameters {
+    trials.sort_by_key(|c| c.index);
     let objective = &experiment.spec.objective;
-    Parameters { metric: objective.metric.clone(), goal: objective.goal, axes, trials }
+    Parameters {
+        metric: objective.metric.clone(),
+        goal: objective.goal,
+        axes,
+        trials,
+        revision: String::new(),
+        full: true,
+    }
 }
 
 /// `GET …/plots/intermediate`: each trial's learning curve (its objective metric by step).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Intermediate {
     pub metric: String,
+    /// With `?since=`: only the curves of trials changed after that revision (the reader merges
+    /// them by `index` into what it has), unless `full`.
     pub curves: Vec<Curve>,
+    /// The revision these curves are as of (also the answer's `ETag`, unquoted): the next `since`.
+    /// Empty where no store stands behind the data.
+    #[serde(default)]
+    pub revision: String,
+    /// `true`: `curves` holds every trial's curve (no `since` was given, or it was not one this
+    /// server can answer from: of another process, or too old); `false`: only those changed.
+    #[serde(default = "every")]
+    pub full: bool,
+}
+
+fn every() -> bool {
+    true
 }
 
 /// One trial's reports of the objective metric, in the order reported.

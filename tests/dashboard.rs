@@ -146,6 +146,12 @@ fn the_dashboard_shows_the_experiment_its_plots_and_trials_and_follows_a_new_tri
     );
     browser.wait_for("document.querySelector('#history-chart').dataset.points === '5'", "the history follows");
     browser.wait_for("document.querySelectorAll('#parallel-chart polyline').length === 3", "so do the lines");
+    // The new trial's curve and line came as deltas (`?since=`), merged into those already drawn.
+    browser.wait_for("document.querySelector('#intermediate-chart').dataset.curves === '3'", "the curves follow");
+    for plot in ["intermediate", "parameters"] {
+        let deltas = browser.eval(&fetched(&format!("e.name.includes('/plots/{plot}?since=')")));
+        assert!(deltas.as_u64().unwrap_or(0) >= 1, "{plot} was asked since the last revision: {deltas}");
+    }
     assert_eq!(browser.eval("window.sameDocument"), "yes", "no reload");
     assert!(browser.errors.is_empty(), "the page logged errors: {:#?}", browser.errors);
 }

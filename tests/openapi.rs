@@ -58,6 +58,15 @@ async fn the_served_openapi_document_validates_and_types_every_operation() {
     assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
     let board = &doc["paths"]["/api/v1/experiments/{name}/leaderboard"]["get"]["parameters"];
     assert!(board.as_array().unwrap().iter().any(|p| p["name"] == "top" && p["in"] == "query"), "{board}");
+    let curves = &doc["paths"]["/api/v1/experiments/{name}/plots/intermediate"]["get"];
+    let named = |name: &str, place: &str| {
+        curves["parameters"].as_array().unwrap().iter().any(|p| p["name"] == name && p["in"] == place)
+    };
+    assert!(named("since", "query") && named("If-None-Match", "header"), "{curves}");
+    assert!(
+        curves["responses"]["304"].is_object() && curves["responses"]["200"]["headers"]["ETag"].is_object(),
+        "{curves}"
+    );
 
     // A server with a token says which operations need it, and which take the trial's.
     let token = "0123456789abcdef0123456789abcdef";

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use tower::ServiceExt;
 
 use super::{ApiState, router};
@@ -35,5 +35,16 @@ impl Api {
         let response = self.router.clone().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
         let status = response.status();
         (status, axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap())
+    }
+
+    /// One GET with these headers; the answer's status, headers and body.
+    pub async fn get_with(&self, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
+        let mut request = Request::builder().method("GET").uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self.router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap())
     }
 }

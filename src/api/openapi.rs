@@ -56,6 +56,9 @@ struct Operation {
     /// Error statuses this route answers besides those every route may (500) and those of its
     /// caller (401 and 429 for a token).
     errors: &'static [(u16, &'static str)],
+    /// Answers carry the experiment's revision as `ETag`, and a request whose `If-None-Match`
+    /// names it is answered `304 Not Modified` with no body (the plot routes).
+    conditional: bool,
 }
 
 const NOT_FOUND: (u16, &str) = (404, "No such experiment (or trial)");
@@ -67,11 +70,28 @@ const PAGE: &[(&str, &str, &str)] = &[
     ("limit", "integer", "At most this many items, 1 to 10000 (default 1000)"),
 ];
 
+const SINCE: &[(&str, &str, &str)] = &[(
+    "since",
+    "string",
+    "A revision from an earlier answer (its `revision`, or its ETag unquoted): only the trials changed after \
+     it, to merge by `index` into what the caller has; `full` is true (every trial) when the revision is not \
+     one this server can answer from",
+)];
+
 /// The operation of a route; `None` for a route not described (a test forbids one).
 fn operation(method: &str, path: &str) -> Option<Operation> {
     use Body::{Json, Text};
     use Caller::{Anyone, Server, Trial};
-    let op = |id, caller, answers, errors| Operation { id, caller, request: None, query: &[], answers, errors };
+    let op = |id, caller, answers, errors| Operation {
+        id,
+        caller,
+        request: None,
+        query: &[],
+        answers,
+        errors,
+        conditional: false,
+    };
+    let plot = |id, answers| Operation { conditional: true, ..op(id, Server, answers, ONLY_NOT_FOUND) };
     Some(match (method, path) {
         ("get", "/healthz") => op("liveness", Anyone, &[(200, "Alive", Text("text/plain"))], &[]),
         ("get", "/readyz") => op(
@@ -214,17 +234,21 @@ fn operation(method: &str, path: &str) -> Option<Operation> {
             ONLY_NOT_FOUND,
         ),
         ("get", "/api/v1/experiments/{name}/plots/history") => {
-            op("plotHistory", Server, &[(200, "Plot data", Json(of::<History>))], ONLY_NOT_FOUND)
+            plot("plotHistory", &[(200, "Plot data", Json(of::<History>))])
         }
-        ("get", "/api/v1/experiments/{name}/plots/parameters") => {
-            op("plotParameters", Server, &[(200, "Plot data", Json(of::<Parameters>))], ONLY_NOT_FOUND)
-        }
+        ("get", "/api/v1/experiments/{name}/plots/parameters") => Operation {
+            query: SINCE,
+            errors: &[NOT_FOUND, BAD],
+            ..plot("plotParameters", &[(200, "Plot data", Json(of::<Parameters>))])
+        },
         ("get", "/api/v1/experiments/{name}/plots/importance") => {
-            op("plotImportance", Server, &[(200, "Plot data", Json(of::<Importance>))], ONLY_NOT_FOUND)
+            plot("plotImportance", &[(200, "Plot data", Json(of::<Importance>))])
         }
-        ("get", "/api/v1/experiments/{name}/plots/intermediate") => {
-            op("plotIntermediate", Server, &[(200, "Plot data", Json(of::<Intermediate>))], ONLY_NOT_FOUND)
-        }
+        ("get", "/api/v1/experiments/{name}/plots/intermediate") => Operation {
+            query: SINCE,
+            errors: &[NOT_FOUND, BAD],
+            ..plot("plotIntermediate", &[(200, "Plot data", Json(of::<Intermediate>))])
+        },
         _ => return None,
     })
 }
@@ -257,13 +281,28 @@ pub fn document(server_token: bool) -> Value {
             };
             json!({"name": name, "in": "query", "required": false, "description": about, "schema": schema})
         }));
+        let etag = json!({"ETag": {"description": "The experiment's revision, quoted: send it back in If-None-Match",
+                                    "schema": {"type": "string"}}});
+        if op.conditional {
+            parameters.push(json!({"name": "If-None-Match", "in": "header", "required": false,
+                "description": "An ETag from an earlier answer: 304 with no body while the experiment has not changed",
+                "schema": {"type": "string"}}));
+        }
         let mut responses = Map::new();
         for (status, about, body) in op.answers {
             let content = match body {
                 Body::Json(schema) => json!({"application/json": {"schema": schema(&mut generator)}}),
                 Body::Text(media) => json!({*media: {"schema": {"type": "string"}}}),
             };
-            responses.insert(status.to_string(), json!({"description": about, "content": content}));
+            let mut response = json!({"description": about, "content": content});
+            if op.conditional {
+                response["headers"] = etag.clone();
+            }
+            responses.insert(status.to_string(), response);
+        }
+        if op.conditional {
+            let unchanged = "Not modified: the experiment is as of the If-None-Match revision (no body)";
+            responses.insert("304".into(), json!({"description": unchanged, "headers": etag}));
         }
         let caller_errors: &[(u16, &str)] = match op.caller {
             Caller::Anyone => &[],

@@ -15,6 +15,7 @@ mod codec;
 mod notify;
 mod private;
 mod ranks;
+mod revision;
 pub mod snapshot;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub use notify::Changes;
+pub use revision::{Changed, MalformedRevision, Revision};
 
 use crate::leaderboard::ranked_value;
 use crate::spec::{Experiment, Goal};
@@ -257,6 +259,8 @@ pub struct Store {
     /// Orders moving the experiment gauges after a write against a delete: without it, a write
     /// that raced a delete could put back the series of an experiment that is gone.
     instrumenting: Arc<Mutex<()>>,
+    /// Each experiment's revision, bumped on every write of it, its trials or observations.
+    revisions: Arc<revision::Revisions>,
 }
 
 impl Store {
@@ -297,6 +301,7 @@ impl Store {
             observation_counts: Default::default(),
             instrumenting: Default::default(),
             ranks: Default::default(),
+            revisions: Default::default(),
         };
         store.flush("the schema version")?;
         Ok(store)
@@ -331,6 +336,7 @@ impl Store {
         let what = format!("experiment {}", record.name());
         let bytes = codec::encode(record, &what)?;
         self.experiments.insert(record.name(), bytes).map_err(|source| Error::Write { what: what.clone(), source })?;
+        self.revisions.wrote(record.name(), None);
         self.notices.experiment_changed(record.name());
         self.instrument(record);
         self.flush(&what)
@@ -344,6 +350,9 @@ impl Store {
             .experiments
             .compare_and_swap(record.name(), None::<&[u8]>, Some(bytes))
             .map_err(|source| Error::Write { what: what.clone(), source })?;
+        if swapped.is_ok() {
+            self.revisions.wrote(record.name(), None);
+        }
         self.notices.experiment_changed(record.name());
         if swapped.is_ok() {
             self.instrument(record);
@@ -387,6 +396,7 @@ impl Store {
             return Err(e);
         }
         if updated.is_some() {
+            self.revisions.wrote(name, None);
             self.notices.experiment_changed(name);
         }
         if durability == Durability::Flushed {
@@ -408,6 +418,20 @@ impl Store {
         self.notices.trials(experiment)
     }
 
+    /// The experiment's revision now: it changes with every write of the experiment, its trials or
+    /// their observations, and never repeats (not across restarts either: see `revision.rs`).
+    /// Memory only, no read of the disk.
+    pub fn revision(&self, experiment: &str) -> Revision {
+        self.revisions.revision(experiment)
+    }
+
+    /// The revision now and which trials were written (or had observations added) after `since`;
+    /// [`Changed::All`] when that is not known here (a revision of another process, or from before
+    /// anyone asked about this experiment).
+    pub fn changed_since(&self, experiment: &str, since: Revision) -> (Revision, Changed) {
+        self.revisions.changed_since(experiment, since)
+    }
+
     /// Removes an experiment with its trials and observations.
     pub fn delete_experiment(&self, name: &str) -> Result<()> {
         let what = format!("experiment {name}");
@@ -425,6 +449,7 @@ impl Store {
         }
         self.observation_counts.lock().unwrap_or_else(|e| e.into_inner()).retain(|(e, _), _| e != name);
         self.ranks.forget(name);
+        self.revisions.deleted(name);
         self.notices.experiment_changed(name);
         self.flush(&what)
     }
@@ -508,6 +533,7 @@ impl Store {
             .insert(codec::trial_key(&trial.experiment, trial.index), bytes)
             .map_err(|source| Error::Write { what, source })?;
         self.ranks.note(&trial.experiment, trial.index, ranked_value(trial));
+        self.revisions.wrote(&trial.experiment, Some(trial.index));
         self.notices.trial_changed(&trial.experiment, trial.index);
         Ok(())
     }
@@ -541,6 +567,7 @@ impl Store {
                 .map_err(|source| Error::Write { what: what(), source })?;
             if swapped.is_ok() {
                 self.ranks.note(experiment, index, ranked_value(&trial));
+                self.revisions.wrote(experiment, Some(index));
                 self.notices.trial_changed(experiment, index);
                 return Ok(Some(Ok(trial)));
             }
@@ -563,6 +590,9 @@ impl Store {
             self.observations
                 .insert(codec::observation_key(experiment, index, seq), codec::encode(observation, &what)?)
                 .map_err(|source| Error::Write { what: what.clone(), source })?;
+        }
+        if kept > 0 {
+            self.revisions.wrote(experiment, Some(index));
         }
         Ok(kept)
     }
@@ -680,6 +710,13 @@ fn scan<T: serde::de::DeserializeOwned>(
 impl Store {
     fn meta_for_test(&self) -> sled::Tree {
         self.db.open_tree("meta").unwrap()
+    }
+
+    /// Overwrites a trial's record with bytes that do not decode, bypassing every bookkeeping of a
+    /// write (no revision, no notice): a reader that reads that trial then fails, which shows
+    /// whether it read it.
+    pub(crate) fn corrupt_trial_for_test(&self, experiment: &str, index: u32) {
+        self.trials.insert(codec::trial_key(experiment, index), b"not json".as_slice()).unwrap();
     }
 }
 

@@ -1,7 +1,8 @@
 // tuna dashboard: the experiment list at /, one experiment at /experiments/{name}. Plain script,
 // no build step. Everything shown comes from the JSON API with the token typed in the header
 // (kept in localStorage); every stored string goes into the page as text (textContent), never
-// as markup. Pages poll every POLL_MS and redraw only what changed.
+// as markup. Pages poll every POLL_MS and redraw only what changed; the plots are asked with their
+// ETag (a 304 while nothing changed), the curves and coordinates as deltas (`?since=`).
 "use strict";
 
 const POLL_MS = 2000;
@@ -55,13 +56,15 @@ const token = () => localStorage.getItem(TOKEN_KEY) || "";
 // An API error as its sentence, with the field it is about.
 class ApiError extends Error {}
 
-async function api(path, options) {
+// A request with the token; the answer when it is 2xx or (`conditional`) a 304, else an ApiError.
+async function send(path, options, conditional) {
   const opts = Object.assign({ headers: {} }, options || {});
   if (token()) opts.headers.Authorization = `Bearer ${token()}`;
   if (opts.body !== undefined) opts.headers["Content-Type"] = "application/json";
   const response = await fetch(path, opts);
-  const kind = response.headers.get("content-type") || "";
+  if (conditional && response.status === 304) return response;
   if (!response.ok) {
+    const kind = response.headers.get("content-type") || "";
     let message = `HTTP ${response.status}`;
     if (kind.startsWith("application/json")) {
       const body = await response.json();
@@ -69,7 +72,50 @@ async function api(path, options) {
     }
     throw new ApiError(message);
   }
+  return response;
+}
+
+async function api(path, options) {
+  const response = await send(path, options, false);
+  const kind = response.headers.get("content-type") || "";
   return kind.startsWith("application/json") ? response.json() : response.text();
+}
+
+// The plot routes answer with the experiment's revision as ETag. Each is asked again with it in
+// If-None-Match: while nothing changed the server answers 304 with no body (and reads no trial),
+// and the answer kept here is used again, the same object, so nothing is redrawn either.
+const plotAnswers = new Map();
+async function plot(path) {
+  const kept = plotAnswers.get(path);
+  const headers = kept ? { "If-None-Match": kept.etag } : {};
+  const response = await send(path, { headers, cache: "no-store" }, Boolean(kept));
+  if (response.status === 304) return kept.body;
+  const body = await response.json();
+  const etag = response.headers.get("etag");
+  if (etag) plotAnswers.set(path, { etag, body });
+  return body;
+}
+
+// The learning curves and the parameters' coordinates, kept by trial index and merged from
+// deltas: each poll asks `<plot>?since=<the revision last seen>` and gets only the trials changed
+// since in `answer[list]` (or every trial with `full: true` when the server cannot answer from that
+// revision, e.g. after its restart). The merged answer is a new object only when something arrived.
+function deltaKeeper(path, list) {
+  const items = new Map();
+  let revision = null;
+  let merged = null;
+  return async () => {
+    const url = path + (revision ? `?since=${enc(revision)}` : "");
+    const headers = revision ? { "If-None-Match": `"${revision}"` } : {};
+    const response = await send(url, { headers, cache: "no-store" }, revision !== null);
+    if (response.status === 304 && merged) return merged;
+    const delta = await response.json();
+    if (delta.full) items.clear();
+    for (const item of delta[list]) items.set(item.index, item);
+    revision = delta.revision || null;
+    merged = Object.assign({}, delta, { [list]: [...items.values()].sort((a, b) => a.index - b.index) });
+    return merged;
+  };
 }
 
 function showError(error) {
@@ -108,7 +154,11 @@ function poll(step) {
 
 // Calls `draw(value)` only when the JSON of `value` changed since the last call under `key`.
 const drawn = new Map();
+const drawnValues = new Map();
 function changed(key, value) {
+  // The very answer drawn last (a plot answered 304): unchanged, without serializing it again.
+  if (drawn.has(key) && drawnValues.get(key) === value) return false;
+  drawnValues.set(key, value);
   const text = JSON.stringify(value);
   if (drawn.get(key) === text) return false;
   drawn.set(key, text);
@@ -232,6 +282,8 @@ function experimentPage(main, name) {
     section("spec-section", "Status and spec", el("details", {}, el("summary", {}, "as the API returns it"), parts.spec)),
   );
   const base = `/api/v1/experiments/${enc(name)}`;
+  const curves = deltaKeeper(`${base}/plots/intermediate`, "curves");
+  const coordinates = deltaKeeper(`${base}/plots/parameters`, "trials");
   poll(async () => {
     // The experiment first (one record): while nothing runs and its status is as last seen, no
     // trial can have changed, so the trials and the plots are not read again.
@@ -249,10 +301,10 @@ function experimentPage(main, name) {
       return;
     }
     const reads = Promise.all([
-      api(`${base}/plots/history`),
-      api(`${base}/plots/parameters`),
-      api(`${base}/plots/importance`),
-      api(`${base}/plots/intermediate`),
+      plot(`${base}/plots/history`),
+      coordinates(),
+      plot(`${base}/plots/importance`),
+      curves(),
       allTrials(name),
       api(`${base}/promotions`),
     ]);
