@@ -392,3 +392,28 @@ fn an_autoscaled_kubernetes_server_needs_a_cpu_request_to_scale_on() {
         "spec.promotion.serve.podTemplate: its first container needs resources.requests.cpu",
     );
 }
+
+#[test]
+fn a_serving_progress_deadline_must_be_a_duration() {
+    let on_kubernetes = "timeout: 10m\n    image: busybox\n  executor: kubernetes\n  promotion:\n    serve:\n      \
+                         image: serve:1\n      progressDeadline: 5m";
+    assert!(problems("timeout: 10m", on_kubernetes).is_empty(), "{:?}", problems("timeout: 10m", on_kubernetes));
+    assert_problem(
+        "timeout: 10m",
+        &on_kubernetes.replace("5m", "soon"),
+        "spec.promotion.serve.progressDeadline: \"soon\" is not a duration",
+    );
+    assert_problem(
+        "timeout: 10m",
+        &on_kubernetes.replace("5m", "90d"),
+        "spec.promotion.serve.progressDeadline: \"90d\" is longer than 30 days",
+    );
+}
+
+#[test]
+fn the_progress_deadline_counts_whole_seconds_and_defaults_to_ten_minutes() {
+    let serve = |d: Option<&str>| ServeSpec { progress_deadline: d.map(String::from), ..Default::default() };
+    assert_eq!(serve(None).progress_deadline_seconds(), Ok(600));
+    assert_eq!(serve(Some("1.5s")).progress_deadline_seconds(), Ok(2));
+    assert_eq!(serve(Some("2m")).progress_deadline_seconds(), Ok(120));
+}
