@@ -169,6 +169,29 @@ pub struct ServeSpec {
     /// (the autoscaler scales on CPU use relative to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ServeResources>,
+    /// Kubernetes: how long a rollout of a new version may go without progress before it counts
+    /// as failed (a duration such as `10m`, whole seconds, default 10m; at most 30 days). It
+    /// becomes the Deployment's `progressDeadlineSeconds`, so the Deployment controller reports
+    /// `Progressing=False` with reason `ProgressDeadlineExceeded` when it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<String>,
+}
+
+impl ServeSpec {
+    /// The rollout's progress deadline when the spec gives none: the Deployment controller's own
+    /// default, so a spec without the field behaves as a plain Deployment does.
+    pub const DEFAULT_PROGRESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// `progressDeadline` in whole seconds (a fraction rounds up, since Kubernetes counts whole
+    /// seconds); the default when absent; `Err` says why the text is not a duration tuna accepts.
+    pub fn progress_deadline_seconds(&self) -> Result<i32, DurationError> {
+        let deadline = match self.progress_deadline.as_deref() {
+            None => Self::DEFAULT_PROGRESS_DEADLINE,
+            Some(text) => read_duration(text)?,
+        };
+        // At most MAX_DURATION (30 days), far below i32::MAX seconds.
+        Ok(i32::try_from(deadline.as_secs_f64().ceil() as u64).unwrap_or(i32::MAX))
+    }
 }
 
 /// A serving container's requests: `cpu` and `memory` are requested; `memory` is also its limit

@@ -91,6 +91,10 @@ pub fn render(
             replicas: if serve.autoscale.is_some() { None } else { Some(serve.replicas.unwrap_or(1)) },
             selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
             template: pod,
+            // Validation refused a bad one; render (tuna render) shows the default then.
+            progress_deadline_seconds: Some(
+                serve.progress_deadline_seconds().unwrap_or(ServeSpec::DEFAULT_PROGRESS_DEADLINE.as_secs() as i32),
+            ),
             ..Default::default()
         }),
         status: None,

@@ -402,3 +402,28 @@ fn shm_size_must_be_a_kubernetes_quantity() {
     assert_problem("timeout: 10m", bad, "spec.trial.shmSize: \"1 gig\" is not a Kubernetes quantity");
     assert_eq!(problems("timeout: 10m", on_kubernetes), Vec::<String>::new());
 }
+
+#[test]
+fn a_serving_progress_deadline_must_be_a_duration() {
+    let on_kubernetes = "timeout: 10m\n    image: busybox\n  executor: kubernetes\n  promotion:\n    serve:\n      \
+                         image: serve:1\n      progressDeadline: 5m";
+    assert!(problems("timeout: 10m", on_kubernetes).is_empty(), "{:?}", problems("timeout: 10m", on_kubernetes));
+    assert_problem(
+        "timeout: 10m",
+        &on_kubernetes.replace("5m", "soon"),
+        "spec.promotion.serve.progressDeadline: \"soon\" is not a duration",
+    );
+    assert_problem(
+        "timeout: 10m",
+        &on_kubernetes.replace("5m", "90d"),
+        "spec.promotion.serve.progressDeadline: \"90d\" is longer than 30 days",
+    );
+}
+
+#[test]
+fn the_progress_deadline_counts_whole_seconds_and_defaults_to_ten_minutes() {
+    let serve = |d: Option<&str>| ServeSpec { progress_deadline: d.map(String::from), ..Default::default() };
+    assert_eq!(serve(None).progress_deadline_seconds(), Ok(600));
+    assert_eq!(serve(Some("1.5s")).progress_deadline_seconds(), Ok(2));
+    assert_eq!(serve(Some("2m")).progress_deadline_seconds(), Ok(120));
+}

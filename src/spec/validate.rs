@@ -436,6 +436,9 @@ fn check_promotion(spec: &ExperimentSpec, problems: &mut Vec<Problem>) {
             format!("minReplicas ({}) must be at least 1 and at most maxReplicas ({})", a.min_replicas, a.max_replicas),
         ));
     }
+    if let Err(e) = serve.progress_deadline_seconds() {
+        problems.push(Problem::new("spec.promotion.serve.progressDeadline", e.to_string()));
+    }
     let resources = serve.resources.clone().unwrap_or_default();
     for (field, value) in [("cpu", &resources.cpu), ("memory", &resources.memory)] {
         if let Some(v) = value.as_deref().filter(|v| !is_quantity(v)) {
