@@ -3,11 +3,11 @@
 (and the time to get them) with the page's old way of polling beside its new one, against the same
 server in the same script run.
 
-- before: every poll GETs the four plot routes whole (what app.js did until the plot routes had
+- before: every poll GETs the four plot routes and the trial table (`…/trials`) whole (what app.js did until the plot routes had
   an ETag and `since`);
 - after: every poll sends each plot's last ETag in If-None-Match (304, no body, while nothing
   changed) and asks the curves and the parameters with `?since=<last revision>` (only the trials
-  changed since), as app.js does now.
+  changed since), and the trial table with `?since=` too, as app.js does now.
 
 The experiment is ask/tell (no trial programs): --trials trials, each with --steps reports of its
 objective metric; all but --running of them told; then, for --rounds polls, each running trial
@@ -37,6 +37,7 @@ from tuna_http import Api, free_port  # noqa: E402
 
 PLOTS = ["history", "parameters", "importance", "intermediate"]
 BASE = "/api/v1/experiments/live/plots"
+TRIALS = "/api/v1/experiments/live/trials"
 ASK_MAX = 1000  # the suggestions route's most trials per ask
 
 
@@ -91,8 +92,22 @@ class Poller:
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
 
 
+def all_trials(poller: Poller) -> tuple[int, str]:
+    """The trial table's full read, page by page: (bytes, the first page's revision)."""
+    sent, after, revision = 0, "", None
+    while True:
+        _, _, body = poller.get(f"{TRIALS}?limit=10000{after}", {})
+        sent += len(body)
+        page = json.loads(body)
+        revision = revision or page.get("revision")
+        if page.get("next") is None:
+            return sent, revision
+        after = f"&after={page['next']}"
+
+
 def poll_before(poller: Poller) -> int:
-    return sum(len(poller.get(f"{BASE}/{plot}", {})[2]) for plot in PLOTS)
+    plots = sum(len(poller.get(f"{BASE}/{plot}", {})[2]) for plot in PLOTS)
+    return plots + all_trials(poller)[0]
 
 
 class PageAfter:
@@ -117,7 +132,17 @@ class PageAfter:
             if status == 200:
                 self.revisions[plot] = json.loads(body)["revision"]
             sent += len(body)
-        return sent
+        # The trial table: only the trials changed since its last revision.
+        revision = self.revisions.get("trials")
+        if revision:
+            _, _, body = self.poller.get(f"{TRIALS}?since={revision}", {})
+            answer = json.loads(body)
+            sent += len(body)
+            if answer.get("full") is False:
+                self.revisions["trials"] = answer["revision"]
+                return sent
+        more, self.revisions["trials"] = all_trials(self.poller)
+        return sent + more
 
 
 def timed(poll) -> tuple[int, float]:

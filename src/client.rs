@@ -146,7 +146,7 @@ impl Client {
     /// Every trial, read page by page.
     pub async fn trials(&self, name: &str) -> Result<TrialList> {
         let name = &segment(name);
-        let mut all = TrialList { trials: Vec::new(), next: None };
+        let mut all = TrialList { trials: Vec::new(), next: None, revision: None, full: None };
         let mut after = String::new();
         loop {
             let path = format!("/api/v1/experiments/{name}/trials?limit=10000{after}");

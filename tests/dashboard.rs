@@ -152,6 +152,9 @@ fn the_dashboard_shows_the_experiment_its_plots_and_trials_and_follows_a_new_tri
         let deltas = browser.eval(&fetched(&format!("e.name.includes('/plots/{plot}?since=')")));
         assert!(deltas.as_u64().unwrap_or(0) >= 1, "{plot} was asked since the last revision: {deltas}");
     }
+    // So did the table's new row (`…/trials?since=`).
+    let deltas = browser.eval(&fetched("e.name.includes('/trials?since=')"));
+    assert!(deltas.as_u64().unwrap_or(0) >= 1, "the trials were asked since the last revision: {deltas}");
     assert_eq!(browser.eval("window.sameDocument"), "yes", "no reload");
     assert!(browser.errors.is_empty(), "the page logged errors: {:#?}", browser.errors);
 }

@@ -78,6 +78,8 @@ const SINCE: &[(&str, &str, &str)] = &[(
      one this server can answer from",
 )];
 
+const PAGE_SINCE: &[(&str, &str, &str)] = &[PAGE[0], PAGE[1], SINCE[0]];
+
 /// The operation of a route; `None` for a route not described (a test forbids one).
 fn operation(method: &str, path: &str) -> Option<Operation> {
     use Body::{Json, Text};
@@ -150,7 +152,7 @@ fn operation(method: &str, path: &str) -> Option<Operation> {
             )
         },
         ("get", "/api/v1/experiments/{name}/trials") => Operation {
-            query: PAGE,
+            query: PAGE_SINCE,
             ..op("listTrials", Server, &[(200, "A page of trials", Json(of::<TrialList>))], &[NOT_FOUND, BAD])
         },
         ("get", "/api/v1/experiments/{name}/trials/{trial}") => {

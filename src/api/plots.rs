@@ -164,12 +164,12 @@ async fn importance(
 
 /// `?since=`: a revision from an earlier answer's `revision` (or its `ETag`, unquoted).
 #[derive(Deserialize)]
-struct SinceQuery {
+pub(super) struct SinceQuery {
     since: Option<String>,
 }
 
 impl SinceQuery {
-    fn since(&self) -> Result<Option<Revision>> {
+    pub(super) fn since(&self) -> Result<Option<Revision>> {
         match self.since.as_deref().map(|s| s.trim_matches('"')) {
             None | Some("") => Ok(None),
             Some(text) => {

@@ -504,3 +504,43 @@ async fn metrics_serve_the_process_instruments_as_openmetrics() {
     assert!(text.contains("route=\"/api/v1/experiments\",method=\"POST\",status=\"2xx\""), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
 }
+
+/// `GET …/trials?since=REV` answers only the trials written after REV (the dashboard's table
+/// merges them by index); an unknown revision gets a full read, page by page as without `since`.
+#[tokio::test]
+async fn trials_since_a_revision_are_only_those_written_after_it() {
+    let api = api(None);
+    let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "t"},
+        "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
+                 "maxTrials": 3, "parallelTrials": 3, "executor": "external",
+                 "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
+    assert_eq!(api.call("POST", "/api/v1/experiments", &doc.to_string(), None).await.0, StatusCode::CREATED);
+    api.call("POST", "/api/v1/experiments/t/suggestions", r#"{"count": 3}"#, None).await;
+    let (status, first) = api.call("GET", "/api/v1/experiments/t/trials", "", None).await;
+    assert_eq!((status, first["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{first}");
+    assert!(first.get("full").is_none(), "no since, no full: {first}");
+    let since = |revision: &Value| format!("/api/v1/experiments/t/trials?since={}", revision.as_str().unwrap());
+    let (_, nothing) = api.call("GET", &since(&first["revision"]), "", None).await;
+    assert_eq!((nothing["full"].clone(), nothing["trials"].clone()), (json!(false), json!([])), "{nothing}");
+
+    let tell = "/api/v1/experiments/t/trials/t-0002/complete";
+    let (status, told) = api.call("POST", tell, r#"{"metrics": {"value": 0.25}}"#, None).await;
+    assert_eq!(status, StatusCode::OK, "{told}");
+    let (_, delta) = api.call("GET", &since(&first["revision"]), "", None).await;
+    assert_eq!(delta["full"], false, "{delta}");
+    let names: Vec<&str> = delta["trials"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["t-0002"], "only the told trial: {delta}");
+    assert_eq!(delta["trials"][0]["phase"], "Succeeded");
+    assert_ne!(delta["revision"], first["revision"]);
+    let (_, after) = api.call("GET", &since(&delta["revision"]), "", None).await;
+    assert_eq!(after["trials"], json!([]), "nothing after the latest: {after}");
+
+    let (status, all) =
+        api.call("GET", "/api/v1/experiments/t/trials?since=0123456789abcdef-1&limit=2", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((all["full"].clone(), all["trials"].as_array().map(Vec::len)), (json!(true), Some(2)), "{all}");
+    assert_eq!(all["next"], 1, "a full read pages as without since: {all}");
+    let (status, bad) = api.call("GET", "/api/v1/experiments/t/trials?since=soon", "", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["error"]["field"], "since", "{bad}");
+}

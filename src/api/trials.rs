@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::types::{ObservationList, TrialList, TrialView};
 use super::{ApiError, ApiState, Result, blocking};
 use crate::leaderboard;
+use crate::store::Changed;
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -95,13 +96,29 @@ async fn list(
     State(state): State<Arc<ApiState>>,
     Path(name): Path<String>,
     Query(page): Query<PageQuery<u32>>,
+    Query(since): Query<super::plots::SinceQuery>,
 ) -> Result<Json<TrialList>> {
     let limit = page.limit()?;
+    let since = since.since()?;
     blocking(move || {
         state.experiment(&name)?;
-        let read = state.store.trials_page(&name, page.after, limit);
-        let (trials, next) = read.map_err(ApiError::internal(format!("read trials of {name}")))?;
-        Ok(Json(TrialList { trials, next }))
+        // Taken before anything is read: what is read is at least this new (see store::revision).
+        let revision = state.store.revision(&name);
+        let read_error = || ApiError::internal(format!("read trials of {name}"));
+        if let Some(since) = since.filter(|_| page.after.is_none()) {
+            let (revision, changed) = state.store.changed_since(&name, since);
+            if let Changed::Trials(indexes) = changed {
+                let mut trials = Vec::with_capacity(indexes.len());
+                for index in indexes {
+                    trials.extend(state.store.trial(&name, index).map_err(read_error())?);
+                }
+                let (revision, full) = (Some(revision.to_string()), Some(false));
+                return Ok(Json(TrialList { trials, next: None, revision, full }));
+            }
+        }
+        let (trials, next) = state.store.trials_page(&name, page.after, limit).map_err(read_error())?;
+        let full = since.map(|_| true);
+        Ok(Json(TrialList { trials, next, revision: Some(revision.to_string()), full }))
     })
     .await
 }

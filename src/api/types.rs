@@ -84,6 +84,15 @@ pub struct TrialList {
     /// Where the next page starts (`?after=` this), when more trials follow; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<u32>,
+    /// The experiment's revision as of this answer (taken before it was read): `?since=` this
+    /// later answers only the trials changed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// With `?since=`: false when `trials` holds only the trials changed since (to merge by
+    /// `index`), true when the revision is not one this server can answer from and this is a full
+    /// read (page on with `?after=` as without `since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<bool>,
 }
 
 /// `GET …/trials/{trial}`: the stored trial with where its output is and how long it ran.

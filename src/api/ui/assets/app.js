@@ -220,16 +220,33 @@ function listPage(main) {
 
 // ── one experiment ─────────────────────────────────────────────────────────────────────────────
 
-// Every trial, page by page (the API's cursor).
+// Every trial, page by page (the API's cursor), as of `revision` (the first page's).
 async function allTrials(name) {
   const trials = [];
   let after = "";
+  let revision = null;
   for (;;) {
     const page = await api(`/api/v1/experiments/${enc(name)}/trials?limit=10000${after}`);
+    if (revision === null) revision = page.revision;
     trials.push(...page.trials);
-    if (page.next === undefined || page.next === null) return trials;
+    if (page.next === undefined || page.next === null) return { trials, revision };
     after = `&after=${page.next}`;
   }
+}
+
+// The trials as of now: only those changed since the last answer, merged by index into `known`
+// (a full read the first time, or when the server cannot answer from that revision).
+async function trialsSince(name, known) {
+  if (known && known.revision) {
+    const delta = await api(`/api/v1/experiments/${enc(name)}/trials?since=${enc(known.revision)}`);
+    if (delta.full === false) {
+      if (delta.trials.length === 0 && delta.revision === known.revision) return known;
+      const trials = known.trials.slice();
+      for (const t of delta.trials) trials[t.index] = t;
+      return { trials, revision: delta.revision };
+    }
+  }
+  return allTrials(name);
 }
 
 function section(id, title, ...children) {
@@ -305,11 +322,11 @@ function experimentPage(main, name) {
       coordinates(),
       plot(`${base}/plots/importance`),
       curves(),
-      allTrials(name),
+      trialsSince(name, view.trialList),
       api(`${base}/promotions`),
     ]);
     // A round that failed half way is not "seen": the next one reads everything again.
-    const [history, parameters, importance, intermediate, trials, promotions] = await reads.catch((e) => {
+    const [history, parameters, importance, intermediate, trialList, promotions] = await reads.catch((e) => {
       drawn.delete("experiment");
       throw e;
     });
@@ -322,8 +339,10 @@ function experimentPage(main, name) {
     }
     if (changed("importance", importance)) Charts.importance(parts.importance, importance);
     if (changed("intermediate", intermediate)) Charts.intermediate(parts.intermediate, intermediate, history.goal, fmt);
-    if (changed("trials", trials)) {
-      view.trials = trials;
+    const fresh = trialList !== view.trialList;
+    view.trialList = trialList;
+    if (fresh && changed("trials", trialList.trials)) {
+      view.trials = trialList.trials;
       drawFilter(view, parts);
       drawTable(view, parts);
     }
