@@ -33,6 +33,17 @@ fn write_spec(dir: &Path, name: &str, command: &str, max_trials: u32) -> PathBuf
     path
 }
 
+/// `tuna run SPEC` started in `cwd` (its data dir ./.tuna), left running.
+fn spawn_run(cwd: &Path, spec: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tuna"))
+        .args(["run", spec.to_str().unwrap(), "--gpus", "none"])
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn succeeds(out: &Output, what: &str) -> String {
     assert!(out.status.success(), "{what} failed: {}", text(&out.stderr));
     text(&out.stdout)
@@ -82,13 +93,7 @@ fn a_missing_data_dir_is_an_error_and_is_not_created() {
 fn a_running_experiment_can_be_read_from_a_second_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "busy", r#"[sh, -c, "echo epoch=1 score=0.5; sleep 10"]"#, 1);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--gpus", "none"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_run(dir.path(), &spec);
     let deadline = Instant::now() + Duration::from_secs(30);
     let trials = loop {
         let out = tuna_in(dir.path(), &["trials", "busy"]);
@@ -127,13 +132,7 @@ fn wait_for_phase(dir: &Path, name: &str, phase: &str) -> String {
 fn a_running_run_is_stopped_and_followed_from_a_second_terminal_through_its_published_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "busy", r#"[sh, -c, "echo epoch=1 score=0.5; sleep 30"]"#, 2);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", spec.to_str().unwrap(), "--gpus", "none"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_run(dir.path(), &spec);
     let endpoint = dir.path().join(".tuna/endpoint.json");
     wait_for_phase(dir.path(), "busy", "Running");
     // The run's API is published to its user alone, with a token of its own.
@@ -209,13 +208,7 @@ fn writes_are_carried_out_on_a_data_dir_that_no_process_holds() {
     assert_eq!(trials.as_array().map(|t| t.iter().filter(|t| t["phase"] == "Succeeded").count()), Some(5));
     // A run killed with -9 leaves its experiment Running: stop settles it.
     let slow = write_spec(dir.path(), "slow", r#"[sh, -c, "sleep 30"]"#, 1);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_tuna"))
-        .args(["run", slow.to_str().unwrap(), "--gpus", "none"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_run(dir.path(), &slow);
     wait_for_phase(dir.path(), "slow", "Running");
     run.kill().unwrap();
     run.wait().unwrap();

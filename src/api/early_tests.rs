@@ -14,18 +14,23 @@ async fn call(api: &Api, uri: &str, body: Value, bearer: Option<&str>) -> (Statu
 
 /// An external experiment minimizing `value` with ASHA (rungs 1 and 3), two trials asked for.
 async fn asha() -> Api {
+    asha_with(4, 2).await
+}
+
+/// The same with `max_trials` trials, `open` of them asked for (and open at once).
+async fn asha_with(max_trials: u32, open: usize) -> Api {
     let api = Api::new(None, 5);
     let document = json!({
         "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"},
         "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                 "maxTrials": 4, "parallelTrials": 2, "executor": "external",
+                 "maxTrials": max_trials, "parallelTrials": open, "executor": "external",
                  "earlyStopping": {"rule": "asha", "settings": {"minResource": 1, "maxResource": 9}},
                  "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
     });
     let (status, created) = call(&api, "/api/v1/experiments", document, None).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, asked) = call(&api, "/api/v1/experiments/e/suggestions", json!({"count": 2}), None).await;
-    assert_eq!((status, asked["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)));
+    let (status, asked) = call(&api, "/api/v1/experiments/e/suggestions", json!({"count": open}), None).await;
+    assert_eq!((status, asked["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(open)), "{asked}");
     api
 }
 
@@ -83,22 +88,7 @@ async fn a_push_that_falls_behind_is_answered_should_stop_and_the_decision_is_st
 /// kept before each report, and every answer and stored decision agree.
 #[tokio::test]
 async fn judging_from_the_kept_reports_decides_as_a_full_read_of_every_trial() {
-    let four = || async {
-        let api = Api::new(None, 5);
-        let document = json!({
-            "apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "e"},
-            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                     "maxTrials": 4, "parallelTrials": 4, "executor": "external",
-                     "earlyStopping": {"rule": "asha", "settings": {"minResource": 1, "maxResource": 9}},
-                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}
-        });
-        let (status, created) = call(&api, "/api/v1/experiments", document, None).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        let (status, asked) = call(&api, "/api/v1/experiments/e/suggestions", json!({"count": 4}), None).await;
-        assert_eq!((status, asked["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(4)), "{asked}");
-        api
-    };
-    let (kept, read) = (four().await, four().await);
+    let (kept, read) = (asha_with(4, 4).await, asha_with(4, 4).await);
     // Four trials' curves at steps 1..9 (rungs 1, 3, 9): early leaders that fade, and late ones.
     let value = |trial: u32, step: u32| {
         let start = [0.5, 0.3, 0.8, 0.4][trial as usize];
