@@ -161,3 +161,27 @@ async fn api_experiments_cannot_borrow_the_controllers_account_namespace_or_node
     assert!(fake.objects("jobs").iter().all(|j| j["metadata"]["namespace"] == "tuna-trials"), "no Job elsewhere");
     assert_eq!(fake.requests().refusals(), Vec::<String>::new());
 }
+
+/// Without `create` on secrets a trial cannot get its push token: it fails to start, saying that
+/// the Secret was refused, and its Job is deleted rather than left waiting for a Secret forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_create_on_secrets_a_trial_fails_to_start_and_leaves_no_job() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scope = Scope::Namespace("default");
+    fake.enforce_rbac(shipped_rbac(scope).without_verb("secrets", "create"));
+    let config = kubeconfig_as(dir.path(), &fake, scope);
+    let data = dir.path().join("data");
+    let _server =
+        Server::start_with(&data, dir.path(), &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)]);
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let mut cr = experiment("tokenless", r#"[sh, -c, "echo score=1"]"#, "");
+    cr.spec.max_trials = 1;
+    cr.spec.parallel_trials = 1;
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let status = wait_status(&api, "tokenless", "failed", |s| s["phase"] == "Failed").await;
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("failed to create Secret") && message.contains("secrets is forb"), "{status}");
+    assert!(fake.objects("jobs").is_empty(), "the Job without its Secret is deleted");
+    assert!(fake.requests().refusals().iter().any(|r| r.contains("secrets")), "{:?}", fake.requests().refusals());
+}

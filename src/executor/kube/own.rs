@@ -65,6 +65,11 @@ pub async fn ensure_job(
             // Re-adopting the Job: the Secret is there, holding the same (deterministic) token.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(e) => {
+                // Without its Secret the pod would wait in CreateContainerConfigError for good:
+                // the Job goes too, and the trial fails to start, saying why.
+                if let Err(removal) = remove(jobs, &job).await {
+                    warn!(error = %removal, "failed to delete the Job whose token Secret could not be created");
+                }
                 let name = job.metadata.name.unwrap_or_default();
                 return Err(format!(
                     "failed to create Secret {name} (the trial's token) in namespace {namespace}: {e}"
