@@ -10,7 +10,8 @@
 //! `valueFrom.secretKeyRef {name: <job name>, key: token}`, not optional: until the Secret exists
 //! the kubelet holds the container in `CreateContainerConfigError`, then starts it. A 409 on the
 //! Secret's create (a restarted controller re-adopting its Job) keeps the existing Secret: the
-//! token is deterministic for the same experiment, incarnation, trial and attempt. Every other
+//! token is deterministic for the same experiment, incarnation, trial and attempt; any other error
+//! deletes the Job again and fails the trial's start, saying why. Every other
 //! environment value stays a plain value. `tuna render` shows the `secretKeyRef` and no Secret.
 
 use std::collections::BTreeMap;
