@@ -112,3 +112,46 @@ async fn pods_that_cannot_start_wait_with_the_reason_a_kubelet_gives() {
     until("a FailedCreate Event", || fake.objects("events").iter().any(refused)).await;
     assert!(pods_of(&fake, "locked").is_empty());
 }
+
+/// A container whose env names a Secret's key waits (CreateContainerConfigError, as a kubelet
+/// reports it) while the Secret or its key is missing, then starts with the Secret's value.
+#[tokio::test]
+async fn a_secret_key_ref_holds_the_container_until_the_secret_has_the_key_then_gives_its_value() {
+    use k8s_openapi::api::core::v1::Secret;
+    let fake = FakeKube::start().await;
+    let jobs: Api<Job> = Api::default_namespaced(fake.client());
+    let secrets: Api<Secret> = Api::default_namespaced(fake.client());
+    let mut reads = job("reads", json!({}));
+    let c = &mut reads.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
+    c.command = Some(vec!["sh".into(), "-c".into(), "test \"$TOKEN\" = 's3cr$t'".into()]);
+    c.env = Some(vec![
+        serde_json::from_value(
+            json!({"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}),
+        )
+        .unwrap(),
+    ]);
+    jobs.create(&PostParams::default(), &reads).await.unwrap();
+    let waiting = |message: &str| {
+        pods_of(&fake, "reads").first().is_some_and(|p| {
+            let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+            w["reason"] == "CreateContainerConfigError" && w["message"].as_str().unwrap_or_default().contains(message)
+        })
+    };
+    until("waiting for the Secret", || waiting("secret \"tok\" not found")).await;
+    let secret = |key: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": "tok"}, "data": {key: "czNjciR0"}})).unwrap() // "s3cr$t"
+    };
+    secrets.create(&PostParams::default(), &secret("other")).await.unwrap();
+    until("waiting for the key", || waiting("couldn't find key token in secret default/tok")).await;
+    secrets.delete("tok", &Default::default()).await.unwrap();
+    secrets.create(&PostParams::default(), &secret("token")).await.unwrap();
+    let complete = |j: &Value| {
+        j["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Complete" && c["status"] == "True"))
+    };
+    until("the Job completes with the Secret's value", || {
+        fake.get("jobs", "default", "reads").is_some_and(|j| complete(&j))
+    })
+    .await;
+}

@@ -257,3 +257,65 @@ async fn an_early_stopped_trial_s_job_is_deleted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Pushing trials read their token from the Secret the controller creates beside each Job: the
+/// metrics arrive, no Job or pod spec holds a token, and each Secret goes with its Job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pushing_trial_reads_its_token_from_a_secret_that_goes_with_its_job() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let push = format!(
+        r#"[python3, -c, "import sys; sys.path.insert(0, '{EXPERIMENTS}'); import tuna_push; tuna_push.report(step=1, score=${{x}})"]"#
+    );
+    api.create(&PostParams::default(), &experiment("secret-push", &push, "")).await.unwrap();
+    let status = wait_status(&api, "secret-push", "succeeded", |s| s["phase"] == "Succeeded").await;
+    assert_eq!(status["trials"]["succeeded"], 4, "{status}");
+    let best = status["bestTrial"]["objective"].as_f64().unwrap();
+    assert_eq!(best, status["bestTrial"]["parameters"]["x"].as_f64().unwrap(), "the pushed metric arrived");
+
+    let jobs = jobs_of(&fake, "secret-push");
+    assert_eq!(jobs.len(), 4);
+    let secrets = fake.objects("secrets");
+    let pods = fake.objects("pods");
+    for job in &jobs {
+        let name = job["metadata"]["name"].as_str().unwrap();
+        let secret = secrets.iter().find(|s| s["metadata"]["name"] == name).expect("a Secret per Job");
+        let owner = &secret["metadata"]["ownerReferences"][0];
+        assert_eq!((&owner["kind"], &owner["uid"]), (&"Job".into(), &job["metadata"]["uid"]), "owned by its Job");
+        let token: k8s_openapi::ByteString = serde_json::from_value(secret["data"]["token"].clone()).unwrap();
+        let token = String::from_utf8(token.0).unwrap();
+        assert!(token.len() > 16, "a real token: {token:?}");
+        assert!(!job.to_string().contains(&token), "the Job spec holds no token: {job}");
+        for pod in pods.iter().filter(|p| p["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]) {
+            assert!(!pod.to_string().contains(&token), "nor its pod: {pod}");
+        }
+        let env = job["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        let entry = env.iter().find(|e| e["name"] == "TUNA_TRIAL_TOKEN").unwrap();
+        assert_eq!(
+            entry["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": name, "key": "token", "optional": false})
+        );
+    }
+
+    // Deleting the Experiment deletes its Jobs (deletecollection), and the garbage collector
+    // their Secrets.
+    api.delete("secret-push", &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let names: Vec<String> = jobs.iter().map(|j| j["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    loop {
+        let left: Vec<String> = fake
+            .objects("secrets")
+            .iter()
+            .filter_map(|s| s["metadata"]["name"].as_str().map(String::from))
+            .filter(|n| names.contains(n))
+            .collect();
+        if left.is_empty() && jobs_of(&fake, "secret-push").is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the Jobs' Secrets were not removed: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
+}

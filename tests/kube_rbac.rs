@@ -199,6 +199,29 @@ async fn a_list_of_namespaces_is_watched_each_under_its_own_role_binding_and_no_
     assert!(jobs.iter().all(|j| j["metadata"]["namespace"] != "team-c"), "no Job in team-c");
     assert_eq!(jobs.iter().filter(|j| j["metadata"]["namespace"] == "team-a").count(), 1);
     assert_eq!(jobs.iter().filter(|j| j["metadata"]["namespace"] == "team-b").count(), 1);
-    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
-    assert!(!log.contains("forbidden"), "no request was refused:\n{log}");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "no request was refused");
+}
+
+/// Without `create` on secrets a trial cannot get its push token: it fails to start, saying that
+/// the Secret was refused, and its Job is deleted rather than left waiting for a Secret forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_create_on_secrets_a_trial_fails_to_start_and_leaves_no_job() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scope = Scope::Namespace("default");
+    fake.enforce_rbac(shipped_rbac(scope).without_verb("secrets", "create"));
+    let config = kubeconfig_as(dir.path(), &fake, scope);
+    let data = dir.path().join("data");
+    let _server =
+        Server::start_with(&data, dir.path(), &["--watch-crds", "--namespace", "default"], &[("KUBECONFIG", &config)]);
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let mut cr = experiment("tokenless", r#"[sh, -c, "echo score=1"]"#, "");
+    cr.spec.max_trials = 1;
+    cr.spec.parallel_trials = 1;
+    api.create(&PostParams::default(), &cr).await.unwrap();
+    let status = wait_status(&api, "tokenless", "failed", |s| s["phase"] == "Failed").await;
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("failed to create Secret") && message.contains("secrets is forb"), "{status}");
+    assert!(fake.objects("jobs").is_empty(), "the Job without its Secret is deleted");
+    assert!(fake.requests().refusals().iter().any(|r| r.contains("secrets")), "{:?}", fake.requests().refusals());
 }

@@ -1,15 +1,29 @@
 //! The `batch/v1` Job a trial runs as: pure, so `tuna render` and the tests see exactly what the
 //! executor creates.
+//!
+//! The trial's push token is never in the Job: anyone who may read Jobs or pods would read it.
+//! It goes into one Secret per trial Job, named like the Job, holding key `token`
+//! ([`token_secret`]), which `own::ensure_job` creates right after the Job with an owner reference
+//! to it (`controller: false`, `blockOwnerDeletion: false`), so Kubernetes' garbage collector
+//! deletes it with the Job (a stopped trial's Job, an Experiment's Jobs deleted as a collection,
+//! a finished Job's TTL). The container gets `TUNA_TRIAL_TOKEN` through
+//! `valueFrom.secretKeyRef {name: <job name>, key: token}`, not optional: until the Secret exists
+//! the kubelet holds the container in `CreateContainerConfigError`, then starts it. A 409 on the
+//! Secret's create (a restarted controller re-adopting its Job) keeps the existing Secret: the
+//! token is deterministic for the same experiment, incarnation, trial and attempt; any other error
+//! deletes the Job again and fails the trial's start, saying why. Every other
+//! environment value stays a plain value. `tuna render` shows the `secretKeyRef` and no Secret.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
     PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -41,6 +55,9 @@ const TRIAL_UID: i64 = 65532;
 const MAX_NAME: usize = 63;
 /// The volume `spec.trial.shmSize` adds, mounted at `/dev/shm` in the trial's container.
 pub const SHM_VOLUME: &str = "tuna-shm";
+/// The environment variable holding a trial's push token, and the key of its Secret that holds it.
+pub const TOKEN_ENV: &str = "TUNA_TRIAL_TOKEN";
+pub const TOKEN_KEY: &str = "token";
 
 /// Renders the Job for one trial launch in `namespace`.
 pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
@@ -94,10 +111,21 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
         primary.args = None;
     }
     let env = primary.env.get_or_insert_with(Default::default);
-    env.extend(launch.env.iter().map(|(name, value)| EnvVar {
-        name: name.clone(),
-        value: Some(value.clone()),
-        value_from: None,
+    let secret = job_name(&launch.experiment, &launch.trial);
+    env.extend(launch.env.iter().map(|(name, value)| match name.as_str() {
+        TOKEN_ENV => EnvVar {
+            name: name.clone(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.clone(),
+                    key: TOKEN_KEY.into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+        },
+        _ => EnvVar { name: name.clone(), value: Some(value.clone()), value_from: None },
     }));
     set_resources(primary, launch);
     if let Some(size) = &t.shm_size {
@@ -124,6 +152,32 @@ pub fn render_job(launch: &Launch, namespace: &str) -> Result<Job, String> {
             ..Default::default()
         }),
         status: None,
+    })
+}
+
+/// The Secret that holds the push token of the trial whose Job is `job` (created, so it has its
+/// UID), owned by that Job; `None` when the launch has no token (no API to push to).
+pub fn token_secret(launch: &Launch, job: &Job) -> Option<Secret> {
+    let token = launch.env.iter().rev().find(|(k, _)| k == TOKEN_ENV).map(|(_, v)| v.clone())?;
+    let owner = OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: job.metadata.name.clone().unwrap_or_default(),
+        uid: job.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    };
+    Some(Secret {
+        metadata: ObjectMeta {
+            name: job.metadata.name.clone(),
+            namespace: job.metadata.namespace.clone(),
+            labels: Some(labels_of(launch)),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(TOKEN_KEY.to_string(), ByteString(token.into_bytes()))])),
+        ..Default::default()
     })
 }
 

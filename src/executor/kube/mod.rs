@@ -19,7 +19,7 @@ mod watches;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{DeleteParams, PropagationPolicy};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
@@ -57,10 +57,11 @@ impl Executor for KubeExecutor {
         let namespace = launch.namespace.clone().unwrap_or_else(|| self.namespace.clone());
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let name = job_name(&launch.experiment, &launch.trial);
         let cluster = self.watches.namespace(&namespace);
         let mut changes = cluster.changes();
-        let created = match ensure_job(&jobs, &launch, &namespace).await {
+        let created = match ensure_job(&jobs, &secrets, &launch, &namespace).await {
             Ok(created) => created,
             Err(message) => return Finished { exit: Exit::StartFailed(message), stderr_tail: Vec::new() },
         };

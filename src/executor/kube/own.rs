@@ -7,16 +7,20 @@
 //! create ─▶ 201 ─────────────────────────────────▶ New
 //!        └▶ 409 ─▶ get ─▶ ours and resume ───────▶ Existing (re-attach)
 //!                      └▶ someone else's ─▶ delete, wait until gone ─▶ create again
+//! New | Existing ─▶ create the token Secret (409: it is there already, with the same token)
 //! ```
+//! The Secret is created for a re-attached Job too: a controller may have stopped between the
+//! Job's create and the Secret's, and the pod then waits (CreateContainerConfigError) for it.
 
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions, PropagationPolicy};
 use tracing::warn;
 
-use super::job::{ATTEMPT_ANNOTATION, IDENTITY_LABEL, is_trial_of, render_job};
+use super::job::{ATTEMPT_ANNOTATION, IDENTITY_LABEL, is_trial_of, render_job, token_secret};
 use crate::executor::Launch;
 
 /// How long a replaced Job may take to go (a real API server removes it at once with background
@@ -46,20 +50,50 @@ impl Created {
     }
 }
 
-/// Creates the trial's Job, or finds the one a previous controller created for it.
-pub async fn ensure_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<Created, String> {
+/// Creates the trial's Job, or finds the one a previous controller created for it, and the Secret
+/// with its push token.
+pub async fn ensure_job(
+    jobs: &Api<Job>,
+    secrets: &Api<Secret>,
+    launch: &Launch,
+    namespace: &str,
+) -> Result<Created, String> {
+    let (created, job) = ensure_only_job(jobs, launch, namespace).await?;
+    if let Some(secret) = token_secret(launch, &job) {
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => {}
+            // Re-adopting the Job: the Secret is there, holding the same (deterministic) token.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => {
+                // Without its Secret the pod would wait in CreateContainerConfigError for good:
+                // the Job goes too, and the trial fails to start, saying why.
+                if let Err(removal) = remove(jobs, &job).await {
+                    warn!(error = %removal, "failed to delete the Job whose token Secret could not be created");
+                }
+                let name = job.metadata.name.unwrap_or_default();
+                return Err(format!(
+                    "failed to create Secret {name} (the trial's token) in namespace {namespace}: {e}"
+                ));
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// The trial's Job, created or found, as the API server holds it (with its UID).
+async fn ensure_only_job(jobs: &Api<Job>, launch: &Launch, namespace: &str) -> Result<(Created, Job), String> {
     let job = render_job(launch, namespace)?;
     let name = job.metadata.name.clone().unwrap_or_default();
     let failed = |what: &str, e: kube::Error| format!("failed to {what} Job {name} in namespace {namespace}: {e}");
     for _ in 0..TRIES {
         match jobs.create(&PostParams::default(), &job).await {
-            Ok(created) => return Ok(Created::New(created.metadata.uid.unwrap_or_default())),
+            Ok(created) => return Ok((Created::New(created.metadata.uid.clone().unwrap_or_default()), created)),
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(e) => return Err(failed("create", e)),
         }
         let Some(existing) = jobs.get_opt(&name).await.map_err(|e| failed("read", e))? else { continue };
         if launch.resume && is_trial_of(&existing, launch) {
-            return Ok(Created::Existing(existing.metadata.uid.clone().unwrap_or_default()));
+            return Ok((Created::Existing(existing.metadata.uid.clone().unwrap_or_default()), existing));
         }
         let annotation = |key| existing.metadata.annotations.as_ref().and_then(|a| a.get(key)).cloned();
         let label = |key| existing.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned();

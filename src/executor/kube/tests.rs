@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use super::job::{ATTEMPT_ANNOTATION, IDENTITY_LABEL, is_trial_of, render_job};
+use super::job::{ATTEMPT_ANNOTATION, IDENTITY_LABEL, TOKEN_ENV, TOKEN_KEY, is_trial_of, render_job, token_secret};
 use crate::executor::Launch;
 use crate::spec::{ExecutorKind, TrialTemplate};
 
@@ -75,4 +75,36 @@ fn shm_size_refuses_a_pod_template_that_already_mounts_dev_shm() {
         "containers": [{"name": "t", "image": "busybox", "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm/"}]}]}}));
     let err = render_job(&l, "default").unwrap_err();
     assert!(err.contains("spec.trial.shmSize") && err.contains("/dev/shm"), "{err}");
+}
+
+#[test]
+fn the_push_token_is_in_a_secret_owned_by_the_job_never_in_the_job() {
+    let token = "tok.very-secret-value-1234";
+    let mut l = launch("uid-1", 0);
+    l.env = vec![("TUNA_API".into(), "http://tuna:8080".into()), (TOKEN_ENV.into(), token.into())];
+    let mut job = render_job(&l, "default").unwrap();
+    let json = serde_json::to_value(&job).unwrap();
+    assert!(!json.to_string().contains(token), "the token is nowhere in the Job: {json}");
+    let name = job.metadata.name.clone().unwrap();
+    let env = &json["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env[0], serde_json::json!({"name": "TUNA_API", "value": "http://tuna:8080"}), "others stay values");
+    assert_eq!(
+        env[1],
+        serde_json::json!({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": name, "key": TOKEN_KEY, "optional": false}}})
+    );
+
+    job.metadata.uid = Some("job-uid-7".into());
+    let secret = serde_json::to_value(token_secret(&l, &job).unwrap()).unwrap();
+    assert_eq!(secret["metadata"]["name"], name.as_str());
+    assert_eq!(secret["metadata"]["namespace"], "default");
+    let owner = &secret["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (&owner["apiVersion"], &owner["kind"], &owner["name"], &owner["uid"]),
+        (&"batch/v1".into(), &"Job".into(), &name.as_str().into(), &"job-uid-7".into())
+    );
+    assert_eq!((&owner["controller"], &owner["blockOwnerDeletion"]), (&false.into(), &false.into()));
+    let data: k8s_openapi::ByteString = serde_json::from_value(secret["data"][TOKEN_KEY].clone()).unwrap();
+    assert_eq!(data.0, token.as_bytes(), "the Secret holds the token");
+
+    assert!(token_secret(&launch("uid-1", 0), &job).is_none(), "no token, no Secret");
 }

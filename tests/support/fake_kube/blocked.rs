@@ -31,17 +31,61 @@ impl Kubelet {
         }
         let ns = meta::ns_of(pod);
         for env in c["env"].as_array().into_iter().flatten() {
-            for (key, res, kind) in
-                [("secretKeyRef", "secrets", "secret"), ("configMapKeyRef", "configmaps", "configmap")]
-            {
-                let r = &env["valueFrom"][key];
-                let Some(name) = r["name"].as_str() else { continue };
-                if r["optional"] != true && self.store.get(res, &ns, name).is_none() {
-                    return Some(("CreateContainerConfigError".into(), format!("{kind} \"{name}\" not found")));
-                }
+            if let Some(Err(message)) = self.key_ref(&ns, env) {
+                return Some(("CreateContainerConfigError".into(), message));
             }
         }
         None
+    }
+
+    /// The value an env entry's `valueFrom.secretKeyRef` or `configMapKeyRef` names, as the
+    /// kubelet reads it when it starts the container: `None` for any other entry (or an optional
+    /// reference to nothing), an error message (the kubelet's) when the object or its key is
+    /// missing.
+    pub(super) fn key_ref(&self, ns: &str, env: &Value) -> Option<Result<String, String>> {
+        for (field, res, kind) in
+            [("secretKeyRef", "secrets", "secret"), ("configMapKeyRef", "configmaps", "configmap")]
+        {
+            let r = &env["valueFrom"][field];
+            let Some(name) = r["name"].as_str() else { continue };
+            let key = r["key"].as_str().unwrap_or_default();
+            let optional = r["optional"] == true;
+            let Some(object) = self.store.get(res, ns, name) else {
+                return (!optional).then(|| Err(format!("{kind} \"{name}\" not found")));
+            };
+            // A Secret's `data` is base64 (what the API server returns; stringData is write-only);
+            // a ConfigMap's `data` is plain text.
+            let value = match (res, &object["data"][key]) {
+                ("secrets", Value::String(_)) => {
+                    serde_json::from_value::<k8s_openapi::ByteString>(object["data"][key].clone())
+                        .ok()
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                }
+                (_, Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            return match value {
+                Some(v) => Some(Ok(v)),
+                None if optional => None,
+                None => Some(Err(format!("couldn't find key {key} in {kind} {ns}/{name}"))),
+            };
+        }
+        None
+    }
+
+    /// The pod as its container is started: each `secretKeyRef`/`configMapKeyRef` env entry
+    /// replaced by the value it names (checked present by `blocked` just before).
+    pub(super) fn resolved(&self, pod: &Value) -> Value {
+        let mut pod = pod.clone();
+        let ns = meta::ns_of(&pod);
+        if let Some(envs) = pod["spec"]["containers"][0]["env"].as_array_mut() {
+            for env in envs {
+                if let Some(Ok(value)) = self.key_ref(&ns, env) {
+                    *env = json!({"name": env["name"], "value": value.replace('$', "$$")});
+                }
+            }
+        }
+        pod
     }
 
     /// Writes a pending pod whose first container waits for `reason`.

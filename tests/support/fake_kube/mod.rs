@@ -33,7 +33,8 @@
 //!   FailJob: the Job fails with reason PodFailurePolicy; Count), and `evict` gives a pod the
 //!   DisruptionTarget condition and terminates it, as a drain or preemption does;
 //! - blocked pods: `refuse_image` (ErrImagePull, then ImagePullBackOff), an env `valueFrom` of a
-//!   missing Secret/ConfigMap (CreateContainerConfigError), a namespace labelled with a Pod Security
+//!   missing Secret/ConfigMap or key (CreateContainerConfigError, until it appears; then the
+//!   container gets the value, a Secret's decoded from base64), a namespace labelled with a Pod Security
 //!   level refuses pods that break it (403; the Job controller's FailedCreate Event), and a queued
 //!   namespace (`queue_jobs`, as Kueue) suspends new Jobs (condition Suspended) until `admit_jobs`;
 //! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`; see `rbac`): the

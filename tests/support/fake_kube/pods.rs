@@ -112,7 +112,7 @@ impl Kubelet {
     }
 
     fn start(&self, pod: &Value) -> Arc<Run> {
-        let run = process::start(pod, self.store.changed.clone());
+        let run = process::start(&self.resolved(pod), self.store.changed.clone());
         let c = pod["spec"]["containers"][0]["name"].as_str().unwrap_or_default().to_string();
         match run.exit() {
             Some(e) => self.event(pod, "Warning", "Failed", e.message.as_deref().unwrap_or("start failed"), "kubelet"),

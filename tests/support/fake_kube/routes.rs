@@ -202,8 +202,12 @@ fn collection(
             let sel = selectors(q)?;
             let (items, rv) = app.store.list(&res, ns);
             let mut deleted = Vec::new();
+            // DeleteOptions come in the body (as kube-rs sends them) or the query, as for one object.
+            let opts = if body.is_empty() { json!({}) } else { parse_body(body)? };
+            let orphan = opts["orphanDependents"].as_bool() == Some(true);
             for o in items.iter().filter(|o| sel.matches(o)) {
-                let policy = q.get("propagationPolicy").map(String::as_str);
+                let policy = if orphan { Some("Orphan") } else { opts["propagationPolicy"].as_str() }
+                    .or(q.get("propagationPolicy").map(String::as_str));
                 match app.store.delete(rt, &meta::ns_of(o), &meta::name_of(o), policy, None, dry_run(q)) {
                     Ok(Deleted::Pending(v) | Deleted::Gone(v)) => deleted.push(out(rt, &v)),
                     Err(e) if e.code == 404 => {}
