@@ -18,9 +18,6 @@ use crate::{promote, search};
 /// What the rendered serving Deployment shows instead of the promoted trial's model URI.
 const MODEL_PLACEHOLDER: &str = "<the artifact URI of the promoted trial>";
 
-/// What the rendered Job shows instead of a real trial token (issued when the trial starts).
-const TOKEN_PLACEHOLDER: &str = "<issued when the trial starts>";
-
 /// The CRD as YAML, exactly what `deploy/crd.yaml` holds.
 pub fn crd_yaml() -> anyhow::Result<String> {
     serde_saphyr::to_string(&Experiment::crd()).context("failed to write the CRD as YAML")
@@ -54,12 +51,8 @@ pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
         api: Some(&api),
         origin: None,
     };
-    let mut launch = launch_for(&site, &trial);
-    for (key, value) in &mut launch.env {
-        if key == "TUNA_TRIAL_TOKEN" {
-            *value = TOKEN_PLACEHOLDER.into();
-        }
-    }
+    // The trial's token is not in the Job: its env reads it from the Job's Secret (secretKeyRef).
+    let launch = launch_for(&site, &trial);
     let job = render_job(&launch, namespace).map_err(anyhow::Error::msg)?;
     let mut yaml = serde_saphyr::to_string(&job).context("failed to write the Job as YAML")?;
     let serve = spec.promotion.as_ref().and_then(|p| p.serve.as_ref());
