@@ -146,6 +146,7 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
         true,
         true,
     ));
+    fake.register(ResourceType::new("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, true));
     let dir = tempfile::tempdir().unwrap();
     let _server = start(&fake, dir.path());
     let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
@@ -184,9 +185,14 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
         .collect();
     assert_eq!(trial_pods.len(), 4, "the trials' pods are still there to be selected by mistake");
     let serving_labels = &deployment["spec"]["template"]["metadata"]["labels"];
-    for (what, selector) in
-        [("Service", &service["spec"]["selector"]), ("Deployment", &deployment["spec"]["selector"]["matchLabels"])]
-    {
+    // Two replicas: a drain may evict one serving pod at a time.
+    let budget = fake.get("poddisruptionbudgets", "default", "served").expect("a PodDisruptionBudget");
+    assert_eq!(budget["spec"]["maxUnavailable"], 1, "{budget}");
+    for (what, selector) in [
+        ("Service", &service["spec"]["selector"]),
+        ("Deployment", &deployment["spec"]["selector"]["matchLabels"]),
+        ("PodDisruptionBudget", &budget["spec"]["selector"]["matchLabels"]),
+    ] {
         assert!(selects(selector, serving_labels), "the {what} selects the serving pods: {selector}");
         for pod in &trial_pods {
             assert!(
@@ -206,6 +212,7 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
         ("deployments", "Deployment", "apps/v1"),
         ("services", "Service", "v1"),
         ("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling/v2"),
+        ("poddisruptionbudgets", "PodDisruptionBudget", "policy/v1"),
     ] {
         let mut object = fake.get(plural, "default", "served").unwrap();
         // What the server added is not part of a manifest.

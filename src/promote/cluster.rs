@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Service,
     ServicePort, ServiceSpec,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -37,6 +38,11 @@ pub struct Manifests {
     pub deployment: Deployment,
     pub service: Service,
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// With more than one replica (`replicas`, or the autoscaler's `minReplicas`): at most one
+    /// serving pod may be evicted at a time (a node drain, a cluster upgrade), so the model keeps
+    /// answering. `maxUnavailable: 1` rather than `minAvailable: 1`, which would let a drain take
+    /// all but one pod of a larger deployment.
+    pub disruption_budget: Option<PodDisruptionBudget>,
 }
 
 /// Whether an experiment's model is served on Kubernetes rather than by a local process.
@@ -102,7 +108,7 @@ pub fn render(
     let service = Service {
         metadata: meta(&labels),
         spec: Some(ServiceSpec {
-            selector: Some(selector),
+            selector: Some(selector.clone()),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
                 port: i32::from(port),
@@ -139,7 +145,17 @@ pub fn render(
         }),
         status: None,
     });
-    Ok(Manifests { deployment, service, autoscaler })
+    let replicas = serve.autoscale.as_ref().map_or(serve.replicas.unwrap_or(1), |a| a.min_replicas.max(1));
+    let disruption_budget = (replicas > 1).then(|| PodDisruptionBudget {
+        metadata: meta(&labels),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector { match_labels: Some(selector.clone()), ..Default::default() }),
+            ..Default::default()
+        }),
+        status: None,
+    });
+    Ok(Manifests { deployment, service, autoscaler, disruption_budget })
 }
 
 fn pod_template(serve: &ServeSpec, port: u16) -> Result<PodTemplateSpec, String> {
@@ -209,6 +225,11 @@ pub async fn apply(client: &Client, manifests: &Manifests) -> Result<(String, St
             .patch(&name, &params, &Patch::Apply(&with_kind(hpa, "autoscaling/v2", "HorizontalPodAutoscaler")))
             .await?;
     }
+    if let Some(pdb) = &manifests.disruption_budget {
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace)
+            .patch(&name, &params, &Patch::Apply(&with_kind(pdb, "policy/v1", "PodDisruptionBudget")))
+            .await?;
+    }
     let status = applied.status.unwrap_or_default();
     let wanted = applied.spec.and_then(|s| s.replicas).unwrap_or(1);
     let rollout = format!(
@@ -236,8 +257,38 @@ pub fn to_yaml(manifests: &Manifests) -> Result<String, String> {
     if let Some(hpa) = &manifests.autoscaler {
         docs.push(with_kind(hpa, "autoscaling/v2", "HorizontalPodAutoscaler"));
     }
+    if let Some(pdb) = &manifests.disruption_budget {
+        docs.push(with_kind(pdb, "policy/v1", "PodDisruptionBudget"));
+    }
     docs.iter()
         .map(|d| serde_saphyr::to_string(d).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()
         .map(|d| d.join("---\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Autoscale;
+
+    fn serve(replicas: Option<i32>, autoscale: Option<Autoscale>) -> ServeSpec {
+        ServeSpec { image: Some("serve:1".into()), replicas, autoscale, ..Default::default() }
+    }
+
+    #[test]
+    fn a_disruption_budget_comes_with_more_than_one_replica_and_selects_the_serving_pods_only() {
+        let render = |s: &ServeSpec| render("e", "ns", "v1", "s3://m", s).unwrap();
+        assert!(render(&serve(None, None)).disruption_budget.is_none(), "one replica: nothing to keep up");
+        assert!(render(&serve(Some(1), None)).disruption_budget.is_none());
+        let two = render(&serve(Some(2), None));
+        let spec = two.disruption_budget.and_then(|b| b.spec).expect("two replicas get a budget");
+        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+        let selector = spec.selector.and_then(|s| s.match_labels).unwrap();
+        assert_eq!(Some(&selector), two.deployment.spec.and_then(|s| s.selector.match_labels).as_ref());
+        assert_eq!(selector.get(ROLE_LABEL).map(String::as_str), Some(SERVING_ROLE), "not the trial pods");
+        let scaled = Autoscale { min_replicas: 2, max_replicas: 4, target_cpu_utilization: None };
+        assert!(render(&serve(None, Some(scaled))).disruption_budget.is_some(), "the autoscaler's floor counts");
+        let one = Autoscale { min_replicas: 1, max_replicas: 4, target_cpu_utilization: None };
+        assert!(render(&serve(None, Some(one))).disruption_budget.is_none());
+    }
 }
