@@ -47,4 +47,19 @@ impl Api {
         let (status, headers) = (response.status(), response.headers().clone());
         (status, headers, axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap())
     }
+
+    /// An ask/tell experiment `name` minimizing `value` over one double `x`, with `trials` trials
+    /// all asked for (open at once); the suggestions' answer.
+    pub async fn open_external(&self, name: &str, trials: u32) -> serde_json::Value {
+        let doc = serde_json::json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": name},
+            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
+                     "maxTrials": trials, "parallelTrials": trials, "executor": "external",
+                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
+        let (status, created) = self.send("POST", "/api/v1/experiments", &doc.to_string(), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created));
+        let uri = format!("/api/v1/experiments/{name}/suggestions");
+        let (status, asked) = self.send("POST", &uri, &format!(r#"{{"count": {trials}}}"#), None).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&asked));
+        serde_json::from_slice(&asked).unwrap()
+    }
 }

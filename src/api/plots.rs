@@ -270,13 +270,7 @@ mod tests {
 
     /// An ask/tell experiment with three trials: told 0.5, told 0.2, failed.
     async fn told(api: &Api) -> Vec<f64> {
-        let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "p"},
-            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                     "maxTrials": 3, "parallelTrials": 3, "executor": "external",
-                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
-        assert_eq!(api.send("POST", "/api/v1/experiments", &doc.to_string(), None).await.0, StatusCode::CREATED);
-        let (_, asked) = api.send("POST", "/api/v1/experiments/p/suggestions", r#"{"count": 3}"#, None).await;
-        let asked: Value = serde_json::from_slice(&asked).unwrap();
+        let asked = api.open_external("p", 3).await;
         let xs: Vec<f64> =
             asked["trials"].as_array().unwrap().iter().map(|t| t["parameters"]["x"].as_f64().unwrap()).collect();
         assert_eq!(xs.len(), 3);
@@ -368,12 +362,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_of_a_trial_changes_the_etag_so_the_old_one_gets_the_new_data() {
         let api = Api::new(None, 1);
-        let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "p"},
-            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                     "maxTrials": 2, "parallelTrials": 2, "executor": "external",
-                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
-        assert_eq!(api.send("POST", "/api/v1/experiments", &doc.to_string(), None).await.0, StatusCode::CREATED);
-        api.send("POST", "/api/v1/experiments/p/suggestions", r#"{"count": 2}"#, None).await;
+        api.open_external("p", 2).await;
         let uri = "/api/v1/experiments/p/plots/history";
         let (_, headers, _) = api.get_with(uri, &[]).await;
         let before = tag(&headers);
@@ -389,12 +378,7 @@ mod tests {
     #[tokio::test]
     async fn since_answers_only_the_curve_and_coordinates_of_the_trial_that_reported_and_an_unknown_since_everything() {
         let api = Api::new(None, 1);
-        let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "p"},
-            "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                     "maxTrials": 3, "parallelTrials": 3, "executor": "external",
-                     "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
-        assert_eq!(api.send("POST", "/api/v1/experiments", &doc.to_string(), None).await.0, StatusCode::CREATED);
-        api.send("POST", "/api/v1/experiments/p/suggestions", r#"{"count": 3}"#, None).await;
+        api.open_external("p", 3).await;
         let (status, first) = get(&api, "/api/v1/experiments/p/plots/intermediate").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!((first["full"].clone(), first["curves"].as_array().unwrap().len()), (json!(true), 3));

@@ -510,12 +510,7 @@ async fn metrics_serve_the_process_instruments_as_openmetrics() {
 #[tokio::test]
 async fn trials_since_a_revision_are_only_those_written_after_it() {
     let api = api(None);
-    let doc = json!({"apiVersion": "tuna.dev/v1alpha1", "kind": "Experiment", "metadata": {"name": "t"},
-        "spec": {"objective": {"metric": "value", "goal": "minimize"}, "algorithm": {"name": "random", "seed": 1},
-                 "maxTrials": 3, "parallelTrials": 3, "executor": "external",
-                 "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}]}});
-    assert_eq!(api.call("POST", "/api/v1/experiments", &doc.to_string(), None).await.0, StatusCode::CREATED);
-    api.call("POST", "/api/v1/experiments/t/suggestions", r#"{"count": 3}"#, None).await;
+    api.open_external("t", 3).await;
     let (status, first) = api.call("GET", "/api/v1/experiments/t/trials", "", None).await;
     assert_eq!((status, first["trials"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{first}");
     assert!(first.get("full").is_none(), "no since, no full: {first}");
