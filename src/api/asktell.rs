@@ -381,7 +381,7 @@ async fn push(
         let objective = &record.experiment.spec.objective.metric;
         let answer = match request.step {
             Some(_) if request.metrics.contains_key(objective) => {
-                super::early::push_answer(&state, &record.experiment.spec, &trial, attempt)?
+                super::early::push_answer(&state, &record, &trial, attempt)?
             }
             _ => PushAnswer { should_stop: trial.early_stop.is_some() },
         };

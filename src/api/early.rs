@@ -22,7 +22,8 @@ use super::types::{PushAnswer, ReportRequest};
 use super::{ApiError, ApiState, Result};
 use crate::experiment::{self, Reports};
 use crate::metrics::Tally;
-use crate::spec::{ExecutorKind, ExperimentSpec};
+use crate::spec::ExecutorKind;
+use crate::store::ExperimentRecord;
 use crate::trial::{EarlyStop, Trial};
 
 pub fn routes() -> Router<Arc<ApiState>> {
@@ -42,13 +43,15 @@ pub struct ReportCache(pub(super) Mutex<HashMap<String, Arc<Mutex<Kept>>>>);
 type Kept = (String, Reports);
 
 /// The early-stopping rule's decision on `trial`'s latest report (its `attempt`), from every
-/// trial's reports; `None` when it goes on or the experiment has no rule.
+/// trial's reports; `None` when it goes on or the experiment has no rule. `record` is the
+/// experiment as the caller read it (its spec and incarnation).
 pub(super) fn decide(
     state: &ApiState,
-    spec: &ExperimentSpec,
+    record: &ExperimentRecord,
     trial: &Trial,
     attempt: u32,
 ) -> Result<Option<EarlyStop>> {
+    let spec = &record.experiment.spec;
     if let Some(decided) = &trial.early_stop {
         return Ok(Some(decided.clone()));
     }
@@ -56,7 +59,7 @@ pub(super) fn decide(
         return Ok(None);
     }
     let name = &trial.experiment;
-    let incarnation = state.experiment(name)?.uid().to_string();
+    let incarnation = record.uid().to_string();
     let trials = state.store.trials(name).map_err(ApiError::internal(format!("read trials of {name}")))?;
     let observations = |index: u32, of: &str| {
         state.store.observations(name, index).map_err(ApiError::internal(format!("read observations of {of}")))
@@ -81,8 +84,13 @@ pub(super) fn decide(
 
 /// Answers a push: a stop is stored with the (still running) trial first; its attempt then ends
 /// `EarlyStopped` when the trial exits.
-pub(super) fn push_answer(state: &ApiState, spec: &ExperimentSpec, trial: &Trial, attempt: u32) -> Result<PushAnswer> {
-    let Some(decision) = decide(state, spec, trial, attempt)? else { return Ok(PushAnswer { should_stop: false }) };
+pub(super) fn push_answer(
+    state: &ApiState,
+    record: &ExperimentRecord,
+    trial: &Trial,
+    attempt: u32,
+) -> Result<PushAnswer> {
+    let Some(decision) = decide(state, record, trial, attempt)? else { return Ok(PushAnswer { should_stop: false }) };
     let store = || ApiError::internal(format!("store the early stop of {}", trial.name));
     state
         .store
@@ -124,7 +132,7 @@ fn report_now(state: Arc<ApiState>, name: String, trial_name: String, body: Stri
     let new = observations_of(&request.metrics, attempt, Some(request.step), now)?;
     let store = || ApiError::internal(format!("store the report of {trial_name}"));
     state.store.add_observations(&name, trial.index, &new).map_err(store())?;
-    let decision = decide(&state, spec, &trial, attempt)?;
+    let decision = decide(&state, &record, &trial, attempt)?;
     if let Some(decision) = decision {
         let reported = state.store.observations(&name, trial.index).map_err(store())?;
         let tally = Tally::of_attempt(&reported, attempt);
