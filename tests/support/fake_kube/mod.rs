@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Served: core/v1 pods (+ `status`, `log`), events, configmaps, secrets, serviceaccounts,
-//! namespaces, nodes; batch/v1 jobs; events.k8s.io/v1 events; coordination.k8s.io/v1 leases;
+//! services (stored only), namespaces, nodes; batch/v1 jobs; apps/v1 deployments and replicasets
+//! (+ `status`); events.k8s.io/v1 events; coordination.k8s.io/v1 leases;
 //! apiextensions.k8s.io/v1 customresourcedefinitions (creating one serves its resource);
 //! tuna.dev/v1alpha1 experiments (+ `status`); `/version`, `/api`, `/apis` discovery.
 //! Namespaced and cluster-wide list/watch; create, get, list, watch, replace, patch (merge,
@@ -40,7 +41,18 @@
 //! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`; see `rbac`): the
 //!   shipped Roles and bindings given to `enforce_rbac`, 403 Forbidden for anything else;
 //! - container statuses are listed by container name, not in the spec's order; a pod of several
-//!   containers answers a log request that names none with 400 (name the container).
+//!   containers answers a log request that names none with 400 (name the container);
+//! - a Deployment (selector matching its template's labels, restartPolicy Always; defaults
+//!   filled in on every write) owns one ReplicaSet per distinct template, `<name>-<hash>` with the
+//!   `pod-template-hash` label and `deployment.kubernetes.io/revision` (re-applying an earlier
+//!   template reuses its ReplicaSet with the next revision, as `kubectl rollout undo`); the
+//!   ReplicaSet keeps `replicas` pods `<rs>-<5 random>`; status counters (zeros omitted) and
+//!   conditions Available and Progressing (NewReplicaSetCreated, FoundNewReplicaSet,
+//!   ReplicaSetUpdated, NewReplicaSetAvailable, ProgressDeadlineExceeded after
+//!   `progressDeadlineSeconds` without progress); ScalingReplicaSet Events; deleting a Deployment
+//!   deletes its ReplicaSets and their pods (and their processes). Under restartPolicy Always a
+//!   container that cannot start is retried (CrashLoopBackOff, the pod stays Running); a running
+//!   container is Ready after 200ms (a crash-looping one never is).
 //!
 //! Simplifications: pods schedule on one node `fake-node` by `nvidia.com/gpu` only; only the first
 //! container runs (others report waiting/Completed); no image: a container without `command`
@@ -49,12 +61,18 @@
 //! pod deletion is immediate (SIGTERM, SIGKILL after min(grace, 3s)); no Job retry back-off
 //! delay (restarts in place wait 0.5s); Foreground deletion acts like Background; strategic
 //! merge and apply replace lists; `ttlSecondsAfterFinished`, Indexed Jobs,
-//! init containers, probes, managedFields and field ownership are not modelled; core/v1 and
-//! events.k8s.io/v1 events are stored separately.
+//! init containers, probes, managedFields and field ownership are not modelled (an apply does
+//! not remove fields an earlier apply set); core/v1 and events.k8s.io/v1 events are stored
+//! separately. Deployments: a rolling update gives the new ReplicaSet all its replicas at once
+//! and scales the old ones to 0 only once it has all of them available (no maxSurge /
+//! maxUnavailable steps); minReadySeconds, `paused`, hash collisions and the revision-history
+//! annotation are not modelled; ReplicaSets match pods by controller reference, not selector;
+//! Services are stored, nothing routes through them.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 mod blocked;
 mod defaults;
+mod deployments;
 mod disruption;
 mod errors;
 mod item;
@@ -66,6 +84,7 @@ mod patch;
 mod pods;
 mod process;
 mod rbac;
+mod replicasets;
 mod requests;
 mod resources;
 mod routes;
