@@ -38,8 +38,11 @@
 //!   container gets the value, a Secret's decoded from base64), a namespace labelled with a Pod Security
 //!   level refuses pods that break it (403; the Job controller's FailedCreate Event), and a queued
 //!   namespace (`queue_jobs`, as Kueue) suspends new Jobs (condition Suspended) until `admit_jobs`;
-//! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`; see `rbac`): the
-//!   shipped Roles and bindings given to `enforce_rbac`, 403 Forbidden for anything else;
+//! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`) and for users
+//!   (`user_client`; see `rbac`): the shipped Roles and bindings given to `enforce_rbac`, with the
+//!   built-in ClusterRoles admin, edit and view aggregated from the ClusterRoles labelled
+//!   `rbac.authorization.k8s.io/aggregate-to-*` (view into edit, edit into admin), 403 Forbidden
+//!   for anything else;
 //! - container statuses are listed by container name, not in the spec's order; a pod of several
 //!   containers answers a log request that names none with 400 (name the container);
 //! - a Deployment (selector matching its template's labels, restartPolicy Always; defaults
@@ -70,6 +73,7 @@
 //! Services are stored, nothing routes through them.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+mod aggregation;
 mod blocked;
 mod defaults;
 mod deployments;
@@ -103,7 +107,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
-pub use self::rbac::{CONTROLLER_TOKEN, Policy, kustomize, renamespace, rendered};
+pub use self::rbac::{CONTROLLER_TOKEN, Policy, Subject, kustomize, renamespace, rendered};
 pub use self::requests::RequestLog;
 pub use self::resources::ResourceType;
 
@@ -114,6 +118,7 @@ pub struct FakeKube {
     kubelet: Arc<Kubelet>,
     requests: Arc<RequestLog>,
     rbac: Arc<std::sync::RwLock<Option<Policy>>>,
+    users: Arc<std::sync::RwLock<std::collections::HashMap<String, Subject>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -133,17 +138,27 @@ impl FakeKube {
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(RequestLog::new());
         let rbac = Arc::new(std::sync::RwLock::new(None));
+        let users = Arc::new(std::sync::RwLock::new(std::collections::HashMap::new()));
         let app = routes::App {
             store: store.clone(),
             kubelet: kubelet.clone(),
             requests: requests.clone(),
             rbac: rbac.clone(),
+            users: users.clone(),
         };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, routes::router(app)).await;
         });
         let reconcile = tokio::spawn(kubelet.clone().run());
-        FakeKube { url: format!("http://{addr}"), store, kubelet, requests, rbac, tasks: vec![server, reconcile] }
+        FakeKube {
+            url: format!("http://{addr}"),
+            store,
+            kubelet,
+            requests,
+            rbac,
+            users,
+            tasks: vec![server, reconcile],
+        }
     }
 
     /// The API server's base URL, e.g. `http://127.0.0.1:41234`.
@@ -159,7 +174,8 @@ impl FakeKube {
     }
 
     /// Enforces `policy` on every request that carries the controller's token
-    /// (`CONTROLLER_TOKEN`): what it does not grant is answered 403 Forbidden.
+    /// (`CONTROLLER_TOKEN`) or a user's (`user_client`): what it does not grant is answered 403
+    /// Forbidden. The policy holds the built-in ClusterRoles admin, edit and view (aggregated).
     pub fn enforce_rbac(&self, policy: Policy) {
         *self.rbac.write().unwrap_or_else(|e| e.into_inner()) = Some(policy);
     }
@@ -168,6 +184,16 @@ impl FakeKube {
     pub fn controller_client(&self) -> kube::Client {
         let mut config = self.config();
         config.auth_info.token = Some(CONTROLLER_TOKEN.to_string().into());
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    /// A client that acts as the user `user` in `groups` (and `system:authenticated`), under
+    /// the same RBAC: bindings name it by a `User` or `Group` subject.
+    pub fn user_client(&self, user: &str, groups: &[&str]) -> kube::Client {
+        let token = rbac::user_token(user);
+        self.users.write().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), Subject::user(user, groups));
+        let mut config = self.config();
+        config.auth_info.token = Some(token.into());
         kube::Client::try_from(config).expect("kube client")
     }
 
