@@ -121,9 +121,9 @@ async fn blocking_an_owners_deletion_needs_update_on_its_finalizers() {
     jobs.create(&PostParams::default(), &job("owned", Some(owner))).await.unwrap();
 }
 
-/// The shipped user role `tuna-view` (deploy/user-roles.yaml), bound directly: the fake does not
-/// aggregate ClusterRoles into the built-in `view` (it has no built-in roles), so this holds the
-/// rules of tuna-view themselves, and the aggregation label is checked on the manifest.
+/// The shipped user role `tuna-view` (deploy/user-roles.yaml), bound directly (copied under
+/// another name) to the controller's account: it holds the rules of tuna-view themselves; the
+/// aggregation labels are checked on the manifest (and used in the user tests below).
 #[tokio::test]
 async fn the_shipped_tuna_view_role_lists_experiments_but_cannot_create_them() {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
@@ -154,4 +154,110 @@ async fn the_shipped_tuna_view_role_lists_experiments_but_cannot_create_them() {
     assert!(status.message.contains("cannot create resource \"experiments\""), "{}", status.message);
     let elsewhere: Api<DynamicObject> = Api::namespaced_with(fake.controller_client(), "kube-system", &resource);
     forbidden(elsewhere.list(&ListParams::default()).await);
+}
+
+fn user_binding(user: &str, cluster_role: &str, namespace: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("{user}-{cluster_role}"), "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+}
+
+fn grants(role: &Value, group: &str, resource: &str, verb: &str) -> bool {
+    role["rules"].as_array().unwrap().iter().any(|r| {
+        let has = |k: &str, x: &str| r[k].as_array().unwrap().iter().any(|v| v == x);
+        has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+    })
+}
+
+/// Kubernetes' built-in admin, edit and view have no rules of their own: aggregation fills them
+/// from every ClusterRole labelled for them (view into edit, edit into admin), so the shipped
+/// tuna-* roles reach whoever holds one of them.
+#[test]
+fn the_built_in_user_roles_aggregate_the_shipped_tuna_roles_and_each_other() {
+    let policy = support::kube_e2e::shipped_rbac(support::kube_e2e::Scope::AllNamespaces);
+    let (admin, edit, view) = (
+        policy.cluster_role("admin").unwrap(),
+        policy.cluster_role("edit").unwrap(),
+        policy.cluster_role("view").unwrap(),
+    );
+    for role in [&admin, &edit, &view] {
+        assert!(role["aggregationRule"]["clusterRoleSelectors"].is_array(), "{role}");
+        assert!(grants(role, "tuna.dev", "experiments", "list"), "tuna-view reaches {}", role["metadata"]["name"]);
+        assert!(grants(role, "", "pods", "get"), "view's own rules reach {}", role["metadata"]["name"]);
+    }
+    assert!(!grants(&view, "tuna.dev", "experiments", "create"));
+    assert!(grants(&edit, "tuna.dev", "experiments", "create"), "tuna-edit aggregates into edit");
+    assert!(grants(&edit, "batch", "jobs", "create"));
+    assert!(!grants(&edit, "rbac.authorization.k8s.io", "rolebindings", "create"), "admin's own rules stay admin's");
+    assert!(grants(&admin, "rbac.authorization.k8s.io", "rolebindings", "create"));
+    assert!(grants(&admin, "batch", "jobs", "delete"), "edit aggregates into admin");
+}
+
+/// Users bound to the built-in edit and view in team-a get Experiments there through the
+/// shipped roles' aggregation, and nothing elsewhere or before they are bound.
+#[tokio::test]
+async fn users_bound_to_edit_and_view_get_experiments_only_in_their_namespace() {
+    use tuna::spec::Experiment;
+    let fake = FakeKube::start().await;
+    fake.create_namespace("team-a");
+    let shipped = support::kube_e2e::shipped_rbac(support::kube_e2e::Scope::AllNamespaces);
+    fake.enforce_rbac(shipped.clone());
+    let alice = fake.user_client("alice", &["team-a-devs"]);
+    let bob = fake.user_client("bob", &[]);
+    let cr = || support::kube_e2e::experiment("e1", r#"[sh, -c, "echo score=1"]"#, "");
+    let alice_a: Api<Experiment> = Api::namespaced(alice.clone(), "team-a");
+    let bob_a: Api<Experiment> = Api::namespaced(bob, "team-a");
+    // Before any binding: nothing, for either.
+    let status = forbidden(alice_a.create(&PostParams::default(), &cr()).await);
+    assert_eq!(
+        status.message,
+        "experiments.tuna.dev is forbidden: User \"alice\" cannot create resource \"experiments\" in API group \
+         \"tuna.dev\" in the namespace \"team-a\""
+    );
+    forbidden(bob_a.list(&ListParams::default()).await);
+    forbidden(bob_a.create(&PostParams::default(), &cr()).await);
+
+    let mut policy = shipped;
+    policy.objects_mut().push(user_binding("alice", "edit", "team-a"));
+    policy.objects_mut().push(user_binding("bob", "view", "team-a"));
+    fake.enforce_rbac(policy);
+    alice_a.create(&PostParams::default(), &cr()).await.unwrap();
+    assert_eq!(bob_a.get("e1").await.unwrap().metadata.name.as_deref(), Some("e1"));
+    assert_eq!(bob_a.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    let status =
+        forbidden(bob_a.create(&PostParams::default(), &support::kube_e2e::experiment("e2", r#"["true"]"#, "")).await);
+    assert!(status.message.contains("User \"bob\" cannot create resource \"experiments\""), "{}", status.message);
+    forbidden(bob_a.delete("e1", &Default::default()).await);
+    alice_a.delete("e1", &Default::default()).await.unwrap();
+    assert!(fake.get("experiments", "team-a", "e1").is_none(), "alice deleted it");
+
+    let alice_default: Api<Experiment> = Api::namespaced(alice, "default");
+    let status = forbidden(alice_default.create(&PostParams::default(), &cr()).await);
+    assert_eq!(
+        status.message,
+        "experiments.tuna.dev is forbidden: User \"alice\" cannot create resource \"experiments\" in API group \
+         \"tuna.dev\" in the namespace \"default\""
+    );
+    assert!(fake.get("experiments", "default", "e1").is_none());
+}
+
+/// A Group subject binds every user in that group; a user outside it gets nothing.
+#[tokio::test]
+async fn a_group_binding_to_admin_grants_its_members_only() {
+    use tuna::spec::Experiment;
+    let fake = FakeKube::start().await;
+    fake.create_namespace("team-a");
+    let mut policy = support::kube_e2e::shipped_rbac(support::kube_e2e::Scope::AllNamespaces);
+    let mut group = user_binding("devs", "admin", "team-a");
+    group["subjects"] = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-a-devs"}]);
+    policy.objects_mut().push(group);
+    fake.enforce_rbac(policy);
+    let member: Api<Experiment> = Api::namespaced(fake.user_client("carol", &["team-a-devs"]), "team-a");
+    member.create(&PostParams::default(), &support::kube_e2e::experiment("e1", r#"["true"]"#, "")).await.unwrap();
+    let jobs: Api<Job> = Api::namespaced(fake.user_client("carol", &["team-a-devs"]), "team-a");
+    jobs.list(&ListParams::default()).await.unwrap();
+    let outsider: Api<Experiment> = Api::namespaced(fake.user_client("dave", &["other"]), "team-a");
+    let status = forbidden(outsider.list(&ListParams::default()).await);
+    assert!(status.message.contains("User \"dave\" cannot list"), "{}", status.message);
 }

@@ -3,12 +3,13 @@
 use serde_json::{Value, json};
 
 use super::meta::{self, check_dns_label};
-use super::resources::{CRDS, JOBS, NAMESPACES, NODES, PODS, ResourceType};
+use super::resources::{CRDS, DEPLOYMENTS, JOBS, NAMESPACES, NODES, PODS, ResourceType};
 
 /// Called on create, after identity metadata is set and before the object is stored.
 pub fn on_create(rt: &ResourceType, obj: &mut Value) -> Result<(), String> {
     match rt.qualified().as_str() {
         JOBS => job_create(obj),
+        DEPLOYMENTS => deployment(obj),
         PODS => {
             pod_spec(&mut obj["spec"], "spec", false)?;
             obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
@@ -53,6 +54,61 @@ pub fn on_update(rt: &ResourceType, old: &Value, new: &mut Value) -> Result<(), 
                 return Err(format!("spec.{field}: Invalid value: field is immutable"));
             }
         }
+    }
+    if rt.qualified() == DEPLOYMENTS {
+        // Defaulted on every write, as the API server does: a re-applied template hashes the same.
+        deployment(new)?;
+        if old["spec"]["selector"] != new["spec"]["selector"] {
+            return Err(format!(
+                "spec.selector: Invalid value: {}: field is immutable",
+                serde_json::to_string(&new["spec"]["selector"]).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An apps/v1 Deployment: a selector that matches the template's labels, a pod template with
+/// restartPolicy Always, and the API server's defaults (1 replica, RollingUpdate 25%/25%,
+/// revisionHistoryLimit 10, progressDeadlineSeconds 600, the pod spec's defaults).
+fn deployment(obj: &mut Value) -> Result<(), String> {
+    let spec = &mut obj["spec"];
+    if !spec.is_object() {
+        return Err("spec.template: Required value".into());
+    }
+    let wanted = spec["selector"]["matchLabels"].as_object().cloned().unwrap_or_default();
+    if wanted.is_empty() && spec["selector"]["matchExpressions"].is_null() {
+        return Err("spec.selector: Required value".into());
+    }
+    let labels = spec["template"]["metadata"]["labels"].clone();
+    if wanted.iter().any(|(k, v)| &labels[k] != v) {
+        return Err(format!(
+            "spec.template.metadata.labels: Invalid value: {}: `selector` does not match template `labels`",
+            serde_json::to_string(&labels).unwrap_or_default()
+        ));
+    }
+    pod_spec(&mut spec["template"]["spec"], "spec.template.spec", false)?;
+    let policy = spec["template"]["spec"]["restartPolicy"].as_str().unwrap_or_default().to_string();
+    if policy != "Always" {
+        return Err(format!(
+            "spec.template.spec.restartPolicy: Unsupported value: {policy:?}: supported values: \"Always\""
+        ));
+    }
+    for key in ["replicas", "revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds"] {
+        if !spec[key].is_null() && spec[key].as_i64().is_none_or(|n| n < 0) {
+            return Err(format!("spec.{key}: Invalid value: must be greater than or equal to 0"));
+        }
+    }
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "progressDeadlineSeconds", json!(600));
+    set_default(spec, "strategy", json!({}));
+    let strategy = &mut spec["strategy"];
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy["type"] == "RollingUpdate" {
+        set_default(strategy, "rollingUpdate", json!({}));
+        set_default(&mut strategy["rollingUpdate"], "maxSurge", json!("25%"));
+        set_default(&mut strategy["rollingUpdate"], "maxUnavailable", json!("25%"));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The fake kubelet (with the Job controller and scheduler folded in): it watches its own store
-//! in-process and runs pods' primary containers as local processes. See `jobs.rs` and `pods.rs`.
+//! The fake kubelet (with the Job, ReplicaSet and Deployment controllers and the scheduler folded
+//! in): it watches its own store in-process and runs pods' primary containers as local processes.
+//! See `jobs.rs`, `replicasets.rs`, `deployments.rs` and `pods.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,10 @@ pub const NODE: &str = "fake-node";
 pub const MAX_GRACE: Duration = Duration::from_secs(3);
 /// Delay before restarting a container (restartPolicy OnFailure/Always).
 pub const RESTART_DELAY: Duration = Duration::from_millis(500);
+/// A running container is reported ready (no probes are modelled) once it has run this long, as a
+/// real kubelet's status lags a start: a container that exits at once (a crash loop) is never
+/// seen Ready, so it never counts as a Deployment's progress.
+pub const READY_AFTER: Duration = Duration::from_millis(200);
 
 /// The container runs of one pod.
 pub struct RunSlot {
@@ -47,6 +52,8 @@ pub struct Kubelet {
     stopped: AtomicBool,
     /// Images that cannot be pulled (ErrImagePull, then ImagePullBackOff).
     refused_images: Mutex<HashSet<String>>,
+    /// The last pod creation error of each ReplicaSet (by uid), reported once.
+    replica_errors: Mutex<HashMap<String, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,6 +95,7 @@ impl Kubelet {
             jobs: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
             refused_images: Mutex::new(HashSet::new()),
+            replica_errors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,6 +109,10 @@ impl Kubelet {
 
     pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<String, JobTrack>> {
         lock(&self.jobs)
+    }
+
+    pub(super) fn replica_errors(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        lock(&self.replica_errors)
     }
 
     pub fn gpu_capacity(&self) -> u64 {
@@ -165,6 +177,7 @@ impl Kubelet {
                 break;
             }
             self.sync_jobs();
+            self.sync_deployments();
             self.sync_pods();
         }
     }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Served: core/v1 pods (+ `status`, `log`), events, configmaps, secrets, serviceaccounts,
-//! namespaces, nodes; batch/v1 jobs; events.k8s.io/v1 events; coordination.k8s.io/v1 leases;
+//! services (stored only), namespaces, nodes; batch/v1 jobs; apps/v1 deployments and replicasets
+//! (+ `status`); events.k8s.io/v1 events; coordination.k8s.io/v1 leases;
 //! apiextensions.k8s.io/v1 customresourcedefinitions (creating one serves its resource);
 //! tuna.dev/v1alpha1 experiments (+ `status`); `/version`, `/api`, `/apis` discovery.
 //! Namespaced and cluster-wide list/watch; create, get, list, watch, replace, patch (merge,
@@ -37,10 +38,24 @@
 //!   container gets the value, a Secret's decoded from base64), a namespace labelled with a Pod Security
 //!   level refuses pods that break it (403; the Job controller's FailedCreate Event), and a queued
 //!   namespace (`queue_jobs`, as Kueue) suspends new Jobs (condition Suspended) until `admit_jobs`;
-//! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`; see `rbac`): the
-//!   shipped Roles and bindings given to `enforce_rbac`, 403 Forbidden for anything else;
+//! - RBAC for the controller's ServiceAccount (requests with `CONTROLLER_TOKEN`) and for users
+//!   (`user_client`; see `rbac`): the shipped Roles and bindings given to `enforce_rbac`, with the
+//!   built-in ClusterRoles admin, edit and view aggregated from the ClusterRoles labelled
+//!   `rbac.authorization.k8s.io/aggregate-to-*` (view into edit, edit into admin), 403 Forbidden
+//!   for anything else;
 //! - container statuses are listed by container name, not in the spec's order; a pod of several
-//!   containers answers a log request that names none with 400 (name the container).
+//!   containers answers a log request that names none with 400 (name the container);
+//! - a Deployment (selector matching its template's labels, restartPolicy Always; defaults
+//!   filled in on every write) owns one ReplicaSet per distinct template, `<name>-<hash>` with the
+//!   `pod-template-hash` label and `deployment.kubernetes.io/revision` (re-applying an earlier
+//!   template reuses its ReplicaSet with the next revision, as `kubectl rollout undo`); the
+//!   ReplicaSet keeps `replicas` pods `<rs>-<5 random>`; status counters (zeros omitted) and
+//!   conditions Available and Progressing (NewReplicaSetCreated, FoundNewReplicaSet,
+//!   ReplicaSetUpdated, NewReplicaSetAvailable, ProgressDeadlineExceeded after
+//!   `progressDeadlineSeconds` without progress); ScalingReplicaSet Events; deleting a Deployment
+//!   deletes its ReplicaSets and their pods (and their processes). Under restartPolicy Always a
+//!   container that cannot start is retried (CrashLoopBackOff, the pod stays Running); a running
+//!   container is Ready after 200ms (a crash-looping one never is).
 //!
 //! Simplifications: pods schedule on one node `fake-node` by `nvidia.com/gpu` only; only the first
 //! container runs (others report waiting/Completed); no image: a container without `command`
@@ -49,12 +64,19 @@
 //! pod deletion is immediate (SIGTERM, SIGKILL after min(grace, 3s)); no Job retry back-off
 //! delay (restarts in place wait 0.5s); Foreground deletion acts like Background; strategic
 //! merge and apply replace lists; `ttlSecondsAfterFinished`, Indexed Jobs,
-//! init containers, probes, managedFields and field ownership are not modelled; core/v1 and
-//! events.k8s.io/v1 events are stored separately.
+//! init containers, probes, managedFields and field ownership are not modelled (an apply does
+//! not remove fields an earlier apply set); core/v1 and events.k8s.io/v1 events are stored
+//! separately. Deployments: a rolling update gives the new ReplicaSet all its replicas at once
+//! and scales the old ones to 0 only once it has all of them available (no maxSurge /
+//! maxUnavailable steps); minReadySeconds, `paused`, hash collisions and the revision-history
+//! annotation are not modelled; ReplicaSets match pods by controller reference, not selector;
+//! Services are stored, nothing routes through them.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+mod aggregation;
 mod blocked;
 mod defaults;
+mod deployments;
 mod disruption;
 mod errors;
 mod item;
@@ -66,6 +88,7 @@ mod patch;
 mod pods;
 mod process;
 mod rbac;
+mod replicasets;
 mod requests;
 mod resources;
 mod routes;
@@ -84,7 +107,7 @@ use self::kubelet::{Kubelet, NODE};
 use self::resources::{NAMESPACES, NODES};
 use self::store::Store;
 
-pub use self::rbac::{CONTROLLER_TOKEN, Policy, kustomize, renamespace, rendered};
+pub use self::rbac::{CONTROLLER_TOKEN, Policy, Subject, kustomize, renamespace, rendered};
 pub use self::requests::RequestLog;
 pub use self::resources::ResourceType;
 
@@ -95,6 +118,7 @@ pub struct FakeKube {
     kubelet: Arc<Kubelet>,
     requests: Arc<RequestLog>,
     rbac: Arc<std::sync::RwLock<Option<Policy>>>,
+    users: Arc<std::sync::RwLock<std::collections::HashMap<String, Subject>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -114,17 +138,27 @@ impl FakeKube {
         let addr = listener.local_addr().expect("local address");
         let requests = Arc::new(RequestLog::new());
         let rbac = Arc::new(std::sync::RwLock::new(None));
+        let users = Arc::new(std::sync::RwLock::new(std::collections::HashMap::new()));
         let app = routes::App {
             store: store.clone(),
             kubelet: kubelet.clone(),
             requests: requests.clone(),
             rbac: rbac.clone(),
+            users: users.clone(),
         };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, routes::router(app)).await;
         });
         let reconcile = tokio::spawn(kubelet.clone().run());
-        FakeKube { url: format!("http://{addr}"), store, kubelet, requests, rbac, tasks: vec![server, reconcile] }
+        FakeKube {
+            url: format!("http://{addr}"),
+            store,
+            kubelet,
+            requests,
+            rbac,
+            users,
+            tasks: vec![server, reconcile],
+        }
     }
 
     /// The API server's base URL, e.g. `http://127.0.0.1:41234`.
@@ -140,7 +174,8 @@ impl FakeKube {
     }
 
     /// Enforces `policy` on every request that carries the controller's token
-    /// (`CONTROLLER_TOKEN`): what it does not grant is answered 403 Forbidden.
+    /// (`CONTROLLER_TOKEN`) or a user's (`user_client`): what it does not grant is answered 403
+    /// Forbidden. The policy holds the built-in ClusterRoles admin, edit and view (aggregated).
     pub fn enforce_rbac(&self, policy: Policy) {
         *self.rbac.write().unwrap_or_else(|e| e.into_inner()) = Some(policy);
     }
@@ -149,6 +184,16 @@ impl FakeKube {
     pub fn controller_client(&self) -> kube::Client {
         let mut config = self.config();
         config.auth_info.token = Some(CONTROLLER_TOKEN.to_string().into());
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    /// A client that acts as the user `user` in `groups` (and `system:authenticated`), under
+    /// the same RBAC: bindings name it by a `User` or `Group` subject.
+    pub fn user_client(&self, user: &str, groups: &[&str]) -> kube::Client {
+        let token = rbac::user_token(user);
+        self.users.write().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), Subject::user(user, groups));
+        let mut config = self.config();
+        config.auth_info.token = Some(token.into());
         kube::Client::try_from(config).expect("kube client")
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::kubelet::{Kubelet, MAX_GRACE, NODE, RESTART_DELAY, RunSlot, conditions, has_condition};
+use super::kubelet::{Kubelet, MAX_GRACE, NODE, READY_AFTER, RESTART_DELAY, RunSlot, conditions, has_condition};
 use super::meta;
 use super::process::{self, Exit, Run};
 use super::resources::{JOBS, PODS};
@@ -152,7 +152,9 @@ impl Kubelet {
             return;
         };
         let policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
-        let restart = exit.reason != "StartError"
+        // A container that cannot start is retried under restartPolicy Always (a real kubelet's
+        // CrashLoopBackOff, the pod stays Running), so a Deployment's pod is never Failed for it.
+        let restart = (exit.reason != "StartError" || policy == "Always")
             && run.kill_reason().is_none()
             && (policy == "Always" || (policy == "OnFailure" && exit.code != 0))
             && restarts < self.restart_limit(pod);
@@ -194,6 +196,8 @@ impl Kubelet {
         };
         let last_state = last.and_then(|l| l.exit().map(|e| terminated(&e, l))).unwrap_or(json!({}));
         let running = exit.is_none();
+        // Ready only once it has run a moment: one that dies at once is never seen Ready.
+        let ready = running && run.started.elapsed() >= READY_AFTER;
         let terminal = exit.is_some() && !backoff;
         let deadline = terminal && run.kill_reason().as_deref() == Some("DeadlineExceeded");
         let phase = match &exit {
@@ -209,7 +213,7 @@ impl Kubelet {
         };
         let mut statuses = vec![
             json!({"name": c["name"], "image": c["image"], "imageID": format!("fake://{}", c["image"].as_str().unwrap_or("")),
-            "containerID": format!("fake://{}", run.pid.unwrap_or(0)), "ready": running, "started": running,
+            "containerID": format!("fake://{}", run.pid.unwrap_or(0)), "ready": ready, "started": running,
             "restartCount": restarts, "state": state, "lastState": last_state}),
         ];
         for other in pod["spec"]["containers"].as_array().into_iter().flatten().skip(1) {
@@ -224,7 +228,7 @@ impl Kubelet {
         }
         // A real kubelet lists container statuses by name, not in the spec's order.
         statuses.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        let (ready, why) = if running {
+        let (ready, why) = if ready {
             ("True", "")
         } else if terminal {
             ("False", "PodCompleted")

@@ -1,12 +1,14 @@
-//! RBAC as a real API server enforces it, for one identity: the controller's ServiceAccount. The
-//! policy is the shipped one (`kubectl kustomize deploy/…`, Roles, ClusterRoles and their
-//! bindings); a request that carries the controller's bearer token and is not granted gets 403
+//! RBAC as a real API server enforces it, for the controller's ServiceAccount and for users (a
+//! `user_client`'s token names a user and their groups). The policy is the shipped one
+//! (`kubectl kustomize deploy/…`: Roles, ClusterRoles and their bindings) plus the cluster's
+//! built-in ClusterRoles admin, edit and view, whose rules come from aggregation (see
+//! `aggregation`); a request that carries a known bearer token and is not granted gets 403
 //! Forbidden with Kubernetes' Status body. A request without a token is the tests' own admin.
 //!
 //! ```text
 //! request ─▶ Authorization: Bearer T ─▶ T unknown ─▶ 401
-//!            (none: admin, allowed)     T the controller's ─▶ (verb, group, resource[/sub], ns, name)
-//!                                         ─▶ bindings of its subjects ─▶ rules ─▶ allowed | 403
+//!            (none: admin, allowed)     T the controller's or a user's ─▶ (verb, group, resource[/sub], ns, name)
+//!                                         ─▶ bindings of its subjects ─▶ rules (aggregated) ─▶ allowed | 403
 //! ```
 //! Also as a real server does (the OwnerReferencesPermissionEnforcement admission plugin): an
 //! object created with an owner reference that has `blockOwnerDeletion: true` needs `update` on
@@ -18,6 +20,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use super::aggregation::{builtin_roles, effective_rules};
 use super::errors::ApiError;
 
 /// The bearer token the kubeconfig handed to tuna carries.
@@ -26,11 +29,41 @@ pub const CONTROLLER_TOKEN: &str = "fake-token-of-tuna-system-tuna";
 pub const CONTROLLER_NAMESPACE: &str = "tuna-system";
 pub const CONTROLLER_ACCOUNT: &str = "tuna";
 
-/// Who a request comes from.
+/// Who a request comes from, as bindings' subjects name it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Caller {
-    Admin,
-    Controller,
+pub struct Subject {
+    /// The user name (a ServiceAccount's is `system:serviceaccount:<ns>:<name>`).
+    pub user: String,
+    pub groups: Vec<String>,
+    /// (namespace, name) of a ServiceAccount.
+    pub service_account: Option<(String, String)>,
+}
+
+impl Subject {
+    /// The controller's ServiceAccount, with the groups the API server gives every ServiceAccount.
+    pub fn controller() -> Self {
+        Subject {
+            user: user(),
+            groups: vec![
+                "system:authenticated".into(),
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{CONTROLLER_NAMESPACE}"),
+            ],
+            service_account: Some((CONTROLLER_NAMESPACE.into(), CONTROLLER_ACCOUNT.into())),
+        }
+    }
+
+    /// A person, in `groups` (and `system:authenticated`, as every authenticated user is).
+    pub fn user(name: &str, groups: &[&str]) -> Self {
+        let mut all: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        all.push("system:authenticated".into());
+        Subject { user: name.into(), groups: all, service_account: None }
+    }
+}
+
+/// The bearer token of `user_client(user, …)`.
+pub fn user_token(user: &str) -> String {
+    format!("fake-user-{user}")
 }
 
 /// What a request asks to do, as RBAC sees it.
@@ -140,10 +173,26 @@ pub fn renamespace(docs: &mut [Value], from: &str, to: &str) {
 const KINDS: [&str; 4] = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"];
 
 impl Policy {
-    /// The RBAC objects among `docs` (others are ignored).
+    /// The RBAC objects among `docs` (others are ignored), with the cluster's built-in
+    /// ClusterRoles (admin, edit, view and the parts they aggregate) that `docs` do not replace.
     pub fn from_manifests(docs: &[Value]) -> Self {
-        let objects = docs.iter().filter(|d| KINDS.contains(&d["kind"].as_str().unwrap_or(""))).cloned().collect();
+        let mut objects: Vec<Value> =
+            docs.iter().filter(|d| KINDS.contains(&d["kind"].as_str().unwrap_or(""))).cloned().collect();
+        for role in builtin_roles() {
+            let named = |o: &&Value| o["kind"] == "ClusterRole" && o["metadata"]["name"] == role["metadata"]["name"];
+            if !objects.iter().any(|o| named(&o)) {
+                objects.push(role);
+            }
+        }
         Policy { objects }
+    }
+
+    /// A ClusterRole as the cluster holds it once aggregation has run (its `rules` filled in).
+    pub fn cluster_role(&self, name: &str) -> Option<Value> {
+        let role = self.objects.iter().find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == name)?;
+        let mut role = role.clone();
+        role["rules"] = Value::Array(effective_rules(&self.objects, &role));
+        Some(role)
     }
 
     /// Every object, for a test to change (e.g. take one verb away).
@@ -166,6 +215,11 @@ impl Policy {
 
     /// Whether the controller's ServiceAccount may do `a`.
     pub fn allows(&self, a: &Attributes) -> bool {
+        self.allows_for(&Subject::controller(), a)
+    }
+
+    /// Whether `subject` may do `a`: a binding of one of its subjects grants it.
+    pub fn allows_for(&self, subject: &Subject, a: &Attributes) -> bool {
         let bindings = self.objects.iter().filter(|o| match o["kind"].as_str() {
             Some("ClusterRoleBinding") => true,
             Some("RoleBinding") => {
@@ -173,7 +227,9 @@ impl Policy {
             }
             _ => false,
         });
-        bindings.filter(|b| binds_controller(b)).any(|b| self.role_of(b).is_some_and(|role| grants(role, a)))
+        bindings
+            .filter(|b| binds(b, subject))
+            .any(|b| self.role_of(b).is_some_and(|role| grants(&effective_rules(&self.objects, role), a)))
     }
 
     /// The Role or ClusterRole a binding refers to.
@@ -188,24 +244,22 @@ impl Policy {
     }
 }
 
-/// Whether a binding's subjects include the controller's ServiceAccount (by name, or its groups).
-fn binds_controller(binding: &Value) -> bool {
-    let groups = [
-        "system:authenticated".to_string(),
-        "system:serviceaccounts".to_string(),
-        format!("system:serviceaccounts:{CONTROLLER_NAMESPACE}"),
-    ];
+/// Whether a binding's subjects include `subject` (by ServiceAccount, user name or group).
+fn binds(binding: &Value, subject: &Subject) -> bool {
     binding["subjects"].as_array().into_iter().flatten().any(|s| match s["kind"].as_str() {
-        Some("ServiceAccount") => s["name"] == CONTROLLER_ACCOUNT && s["namespace"] == CONTROLLER_NAMESPACE,
-        Some("User") => s["name"].as_str() == Some(&user()),
-        Some("Group") => groups.iter().any(|g| s["name"].as_str() == Some(g)),
+        Some("ServiceAccount") => subject
+            .service_account
+            .as_ref()
+            .is_some_and(|(ns, name)| s["name"] == name.as_str() && s["namespace"] == ns.as_str()),
+        Some("User") => s["name"].as_str() == Some(&subject.user),
+        Some("Group") => subject.groups.iter().any(|g| s["name"].as_str() == Some(g)),
         _ => false,
     })
 }
 
-fn grants(role: &Value, a: &Attributes) -> bool {
+fn grants(rules: &[Value], a: &Attributes) -> bool {
     let has = |list: &Value, x: &str| list.as_array().is_some_and(|l| l.iter().any(|v| v == x || v == "*"));
-    role["rules"].as_array().into_iter().flatten().any(|rule| {
+    rules.iter().any(|rule| {
         let names = rule["resourceNames"].as_array().filter(|n| !n.is_empty());
         has(&rule["apiGroups"], &a.group)
             && has(&rule["resources"], &a.resource)

@@ -45,6 +45,8 @@ impl ResourceType {
 /// Storage keys of resources the fake kubelet and garbage collector know by name.
 pub const PODS: &str = "pods";
 pub const JOBS: &str = "jobs.batch";
+pub const DEPLOYMENTS: &str = "deployments.apps";
+pub const REPLICASETS: &str = "replicasets.apps";
 pub const EVENTS: &str = "events";
 pub const NAMESPACES: &str = "namespaces";
 pub const NODES: &str = "nodes";
@@ -66,6 +68,9 @@ impl Registry {
             r("", "v1", "serviceaccounts", "ServiceAccount", true, false),
             r("", "v1", "namespaces", "Namespace", false, true),
             r("", "v1", "nodes", "Node", false, true),
+            r("", "v1", "services", "Service", true, true),
+            r("apps", "v1", "deployments", "Deployment", true, true),
+            r("apps", "v1", "replicasets", "ReplicaSet", true, true),
             r("batch", "v1", "jobs", "Job", true, true),
             r("events.k8s.io", "v1", "events", "Event", true, false),
             r("coordination.k8s.io", "v1", "leases", "Lease", true, false),

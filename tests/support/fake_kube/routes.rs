@@ -15,7 +15,7 @@ use super::errors::{ApiError, json_response};
 use super::item::item;
 use super::kubelet::Kubelet;
 use super::meta;
-use super::rbac::{self, CONTROLLER_TOKEN, Policy};
+use super::rbac::{self, CONTROLLER_TOKEN, Policy, Subject};
 use super::requests::RequestLog;
 use super::resources::{Registry, ResourceType};
 use super::selector::Selectors;
@@ -27,8 +27,10 @@ pub struct App {
     pub store: Arc<Store>,
     pub kubelet: Arc<Kubelet>,
     pub requests: Arc<RequestLog>,
-    /// The RBAC in force for the controller's token (`None`: none loaded, so it may do nothing).
+    /// The RBAC in force for the controller's and users' tokens (`None`: none loaded, so they may do nothing).
     pub rbac: Arc<std::sync::RwLock<Option<Policy>>>,
+    /// Users' bearer tokens (`user_client`), and who each is.
+    pub users: Arc<std::sync::RwLock<HashMap<String, Subject>>>,
 }
 
 pub(super) type Q = HashMap<String, String>;
@@ -53,12 +55,21 @@ async fn handle(
     dispatch(&app, &method, uri.path(), &q, &headers, &body).unwrap_or_else(IntoResponse::into_response)
 }
 
-/// RBAC for the controller's token; a request without one is the tests' admin.
+/// Who a bearer token is: the controller, a registered user, or nobody (401).
+fn authenticate(app: &App, auth: &axum::http::HeaderValue) -> Result<Subject, ApiError> {
+    let token = auth.to_str().ok().and_then(|v| v.strip_prefix("Bearer "));
+    let users = app.users.read().unwrap_or_else(|e| e.into_inner());
+    match token {
+        Some(CONTROLLER_TOKEN) => Ok(Subject::controller()),
+        Some(t) if users.contains_key(t) => Ok(users[t].clone()),
+        _ => Err(ApiError::new(401, "Unauthorized", "Unauthorized")),
+    }
+}
+
+/// RBAC for the controller's and users' tokens; a request without one is the tests' admin.
 fn authorize(app: &App, method: &Method, path: &str, q: &Q, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(()) };
-    if auth.to_str().ok() != Some(format!("Bearer {CONTROLLER_TOKEN}").as_str()) {
-        return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
-    }
+    let subject = authenticate(app, auth)?;
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let Some(asked) = rbac::attributes(&app.store.registry, method, path, watch) else { return Ok(()) };
     let policy = app.rbac.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default();
@@ -67,8 +78,8 @@ fn authorize(app: &App, method: &Method, path: &str, q: &Q, headers: &HeaderMap,
         let object: Value = serde_json::from_slice(body).unwrap_or_default();
         needed.extend(rbac::owner_checks(&app.store.registry, &object, asked.namespace.as_deref()));
     }
-    match needed.into_iter().find(|a| !policy.allows(a)) {
-        Some(refused) => Err(refused.forbidden(&rbac::user())),
+    match needed.into_iter().find(|a| !policy.allows_for(&subject, a)) {
+        Some(refused) => Err(refused.forbidden(&subject.user)),
         None => Ok(()),
     }
 }
