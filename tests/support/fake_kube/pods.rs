@@ -104,6 +104,18 @@ impl Kubelet {
         }
     }
 
+    /// Whether a container run that ended (`exit`, after `restarts` restarts) is restarted: its
+    /// pod's restartPolicy, a kill (deletion, deadline, eviction) and the restart limit decide. A
+    /// container that cannot start is retried under Always (a real kubelet's CrashLoopBackOff: the
+    /// pod stays Running), so a Deployment's pod is never Failed for it.
+    fn restarts(&self, pod: &Value, run: &Run, exit: &Exit, restarts: u32) -> bool {
+        let policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+        (exit.reason != "StartError" || policy == "Always")
+            && run.kill_reason().is_none()
+            && (policy == "Always" || (policy == "OnFailure" && exit.code != 0))
+            && restarts < self.restart_limit(pod)
+    }
+
     /// How many times a container may be restarted: a Job's backoffLimit, else without end.
     fn restart_limit(&self, pod: &Value) -> u32 {
         let job = pod["metadata"]["ownerReferences"].as_array().into_iter().flatten().find(|r| r["kind"] == "Job");
@@ -139,7 +151,9 @@ impl Kubelet {
                 restart_at: None,
             };
             self.runs().insert(uid, slot);
-            self.write_status(pod, &run, 0, None);
+            // One that ended already (a command that exits at once) waits for its restart.
+            let again = run.exit().is_some_and(|e| self.restarts(pod, &run, &e, 0));
+            self.write_status(pod, &run, 0, again.then_some(&run));
             return;
         };
         if let Some(ads) = pod["spec"]["activeDeadlineSeconds"].as_u64()
@@ -151,14 +165,7 @@ impl Kubelet {
             self.write_status(pod, &run, restarts, None);
             return;
         };
-        let policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
-        // A container that cannot start is retried under restartPolicy Always (a real kubelet's
-        // CrashLoopBackOff, the pod stays Running), so a Deployment's pod is never Failed for it.
-        let restart = (exit.reason != "StartError" || policy == "Always")
-            && run.kill_reason().is_none()
-            && (policy == "Always" || (policy == "OnFailure" && exit.code != 0))
-            && restarts < self.restart_limit(pod);
-        if !restart {
+        if !self.restarts(pod, &run, &exit, restarts) {
             self.write_status(pod, &run, restarts, None);
             return;
         }
@@ -170,7 +177,12 @@ impl Kubelet {
                     slot.restarts += 1;
                     slot.restart_at = None;
                 }
-                self.write_status(pod, &new, restarts + 1, Some(&run));
+                // A run that already ended (a command that exits at once) is written as the
+                // back-off before its next restart, never as a terminal pod: under Always and
+                // OnFailure only the restart limit ends a pod.
+                let again = new.exit().is_some_and(|e| self.restarts(pod, &new, &e, restarts + 1));
+                let last = if again { &new } else { &run };
+                self.write_status(pod, &new, restarts + 1, Some(last));
             }
             Some(_) => {}
             None => {
