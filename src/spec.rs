@@ -182,6 +182,12 @@ impl ServeSpec {
     /// default, so a spec without the field behaves as a plain Deployment does.
     pub const DEFAULT_PROGRESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
+    /// `progressDeadline` as a duration of whole seconds; the default when absent or refused.
+    pub fn progress_deadline(&self) -> std::time::Duration {
+        self.progress_deadline_seconds()
+            .map_or(Self::DEFAULT_PROGRESS_DEADLINE, |s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)))
+    }
+
     /// `progressDeadline` in whole seconds (a fraction rounds up, since Kubernetes counts whole
     /// seconds); the default when absent; `Err` says why the text is not a duration tuna accepts.
     pub fn progress_deadline_seconds(&self) -> Result<i32, DurationError> {
@@ -601,6 +607,14 @@ pub struct BestTrial {
 }
 
 impl ExperimentSpec {
+    /// Whether the model is served on Kubernetes (a serving image or pod template, the kubernetes
+    /// executor) rather than by a local process.
+    pub fn serves_on_kubernetes(&self) -> bool {
+        let serve = self.promotion.as_ref().and_then(|p| p.serve.as_ref());
+        self.executor == ExecutorKind::Kubernetes
+            && serve.is_some_and(|s| s.image.is_some() || s.pod_template.is_some())
+    }
+
     /// The early-stopping rule in force with its settings; `None` for none (and for settings the
     /// validator refuses, which never reach a running experiment).
     pub fn stopping(&self) -> Option<StoppingSettings> {

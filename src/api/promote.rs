@@ -12,8 +12,23 @@ use super::types::{PromoteAnswer, PromoteRequest, PromotionHistory, RollbackRequ
 use super::{ApiError, ApiState, Result};
 use crate::store::{Durability, PromotionRequest};
 
-/// How long a promotion call waits for the promoter (a new version must start and become ready).
+/// How long a promotion call waits for the promoter when it serves locally (a new version must
+/// start and become ready) or not at all.
 const WAIT: Duration = Duration::from_secs(60);
+/// The most a call waits for a Kubernetes rollout: a longer `progressDeadline` still rolls out,
+/// and `GET …/promotions` (or the Experiment's status) tells the end.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// How long a promotion of this experiment may take: on Kubernetes its rollout may use the whole
+/// progress deadline, and a failed one a rollback after it, each with the promoter's margin.
+fn wait_for(record: &crate::store::ExperimentRecord) -> Duration {
+    let spec = &record.experiment.spec;
+    if !spec.serves_on_kubernetes() {
+        return WAIT;
+    }
+    let serve = spec.promotion.as_ref().and_then(|p| p.serve.clone()).unwrap_or_default();
+    (serve.progress_deadline() * 2 + WAIT).min(MAX_WAIT)
+}
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -71,7 +86,8 @@ async fn ask(
         .store
         .update_experiment(name, Durability::Flushed, |r| r.promotion_request = Some(request.clone()))
         .map_err(ApiError::internal(format!("record a promotion of {name}")))?;
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let wait = wait_for(&current);
+    let deadline = tokio::time::Instant::now() + wait;
     while tokio::time::Instant::now() < deadline {
         let record = state.experiment(name)?;
         if let Some(outcome) = record.promotion_outcome.filter(|o| o.id == id) {
@@ -84,7 +100,8 @@ async fn ask(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Err(ApiError::Conflict(format!(
-        "the promotion of {name} is still in progress after {WAIT:?}; see GET …/promotions"
+        "the promotion of {name} is still in progress after {}s; see GET …/promotions",
+        wait.as_secs()
     )))
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
     ResourceMetricSource,
@@ -22,7 +22,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
 use crate::executor::kube::job::{EXPERIMENT_LABEL, ROLE_LABEL, SERVING_ROLE};
-use crate::spec::{ExecutorKind, ExperimentSpec, ServeSpec};
+use crate::spec::ServeSpec;
 
 /// The label (and annotation) that carries the served model version.
 pub const VERSION_LABEL: &str = "tuna.dev/model-version";
@@ -43,12 +43,6 @@ pub struct Manifests {
     /// answering. `maxUnavailable: 1` rather than `minAvailable: 1`, which would let a drain take
     /// all but one pod of a larger deployment.
     pub disruption_budget: Option<PodDisruptionBudget>,
-}
-
-/// Whether an experiment's model is served on Kubernetes rather than by a local process.
-pub fn serves_on_kubernetes(spec: &ExperimentSpec) -> bool {
-    let serve = spec.promotion.as_ref().and_then(|p| p.serve.as_ref());
-    spec.executor == ExecutorKind::Kubernetes && serve.is_some_and(|s| s.image.is_some() || s.pod_template.is_some())
 }
 
 /// The manifests serving `version` (`v3`) of `experiment`'s model from `model_uri`.
@@ -158,19 +152,30 @@ pub fn render(
     Ok(Manifests { deployment, service, autoscaler, disruption_budget })
 }
 
+/// The serving pods' template: the spec's own `podTemplate`, or one container of `image`. Either
+/// way the serving container gets a readiness probe on `readinessPath` (a pod template's first
+/// container keeps its own probe; it gets this one only when it has none and `readinessPath` is
+/// given), so the rollout a promotion waits for counts a pod available only once it answers.
 fn pod_template(serve: &ServeSpec, port: u16) -> Result<PodTemplateSpec, String> {
-    if let Some(template) = &serve.pod_template {
-        return serde_json::from_value(template.clone())
-            .map_err(|e| format!("spec.promotion.serve.podTemplate is not a pod template: {e}"));
-    }
-    let probe = Probe {
+    let probe = |path: &str| Probe {
         http_get: Some(HTTPGetAction {
-            path: Some(serve.readiness_path.clone().unwrap_or_else(|| "/healthz".into())),
+            path: Some(path.to_string()),
             port: IntOrString::Int(i32::from(port)),
             ..Default::default()
         }),
         ..Default::default()
     };
+    if let Some(template) = &serve.pod_template {
+        let mut template: PodTemplateSpec = serde_json::from_value(template.clone())
+            .map_err(|e| format!("spec.promotion.serve.podTemplate is not a pod template: {e}"))?;
+        if let (Some(path), Some(first)) =
+            (&serve.readiness_path, template.spec.as_mut().and_then(|s| s.containers.first_mut()))
+        {
+            first.readiness_probe.get_or_insert_with(|| probe(path));
+        }
+        return Ok(template);
+    }
+    let probe = probe(serve.readiness_path.as_deref().unwrap_or("/healthz"));
     Ok(PodTemplateSpec {
         metadata: None,
         spec: Some(PodSpec {
@@ -208,38 +213,128 @@ fn requirements(r: &crate::spec::ServeResources) -> ResourceRequirements {
     }
 }
 
-/// Applies the manifests; returns the Service URL and the Deployment's rollout state.
-pub async fn apply(client: &Client, manifests: &Manifests) -> Result<(String, String), kube::Error> {
+/// Applies the manifests: the Service and the disruption budget first (they select pods, so
+/// they are in place when the new pods come), then the Deployment and its autoscaler. Returns
+/// the Service URL and where the rollout starts, which `wait_rollout` waits on.
+pub async fn apply(client: &Client, manifests: &Manifests) -> Result<(String, RolloutStart), kube::Error> {
     let namespace = manifests.deployment.metadata.namespace.clone().unwrap_or_default();
     let name = manifests.deployment.metadata.name.clone().unwrap_or_default();
     let params = PatchParams::apply(MANAGER).force();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let applied = deployments
-        .patch(&name, &params, &Patch::Apply(&with_kind(&manifests.deployment, "apps/v1", "Deployment")))
-        .await?;
     Api::<Service>::namespaced(client.clone(), &namespace)
         .patch(&name, &params, &Patch::Apply(&with_kind(&manifests.service, "v1", "Service")))
+        .await?;
+    if let Some(pdb) = &manifests.disruption_budget {
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace)
+            .patch(&name, &params, &Patch::Apply(&with_kind(pdb, "policy/v1", "PodDisruptionBudget")))
+            .await?;
+    }
+    let applied = Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .patch(&name, &params, &Patch::Apply(&with_kind(&manifests.deployment, "apps/v1", "Deployment")))
         .await?;
     if let Some(hpa) = &manifests.autoscaler {
         Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace)
             .patch(&name, &params, &Patch::Apply(&with_kind(hpa, "autoscaling/v2", "HorizontalPodAutoscaler")))
             .await?;
     }
-    if let Some(pdb) = &manifests.disruption_budget {
-        Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace)
-            .patch(&name, &params, &Patch::Apply(&with_kind(pdb, "policy/v1", "PodDisruptionBudget")))
-            .await?;
-    }
-    let status = applied.status.unwrap_or_default();
-    let wanted = applied.spec.and_then(|s| s.replicas).unwrap_or(1);
-    let rollout = format!(
-        "rollout: {}/{wanted} replicas updated, {} available",
-        status.updated_replicas.unwrap_or(0),
-        status.available_replicas.unwrap_or(0)
-    );
     let port =
         manifests.service.spec.as_ref().and_then(|s| s.ports.as_ref()).and_then(|p| p.first()).map_or(80, |p| p.port);
-    Ok((format!("http://{name}.{namespace}.svc:{port}"), rollout))
+    let start = RolloutStart {
+        generation: applied.metadata.generation.unwrap_or(0),
+        stale: progressing(&applied).filter(|c| c.status == "False"),
+    };
+    Ok((format!("http://{name}.{namespace}.svc:{port}"), start))
+}
+
+/// What a rollout is judged against: the generation the apply made, and the Deployment's
+/// `Progressing=False` condition as it was then (an earlier rollout's failure). The controller
+/// leaves that condition in place after a rollback until the pods progress, so until it changes
+/// it says nothing of this rollout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutStart {
+    pub generation: i64,
+    pub stale: Option<DeploymentCondition>,
+}
+
+fn progressing(deployment: &Deployment) -> Option<DeploymentCondition> {
+    let conditions = deployment.status.as_ref()?.conditions.as_ref()?;
+    conditions.iter().find(|c| c.type_ == "Progressing").cloned()
+}
+
+/// How a rollout went.
+#[derive(Debug, PartialEq)]
+pub enum Rollout {
+    /// Every replica runs the new template and is available; no old pod is left.
+    Complete,
+    /// The Deployment controller gave up (`Progressing=False`, `ProgressDeadlineExceeded`), or it
+    /// never reported within the deadline and a margin: why, for the history and the status.
+    Failed(String),
+}
+
+/// How often a rollout's progress is read.
+const ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long past the progress deadline tuna waits for the Deployment controller to say it passed
+/// (a controller that is down says nothing).
+const ROLLOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until the Deployment's controller has seen the apply's generation and the rollout is
+/// complete or has failed, judged as `kubectl rollout status` does (less a failure left from an
+/// earlier rollout); `deadline` is the spec's progress deadline.
+pub async fn wait_rollout(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    start: &RolloutStart,
+    deadline: std::time::Duration,
+) -> Result<Rollout, kube::Error> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let give_up = tokio::time::Instant::now() + deadline + ROLLOUT_MARGIN;
+    loop {
+        let deployment = deployments.get(name).await?;
+        if let Some(rollout) = judge_rollout(&deployment, start) {
+            return Ok(rollout);
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Ok(Rollout::Failed(format!(
+                "the Deployment's rollout did not finish within {}s (its progress deadline and {}s more): {}",
+                deadline.as_secs(),
+                ROLLOUT_MARGIN.as_secs(),
+                progress(&deployment)
+            )));
+        }
+        tokio::time::sleep(ROLLOUT_POLL).await;
+    }
+}
+
+/// The rollout's end, if it has ended (`None`: still rolling, or the controller has not yet seen
+/// the apply's generation).
+pub fn judge_rollout(deployment: &Deployment, start: &RolloutStart) -> Option<Rollout> {
+    let status = deployment.status.clone().unwrap_or_default();
+    if status.observed_generation.unwrap_or(0) < start.generation {
+        return None;
+    }
+    let conditions = status.conditions.unwrap_or_default();
+    let failed = conditions.iter().find(|c| c.type_ == "Progressing" && c.status == "False");
+    if let Some(c) = failed.filter(|c| start.stale.as_ref() != Some(*c)) {
+        let reason = c.reason.as_deref().unwrap_or("Progressing=False");
+        return Some(Rollout::Failed(format!("{reason}: {}", c.message.as_deref().unwrap_or(""))));
+    }
+    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let done = updated >= wanted
+        && status.replicas.unwrap_or(0) <= updated
+        && status.available_replicas.unwrap_or(0) >= updated;
+    done.then_some(Rollout::Complete)
+}
+
+/// The rollout's counts, for a message.
+fn progress(deployment: &Deployment) -> String {
+    let status = deployment.status.clone().unwrap_or_default();
+    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    format!(
+        "{}/{wanted} replicas updated, {} available",
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0)
+    )
 }
 
 /// A typed object as the JSON an apply sends (apply bodies must carry apiVersion and kind).
@@ -270,6 +365,91 @@ pub fn to_yaml(manifests: &Manifests) -> Result<String, String> {
 mod tests {
     use super::*;
     use crate::spec::Autoscale;
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+
+    /// A Deployment of `wanted` replicas whose controller saw generation `seen`, with the counts
+    /// (replicas, updated, available) and a Progressing condition.
+    fn deployment(wanted: i32, seen: i64, counts: (i32, i32, i32), progressing: (&str, &str)) -> Deployment {
+        Deployment {
+            spec: Some(DeploymentSpec { replicas: Some(wanted), ..Default::default() }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(seen),
+                replicas: Some(counts.0),
+                updated_replicas: Some(counts.1),
+                available_replicas: Some(counts.2),
+                conditions: Some(vec![DeploymentCondition {
+                    type_: "Progressing".into(),
+                    status: progressing.0.into(),
+                    reason: Some(progressing.1.into()),
+                    message: Some(format!("ReplicaSet \"e-1\" {}", progressing.1)),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_rollout_is_judged_as_kubectl_rollout_status_does() {
+        let at = |generation| RolloutStart { generation, stale: None };
+        let complete = deployment(2, 3, (2, 2, 2), ("True", "NewReplicaSetAvailable"));
+        assert_eq!(judge_rollout(&complete, &at(3)), Some(Rollout::Complete));
+        assert_eq!(judge_rollout(&complete, &at(4)), None, "the controller has not seen this generation yet");
+        let old_pods_left = deployment(2, 3, (3, 2, 2), ("True", "ReplicaSetUpdated"));
+        assert_eq!(judge_rollout(&old_pods_left, &at(3)), None, "an old pod still runs");
+        let not_available = deployment(2, 3, (2, 2, 1), ("True", "ReplicaSetUpdated"));
+        assert_eq!(judge_rollout(&not_available, &at(3)), None);
+        let half = deployment(2, 3, (3, 1, 2), ("True", "ReplicaSetUpdated"));
+        assert_eq!(judge_rollout(&half, &at(3)), None);
+        let stuck = deployment(2, 3, (3, 1, 2), ("False", "ProgressDeadlineExceeded"));
+        assert_eq!(
+            judge_rollout(&stuck, &at(3)),
+            Some(Rollout::Failed("ProgressDeadlineExceeded: ReplicaSet \"e-1\" ProgressDeadlineExceeded".into()))
+        );
+    }
+
+    #[test]
+    fn an_earlier_rollouts_failure_left_on_the_deployment_does_not_fail_the_next() {
+        // A rollback re-applies the template of pods that still run: the controller keeps the
+        // failed rollout's condition until they count as progress.
+        let stuck = deployment(1, 4, (2, 1, 1), ("False", "ProgressDeadlineExceeded"));
+        let stale = progressing(&stuck);
+        let start = RolloutStart { generation: 4, stale: stale.clone() };
+        assert_eq!(judge_rollout(&stuck, &start), None, "still the old failure: wait");
+        let later = DeploymentCondition { last_update_time: None, message: Some("again".into()), ..stale.unwrap() };
+        let mut failed_again = stuck.clone();
+        failed_again.status.as_mut().unwrap().conditions = Some(vec![later]);
+        assert_eq!(
+            judge_rollout(&failed_again, &start),
+            Some(Rollout::Failed("ProgressDeadlineExceeded: again".into()))
+        );
+        let done = deployment(1, 4, (1, 1, 1), ("True", "NewReplicaSetAvailable"));
+        assert_eq!(judge_rollout(&done, &start), Some(Rollout::Complete));
+    }
+
+    #[test]
+    fn a_pod_template_gets_the_readiness_probe_only_when_it_has_none_and_a_path_is_given() {
+        let template = serde_json::json!({"spec": {"containers": [{"name": "s", "image": "i"}]}});
+        let serve = |path: Option<&str>, template: serde_json::Value| ServeSpec {
+            pod_template: Some(template),
+            readiness_path: path.map(String::from),
+            port: Some(9000),
+            ..Default::default()
+        };
+        let probe_of = |s: &ServeSpec| {
+            let pod = pod_template(s, 9000).unwrap();
+            pod.spec.unwrap().containers[0].readiness_probe.clone()
+        };
+        assert_eq!(probe_of(&serve(None, template.clone())), None, "no path given: the template is the user's");
+        let probe = probe_of(&serve(Some("/ready"), template)).expect("a probe on the given path");
+        let get = probe.http_get.unwrap();
+        assert_eq!((get.path.as_deref(), get.port), (Some("/ready"), IntOrString::Int(9000)));
+        let own = serde_json::json!({"spec": {"containers": [{"name": "s", "image": "i",
+            "readinessProbe": {"exec": {"command": ["true"]}}}]}});
+        let kept = probe_of(&serve(Some("/ready"), own)).unwrap();
+        assert!(kept.exec.is_some() && kept.http_get.is_none(), "its own probe is kept: {kept:?}");
+    }
 
     fn serve(replicas: Option<i32>, autoscale: Option<Autoscale>) -> ServeSpec {
         ServeSpec { image: Some("serve:1".into()), replicas, autoscale, ..Default::default() }

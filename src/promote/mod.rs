@@ -11,26 +11,55 @@
 pub mod cluster;
 pub mod serving;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use serving::ServingManager;
 
 use crate::leaderboard;
 use crate::spec::{ExperimentPhase, PromotionPolicy, Serving};
-use crate::store::{Durability, ExperimentRecord, Promotion, PromotionOutcome, Store};
+use crate::store::{Durability, ExperimentRecord, Promotion, PromotionFailure, PromotionOutcome, Store};
 use crate::trial::{TrialPhase, parameters_json};
+use cluster::Rollout;
 
 /// How often every experiment is looked at although no change woke the promoter (a safety net:
 /// each write names the experiment it changed).
 const LOOK_EVERY: Duration = Duration::from_secs(60);
 /// The outcome id of the automatic promotion (user requests count from 1).
 pub const AUTO: u64 = 0;
+
+/// Why a promotion did not make its version current, with the message for its caller.
+#[derive(Debug)]
+struct Failure {
+    reason: PromotionFailure,
+    message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self { reason: PromotionFailure::Refused, message }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// What serving a version started: where clients reach it, and (Kubernetes) the rollout that
+/// decides whether it serves.
+struct Served {
+    url: Option<String>,
+    rollout: Option<cluster::RolloutStart>,
+}
 
 /// Carries out promotions for every experiment in a store.
 pub struct Promoter {
@@ -42,6 +71,10 @@ pub struct Promoter {
     /// Records versions without starting a model server (`tuna promote` over a data dir that no
     /// process serves: a process started here would end with the command).
     record_only: bool,
+    /// Experiments whose promotion is being carried out, each by its own task (a rollout may take
+    /// its whole progress deadline; the other experiments do not wait for it), and whether a
+    /// change came meanwhile (the task then looks again before it ends).
+    busy: Mutex<HashMap<String, bool>>,
 }
 
 impl Promoter {
@@ -52,6 +85,7 @@ impl Promoter {
             serving: ServingManager::default(),
             cluster: None,
             record_only: false,
+            busy: Mutex::default(),
         }
     }
 
@@ -75,6 +109,8 @@ impl Promoter {
         if !self.record_only {
             serving::reap_leftovers(&self.models);
         }
+        // What was served is applied again as it is: its rollout finished before the restart (a
+        // Deployment left as it was has nothing to roll out), so nothing is waited for here.
         for record in restore {
             if let Some(serving) = &record.serving
                 && let Some(model) = self.current_model(&record, &serving.version)
@@ -83,6 +119,7 @@ impl Promoter {
                 warn!(experiment = record.name(), error = %e, "failed to restore serving");
             }
         }
+        let mut tasks = JoinSet::new();
         let mut every = tokio::time::interval(LOOK_EVERY);
         loop {
             // Each write names the experiment it changed; a full look now and then is a safety net.
@@ -90,19 +127,56 @@ impl Promoter {
                 names = changes.next() => Some(names),
                 _ = every.tick() => None,
                 _ = shutdown.wait_for(|s| *s) => break,
+                Some(_) = tasks.join_next() => continue,
             };
-            let records = match changed {
-                Some(names) => names.iter().filter_map(|n| self.store.experiment(n).ok().flatten()).collect(),
+            let names: Vec<String> = match changed {
+                Some(names) => names.into_iter().collect(),
                 None => {
                     changes.take();
-                    self.store.experiments().unwrap_or_default()
+                    self.store.experiments().unwrap_or_default().iter().map(|r| r.name().to_string()).collect()
                 }
             };
-            for record in records {
-                self.reconcile(&record).await;
+            for name in names {
+                if self.claim(&name) {
+                    tasks.spawn(Arc::clone(&self).follow(name));
+                }
             }
         }
+        tasks.abort_all();
         self.serving.stop_all().await;
+    }
+
+    /// Whether this call should start the task for `name`: false when one runs (it is told to
+    /// look again).
+    fn claim(&self, name: &str) -> bool {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        match busy.get_mut(name) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                busy.insert(name.to_string(), false);
+                true
+            }
+        }
+    }
+
+    /// Carries out what the experiment's record asks, again while changes came meanwhile.
+    async fn follow(self: Arc<Self>, name: String) {
+        loop {
+            if let Ok(Some(record)) = self.store.experiment(&name) {
+                self.reconcile(&record).await;
+            }
+            let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+            match busy.get_mut(&name) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    busy.remove(&name);
+                    return;
+                }
+            }
+        }
     }
 
     async fn reconcile(&self, record: &ExperimentRecord) {
@@ -117,8 +191,8 @@ impl Promoter {
             None => return,
         };
         let outcome = match result {
-            Ok((version, message)) => PromotionOutcome { id, ok: true, message, version: Some(version) },
-            Err(message) => PromotionOutcome { id, ok: false, message, version: None },
+            Ok((version, message)) => PromotionOutcome { id, ok: true, message, version: Some(version), failure: None },
+            Err(f) => PromotionOutcome { id, ok: false, message: f.message, version: None, failure: Some(f.reason) },
         };
         info!(experiment = record.name(), ok = outcome.ok, message = %outcome.message, "promotion");
         let _ = self
@@ -128,7 +202,12 @@ impl Promoter {
 
     /// Promotes `trial` (the best when `None`) as a new version; the message adds a note when the
     /// trial's ranked value came from before its last step (its saved model may be a later one).
-    async fn promote(&self, record: &ExperimentRecord, trial: Option<&str>, by: &str) -> Result<(u32, String), String> {
+    async fn promote(
+        &self,
+        record: &ExperimentRecord,
+        trial: Option<&str>,
+        by: &str,
+    ) -> Result<(u32, String), Failure> {
         let name = record.name();
         let trials = self.store.trials(name).map_err(|e| e.to_string())?;
         let best = record.experiment.status.as_ref().and_then(|s| s.best_trial.as_ref()).map(|b| b.name.clone());
@@ -141,16 +220,17 @@ impl Promoter {
                 return Err(format!(
                     "trial {wanted} has not succeeded ({:?}); only a succeeded trial can be promoted",
                     chosen.phase
-                ));
+                )
+                .into());
             }
         };
         let promotion = record.experiment.spec.promotion.clone().unwrap_or_default();
         if let Some(why) = promotion.gate.as_ref().and_then(|g| g.refuses(objective)) {
-            return Err(format!("the gate refuses trial {wanted}: {why}"));
+            return Err(format!("the gate refuses trial {wanted}: {why}").into());
         }
         let history = self.store.promotions(name).map_err(|e| e.to_string())?;
         let version = history.iter().map(|p| p.version).max().unwrap_or(0) + 1;
-        let model = if cluster::serves_on_kubernetes(&record.experiment.spec) {
+        let model = if record.experiment.spec.serves_on_kubernetes() {
             let uri = self.store.artifact(name, chosen.index).map_err(|e| e.to_string())?;
             uri.ok_or(format!("trial {wanted} reported no artifact; push {{\"artifact\": URI}} with its metrics"))?
         } else {
@@ -169,6 +249,7 @@ impl Promoter {
             model,
             time: Timestamp::now(),
             by: by.into(),
+            reason: None,
         };
         let note = leaderboard::step_note(chosen, &record.experiment.spec.objective.metric);
         let (version, message) = self.make_current(record, entry).await?;
@@ -176,7 +257,7 @@ impl Promoter {
     }
 
     /// Makes version `to` current again (`0`: the one before the current).
-    async fn rollback(&self, record: &ExperimentRecord, to: u32, by: &str) -> Result<(u32, String), String> {
+    async fn rollback(&self, record: &ExperimentRecord, to: u32, by: &str) -> Result<(u32, String), Failure> {
         let name = record.name();
         let history = self.store.promotions(name).map_err(|e| e.to_string())?;
         let current = record.serving.as_ref().and_then(|s| s.version.trim_start_matches('v').parse::<u32>().ok());
@@ -186,22 +267,109 @@ impl Promoter {
             .iter()
             .find(|p| p.version == target && p.action == "promote")
             .ok_or(format!("experiment {name} has no version v{target}"))?;
-        let entry = Promotion { action: "rollback".into(), time: Timestamp::now(), by: by.into(), ..original.clone() };
+        let entry = Promotion {
+            action: "rollback".into(),
+            time: Timestamp::now(),
+            by: by.into(),
+            reason: None,
+            ..original.clone()
+        };
         self.make_current(record, entry).await
     }
 
-    /// Serves the entry's version (when the spec says how), then records it as current.
-    async fn make_current(&self, record: &ExperimentRecord, entry: Promotion) -> Result<(u32, String), String> {
+    /// Serves the entry's version (when the spec says how) and, on Kubernetes, waits for its
+    /// rollout; then records it as current. A failed rollout is recorded as `failed` and the
+    /// version served before is applied again (an automatic rollback), so a crash-looping model
+    /// never becomes the one on record while the old one still answers.
+    async fn make_current(&self, record: &ExperimentRecord, entry: Promotion) -> Result<(u32, String), Failure> {
         let name = record.name();
         let version = format!("v{}", entry.version);
-        let url = self.serve(record, &version, &entry.model).await?;
+        let served = self.serve(record, &version, &entry.model).await?;
+        if let Rollout::Failed(why) = self.rollout(record, &served).await? {
+            return Err(self.roll_back_after(record, entry, why).await);
+        }
         self.store.add_promotion(name, &entry).map_err(|e| e.to_string())?;
-        let serving = Serving { version: version.clone(), trial: entry.trial.clone(), url: url.clone() };
+        let serving = Serving { version: version.clone(), trial: entry.trial.clone(), url: served.url.clone() };
         self.store
             .update_experiment(name, Durability::Flushed, |r| r.serving = Some(serving.clone()))
             .map_err(|e| e.to_string())?;
-        let place = url.map(|u| format!(", served at {u}")).unwrap_or_default();
+        let place = served.url.map(|u| format!(", served at {u}")).unwrap_or_default();
         Ok((entry.version, format!("{version} is trial {} ({}){place}", entry.trial, entry.action)))
+    }
+
+    /// Waits for a Kubernetes rollout `serve` started (complete at once for local serving, which
+    /// switches only to a version that answered its readiness path).
+    async fn rollout(&self, record: &ExperimentRecord, served: &Served) -> Result<Rollout, String> {
+        let (Some(start), Some((client, default))) = (&served.rollout, &self.cluster) else {
+            return Ok(Rollout::Complete);
+        };
+        let namespace = record.origin.as_ref().map_or(default.as_str(), |o| o.namespace.as_str());
+        let serve = record.experiment.spec.promotion.as_ref().and_then(|p| p.serve.clone()).unwrap_or_default();
+        let deadline = serve.progress_deadline();
+        let deployment = crate::spec::name_in_namespace(record.name());
+        cluster::wait_rollout(client, namespace, deployment, start, deadline)
+            .await
+            .map_err(|e| format!("failed to follow the rollout of Deployment {deployment}: {e}"))
+    }
+
+    /// Records `failed` (why: `why`) for `entry`'s version and serves the version current before
+    /// it again, if there was one; the failure says which.
+    async fn roll_back_after(&self, record: &ExperimentRecord, entry: Promotion, why: String) -> Failure {
+        let name = record.name();
+        let version = format!("v{}", entry.version);
+        warn!(experiment = name, version, reason = %why, "the rollout failed");
+        let failed = Promotion { action: "failed".into(), reason: Some(why.clone()), ..entry.clone() };
+        if let Err(e) = self.store.add_promotion(name, &failed) {
+            warn!(experiment = name, error = %e, "failed to record the failed rollout");
+        }
+        let head = format!("{version} (trial {}) failed its rollout: {why}", entry.trial);
+        let Some(before) = record.serving.clone() else {
+            let deployment = crate::spec::name_in_namespace(name);
+            let message = format!(
+                "{head}; nothing was served before, so its Deployment {deployment} is left as it is for \
+                 `kubectl describe deployment {deployment}`"
+            );
+            return Failure { reason: PromotionFailure::RolloutFailed, message };
+        };
+        let Some(original) = self.entry_of(record, &before) else {
+            let message = format!("{head}; {} was served before but is not in the history", before.version);
+            return Failure { reason: PromotionFailure::RolloutFailed, message };
+        };
+        let back = Promotion {
+            action: "rollback".into(),
+            time: Timestamp::now(),
+            by: "auto".into(),
+            reason: Some(format!("{version} failed its rollout: {why}")),
+            ..original
+        };
+        let restored = match self.serve(record, &before.version, &back.model).await {
+            Ok(served) => self.rollout(record, &served).await.map_err(Failure::from),
+            Err(e) => Err(Failure::from(e)),
+        };
+        match restored {
+            Ok(Rollout::Complete) => {
+                if let Err(e) = self.store.add_promotion(name, &back) {
+                    warn!(experiment = name, error = %e, "failed to record the automatic rollback");
+                }
+                let message =
+                    format!("{head}; rolled back to {} (trial {}), which serves again", before.version, back.trial);
+                Failure { reason: PromotionFailure::RolledBack, message }
+            }
+            Ok(Rollout::Failed(again)) => {
+                let message = format!("{head}; the rollback to {} failed too: {again}", before.version);
+                Failure { reason: PromotionFailure::RolloutFailed, message }
+            }
+            Err(e) => {
+                let message = format!("{head}; the rollback to {} failed: {}", before.version, e.message);
+                Failure { reason: PromotionFailure::RolloutFailed, message }
+            }
+        }
+    }
+
+    /// The history entry that made the served version current.
+    fn entry_of(&self, record: &ExperimentRecord, serving: &Serving) -> Option<Promotion> {
+        let history = self.store.promotions(record.name()).ok()?;
+        history.into_iter().rev().find(|p| format!("v{}", p.version) == serving.version && p.action != "failed")
     }
 
     /// The model of a served version, from the history.
@@ -210,10 +378,11 @@ impl Promoter {
         history.into_iter().rev().find(|p| format!("v{}", p.version) == version).map(|p| p.model)
     }
 
-    /// Serves `version` (whose model is at `model`) as the spec says; returns where.
-    async fn serve(&self, record: &ExperimentRecord, version: &str, model: &str) -> Result<Option<String>, String> {
+    /// Serves `version` (whose model is at `model`) as the spec says; says where, and which
+    /// Deployment generation rolls it out on Kubernetes.
+    async fn serve(&self, record: &ExperimentRecord, version: &str, model: &str) -> Result<Served, String> {
         let serve = record.experiment.spec.promotion.as_ref().and_then(|p| p.serve.clone());
-        if cluster::serves_on_kubernetes(&record.experiment.spec) {
+        if record.experiment.spec.serves_on_kubernetes() {
             let serve = serve.unwrap_or_default();
             let (client, default) = self
                 .cluster
@@ -221,20 +390,24 @@ impl Promoter {
                 .ok_or("serving on Kubernetes needs a cluster (tuna serve with a kubeconfig or in a pod)")?;
             let namespace = record.origin.as_ref().map_or(default.as_str(), |o| o.namespace.as_str());
             let manifests = cluster::render(record.name(), namespace, version, model, &serve)?;
-            let (url, rollout) = cluster::apply(client, &manifests)
+            let (url, start) = cluster::apply(client, &manifests)
                 .await
                 .map_err(|e| format!("failed to apply the serving Deployment: {e}"))?;
-            info!(experiment = record.name(), version, %rollout, "serving applied");
-            return Ok(Some(url));
+            info!(experiment = record.name(), version, generation = start.generation, "serving applied");
+            return Ok(Served { url: Some(url), rollout: Some(start) });
         }
-        let Some(serve) = serve.filter(|s| !s.command.is_empty()) else { return Ok(None) };
+        let Some(serve) = serve.filter(|s| !s.command.is_empty()) else {
+            return Ok(Served { url: None, rollout: None });
+        };
         if self.record_only {
-            return Ok(None);
+            return Ok(Served { url: None, rollout: None });
         }
         let model = self.models.join(record.name()).join(version);
         let spec_dir = record.spec_dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let workdir = spec_dir.join(record.experiment.spec.trial.working_dir.as_deref().unwrap_or("."));
-        self.serving.switch(record.name(), version, &model, &workdir, &serve).await.map(Some).map_err(|e| e.to_string())
+        let url =
+            self.serving.switch(record.name(), version, &model, &workdir, &serve).await.map_err(|e| e.to_string())?;
+        Ok(Served { url: Some(url), rollout: None })
     }
 }
 

@@ -147,6 +147,32 @@ pub struct PromotionOutcome {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
+    /// Why it failed (`ok` false); the reason of the Experiment's `PromotionFailed` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<PromotionFailure>,
+}
+
+/// Why a promotion or rollback did not make its version current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PromotionFailure {
+    /// Refused before anything was served: no such trial or version, the gate, no artifact, a
+    /// Deployment that could not be applied.
+    Refused,
+    /// The new version's rollout failed and there was no earlier version to go back to.
+    RolloutFailed,
+    /// The new version's rollout failed and the version served before it serves again.
+    RolledBack,
+}
+
+impl PromotionFailure {
+    /// The CamelCase reason Kubernetes conditions and Events carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "Refused",
+            Self::RolloutFailed => "RolloutFailed",
+            Self::RolledBack => "RolledBack",
+        }
+    }
 }
 
 /// One entry of an experiment's promotion history.
@@ -155,7 +181,8 @@ pub struct PromotionOutcome {
 pub struct Promotion {
     /// The model version this entry made current.
     pub version: u32,
-    /// `promote` (a new version) or `rollback` (an earlier one made current again).
+    /// `promote` (a new version), `rollback` (an earlier one made current again) or `failed` (a
+    /// new version whose rollout failed: it never served, and is no rollback target).
     pub action: String,
     pub trial: String,
     pub parameters: serde_json::Value,
@@ -166,6 +193,9 @@ pub struct Promotion {
     pub time: jiff::Timestamp,
     /// Who asked: `auto`, or the API caller.
     pub by: String,
+    /// Why, when tuna acted on its own: a failed rollout, and the automatic rollback after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A namespaced `Experiment` custom resource.
