@@ -196,6 +196,10 @@ fn promotions_table(history: &PromotionHistory) -> String {
             p.by,
             p.time
         ));
+        // Why tuna acted on its own (a failed rollout, the automatic rollback after it).
+        if let Some(reason) = &p.reason {
+            text.push_str(&format!("{:<8} ↳ {reason}\n", ""));
+        }
     }
     if let Some(url) = history.serving.as_ref().and_then(|s| s.url.as_deref()) {
         text.push_str(&format!("serving {current} at {url}\n"));
@@ -259,6 +263,7 @@ mod tests {
             model: "m".into(),
             time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
             by: "api".into(),
+            reason: None,
         };
         let serving = Serving { version: "v2".into(), trial: "e-0001".into(), url: Some("http://x".into()) };
         let history = PromotionHistory {
@@ -284,6 +289,7 @@ mod tests {
             model: "m".into(),
             time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
             by: "api".into(),
+            reason: None,
         };
         let serving = Serving { version: "v1".into(), trial: "e-0001".into(), url: None };
         let history = PromotionHistory {
@@ -295,5 +301,37 @@ mod tests {
         let starred: Vec<&str> = table.lines().filter(|l| l.contains(" *")).collect();
         assert_eq!(starred.len(), 1, "{table}");
         assert!(starred[0].contains("rollback") && starred[0].contains("1.5e-9"), "{table}");
+    }
+
+    #[test]
+    fn a_failed_rollout_and_the_automatic_rollback_after_it_say_why_under_their_rows() {
+        let entry = |version, action: &str, reason: Option<&str>| Promotion {
+            version,
+            action: action.into(),
+            trial: format!("e-000{version}"),
+            parameters: serde_json::json!({}),
+            objective: None,
+            model: "m".into(),
+            time: "2026-01-02T03:04:05.5Z".parse().unwrap(),
+            by: "auto".into(),
+            reason: reason.map(String::from),
+        };
+        let why = "ProgressDeadlineExceeded: ReplicaSet \"e-abc\" has timed out progressing.";
+        let history = PromotionHistory {
+            experiment: "e".into(),
+            serving: Some(Serving { version: "v1".into(), trial: "e-0001".into(), url: None }),
+            promotions: vec![
+                entry(1, "promote", None),
+                entry(2, "failed", Some(why)),
+                entry(1, "rollback", Some(&format!("v2 failed its rollout: {why}"))),
+            ],
+        };
+        let table = promotions_table(&history);
+        let lines: Vec<&str> = table.lines().skip(1).collect();
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[1].starts_with("v2 ") && lines[1].contains("failed"), "{table}");
+        assert_eq!(lines[2], format!("{:<8} ↳ {why}", ""));
+        assert!(lines[3].starts_with("v1 *") && lines[3].contains("rollback"), "{table}");
+        assert_eq!(lines[4], format!("{:<8} ↳ v2 failed its rollout: {why}", ""));
     }
 }

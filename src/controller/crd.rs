@@ -69,8 +69,9 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-/// What was last reported of an experiment as Events: its counts, phase and why a trial waits.
-type Seen = (TrialCounts, ExperimentPhase, Option<String>);
+/// What was last reported of an experiment as Events: its counts, phase, why a trial waits, and
+/// the failed promotion (outcome id and message) last told.
+type Seen = (TrialCounts, ExperimentPhase, Option<String>, Option<(u64, String)>);
 
 /// What the reconciler shares.
 struct Context {
@@ -230,11 +231,16 @@ async fn apply(cr: &Experiment, ctx: &Context, api: &Api<Experiment>) -> Result<
         status.message = blocked.clone();
     }
     let mut conditions = conditions_for(&status);
+    let failed_promotion = stored.promotion_outcome.clone().filter(|o| !o.ok);
+    if let Some(outcome) = &failed_promotion {
+        let reason = outcome.failure.unwrap_or(crate::store::PromotionFailure::Refused).as_str();
+        conditions.push(condition("PromotionFailed", reason, &outcome.message));
+    }
     if let Some(ignored) = ignored_edits(&stored.experiment, &valid) {
         conditions.push(condition("SpecChangeIgnored", "Immutable", &ignored));
     }
     status::write(api, cr, &status, &conditions).await?;
-    publish_events(ctx, cr, &name, &status, blocked).await;
+    publish_events(ctx, cr, &name, &status, blocked, failed_promotion).await;
     // A finished experiment may still change in the store without its CR changing: an automatic
     // promotion just after the end, a promotion or rollback through the API. Looked at again soon
     // while one is pending, else now and then; a look that finds nothing new writes nothing.
@@ -399,12 +405,17 @@ async fn publish_events(
     name: &str,
     status: &ExperimentStatus,
     blocked: Option<String>,
+    failed_promotion: Option<crate::store::PromotionOutcome>,
 ) {
+    let told = failed_promotion.as_ref().map(|o| (o.id, o.message.clone()));
     let before = {
         let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(name.to_string(), (status.trials.clone(), status.phase, blocked.clone()))
+        seen.insert(name.to_string(), (status.trials.clone(), status.phase, blocked.clone(), told.clone()))
     };
-    let (old, old_phase, old_blocked) = before.unwrap_or_default();
+    // A failed promotion is told once, when it happens: not again after a restart of tuna, whose
+    // first look at each experiment finds it already recorded.
+    let new_failure = before.as_ref().is_some_and(|b| b.3 != told);
+    let (old, old_phase, old_blocked, _) = before.unwrap_or_default();
     let c = &status.trials;
     // A trial that ended (any way) has started: early stops leave `running` without joining the others.
     let begun = |t: &crate::spec::TrialCounts| t.running + t.succeeded + t.failed + t.early_stopped;
@@ -430,6 +441,10 @@ async fn publish_events(
     if status.phase.is_finished() && old_phase != status.phase {
         let kind = if status.phase == ExperimentPhase::Succeeded { EventType::Normal } else { EventType::Warning };
         events.push((kind, "ExperimentEnded", status.message.clone().unwrap_or_default()));
+    }
+    if let Some(outcome) = failed_promotion.filter(|_| new_failure) {
+        let reason = outcome.failure.unwrap_or(crate::store::PromotionFailure::Refused).as_str();
+        events.push((EventType::Warning, reason, outcome.message));
     }
     let reference = cr.object_ref(&());
     for (type_, reason, note) in events {
