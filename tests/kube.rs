@@ -136,8 +136,6 @@ async fn on_a_real_cluster_an_experiment_resource_runs_to_success() {
 async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schemas() {
     use support::fake_kube::ResourceType;
     let fake = FakeKube::start().await;
-    fake.register(ResourceType::new("apps", "v1", "deployments", "Deployment", true, true));
-    fake.register(ResourceType::new("", "v1", "services", "Service", true, true));
     fake.register(ResourceType::new(
         "autoscaling",
         "v2",
@@ -157,7 +155,7 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
         "served",
         &push,
         "  promotion:\n    policy: auto\n    gate: {min: 1}\n    serve: {image: 'registry.example.com/serve:1', port: 8080, replicas: 2, \
-         autoscale: {minReplicas: 2, maxReplicas: 4}, resources: {cpu: 250m, memory: 256Mi}}\n",
+         command: [sleep, '3600'], autoscale: {minReplicas: 2, maxReplicas: 4}, resources: {cpu: 250m, memory: 256Mi}}\n",
     );
     api.create(&PostParams::default(), &served).await.unwrap();
     let status = wait_status(&api, "served", "served", |s| s["serving"]["version"] == "v1").await;
@@ -228,6 +226,93 @@ async fn the_best_model_is_served_by_a_deployment_that_passes_the_official_schem
     }
     let (ok, report) = support::validate::validate(&bin, &files);
     assert!(ok, "the applied serving objects fail the official schemas:\n{report}");
+}
+
+/// A new version whose pods crash-loop never becomes the one on record: the promotion waits for
+/// its rollout, sees the Deployment controller give up (ProgressDeadlineExceeded), applies the
+/// version served before again, and says so in the answer, the history, the CR and an Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_looping_new_version_is_rolled_back() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&fake, dir.path());
+    let api: Api<Experiment> = Api::namespaced(fake.client(), "default");
+    let push = format!(
+        r#"[python3, -c, "import sys; sys.path.insert(0, '{EXPERIMENTS}'); import tuna_push; tuna_push.report(score=${{x}}); tuna_push.report(artifact='s3://models/${{trial}}')"]"#
+    );
+    // v1 serves; any later version's server exits at once (a model that fails to load).
+    let serve = r#"[sh, -c, '[ "$TUNA_MODEL_VERSION" = v1 ] || exit 1; exec sleep 3600']"#;
+    let spec = format!(
+        "  promotion:\n    policy: auto\n    serve: {{image: 'registry.example.com/serve:1', command: {serve}, \
+         progressDeadline: 3s}}\n"
+    );
+    api.create(&PostParams::default(), &experiment("rolled", &push, &spec)).await.unwrap();
+    let status = wait_status(&api, "rolled", "served v1", |s| s["serving"]["version"] == "v1").await;
+    let best = status["bestTrial"]["name"].as_str().unwrap().to_string();
+    let v1_pods = serving_pods(&fake, "rolled");
+    assert_eq!(v1_pods.len(), 1, "v1 runs: {v1_pods:?}");
+    let other = (0..4).map(|i| format!("rolled-{i:04}")).find(|t| *t != best).unwrap();
+
+    let asked = server.cli(&["promote", "default/rolled", "--trial", &format!("default/{other}")]);
+    let stderr = String::from_utf8_lossy(&asked.stderr);
+    assert!(!asked.status.success(), "the promotion of a crash-looping version fails: {stderr}");
+    assert!(
+        stderr.contains("v2 (trial default/") && stderr.contains("failed its rollout: ProgressDeadlineExceeded"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back to v1"), "{stderr}");
+
+    // v1 serves again, from the pods that served it all along; v2's pods are gone.
+    let deployment = fake.get("deployments", "default", "rolled").unwrap();
+    assert_eq!(deployment["spec"]["template"]["metadata"]["labels"]["tuna.dev/model-version"], "v1");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = serving_pods(&fake, "rolled");
+        if pods == v1_pods {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "v2's pods were not removed: {pods:?} (v1: {v1_pods:?})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = wait_status(&api, "rolled", "told of the rollback", |s| {
+        s["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "PromotionFailed"))
+    })
+    .await;
+    assert_eq!(status["serving"]["version"], "v1", "{status}");
+    let condition = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PromotionFailed").unwrap();
+    assert_eq!(condition["reason"], "RolledBack", "{condition}");
+    assert!(condition["message"].as_str().unwrap().contains("ProgressDeadlineExceeded"), "{condition}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !fake.objects("events").iter().any(|e| e["reason"] == "RolledBack" && e["type"] == "Warning") {
+        assert!(tokio::time::Instant::now() < deadline, "no RolledBack Event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let history = server.cli(&["promotions", "default/rolled"]);
+    let table = String::from_utf8_lossy(&history.stdout);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(rows[0].starts_with("v1 ") && rows[0].contains("promote"), "{table}");
+    assert!(rows[1].starts_with("v2 ") && rows[1].contains("failed"), "{table}");
+    assert!(rows[2].contains("↳ ProgressDeadlineExceeded"), "{table}");
+    assert!(rows[3].starts_with("v1 *") && rows[3].contains("rollback") && rows[3].contains("auto"), "{table}");
+    assert!(rows[4].contains("↳ v2 failed its rollout: ProgressDeadlineExceeded"), "{table}");
+    assert_eq!(fake.requests().refusals(), Vec::<String>::new(), "the shipped RBAC grants all the controller did");
+}
+
+/// The running serving pods of an experiment (not its trials'), by name.
+fn serving_pods(fake: &FakeKube, experiment: &str) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .objects("pods")
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["labels"]["tuna.dev/experiment"] == experiment
+                && p["metadata"]["labels"]["tuna.dev/role"] == "serving"
+                && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    names.sort();
+    names
 }
 
 /// ASHA on Kubernetes, metrics from the pod logs: x = 2 and x = 3 fall behind x = 1 at rung 1, and
