@@ -228,19 +228,25 @@ fn the_hyperband_quickstart_runs_its_brackets_with_the_epochs_of_each_rung() {
 }
 
 /// One GPU, two trials wanted at a time, each asking for the GPU: they run one after another, and
-/// a trial stopped early hands its GPU on at once. Each later trial would keep it 30 s more after
-/// epoch 1; the next one starts (on the same device) only once the stopped one's process has
-/// ended, as the processes' own clocks say.
+/// a trial stopped early hands its GPU on at once. The trial that gets the GPU first (trials 0 and
+/// 1 are launched together, and either may take it) reports the best loss and ends; each later one
+/// falls behind it at rung 1 and would keep the GPU 30 s more after epoch 1. The next one starts
+/// (on the same device) only once the stopped one's process has ended, as the processes' own
+/// clocks say.
 #[test]
 fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("devices");
+    let first = dir.path().join("first");
+    // `mkdir` succeeds for one process only: the first to hold the GPU.
     let script = format!(
         "trap 'echo end $(date +%s%N) ${{x}} >> {seen}; exit 143' TERM; \
          echo start $(date +%s%N) ${{x}} $CUDA_VISIBLE_DEVICES >> {seen}; \
-         for e in 1 2 3; do echo epoch=$e loss=${{x}}; [ ${{x}} = 1 ] || {{ sleep 30 & wait $!; }}; done; \
+         if mkdir {first} 2>/dev/null; then loss=1; else loss=$((10 + ${{x}})); fi; \
+         for e in 1 2 3; do echo epoch=$e loss=$loss; [ $loss = 1 ] || {{ sleep 30 & wait $!; }}; done; \
          echo end $(date +%s%N) ${{x}} >> {seen}",
-        seen = seen.display()
+        seen = seen.display(),
+        first = first.display()
     );
     let spec = dir.path().join("gpu.yaml");
     std::fs::write(
@@ -268,7 +274,9 @@ fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
             _ => panic!("unexpected line {line:?} in {lines}"),
         }
     }
-    let xs: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    let mut xs: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(xs.len(), 3, "each trial ran once: {lines}");
+    xs.sort_unstable();
     assert_eq!(xs, ["1", "2", "3"], "{lines}");
     for (x, start, end, device) in &runs {
         assert_eq!(device, "0", "trial x={x} had device 0: {lines}");
@@ -283,7 +291,13 @@ fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
     }
     let out = tuna(&data, &["trials", "gpu", "--format", "json"]);
     let trials: Vec<Value> = serde_json::from_slice(&out.stdout).expect("trials prints JSON");
-    let phases: Vec<&str> = trials.iter().map(|t| t["phase"].as_str().unwrap()).collect();
-    assert_eq!(phases, ["Succeeded", "EarlyStopped", "EarlyStopped"]);
+    let phase_of = |x: &str| {
+        let t = trials.iter().find(|t| t["parameters"]["x"].to_string() == x).expect("a trial per x");
+        t["phase"].as_str().unwrap().to_string()
+    };
+    assert_eq!(phase_of(&runs[0].0), "Succeeded", "the first to hold the GPU led: {trials:?}");
+    for (x, ..) in &runs[1..] {
+        assert_eq!(phase_of(x), "EarlyStopped", "x={x} fell behind it at rung 1: {trials:?}");
+    }
     assert!(trials.iter().all(|t| t["gpus"] == serde_json::json!([0])), "{trials:?}");
 }
