@@ -292,7 +292,7 @@ fn a_trial_stopped_early_hands_its_gpu_to_the_next_trial() {
     let out = tuna(&data, &["trials", "gpu", "--format", "json"]);
     let trials: Vec<Value> = serde_json::from_slice(&out.stdout).expect("trials prints JSON");
     let phase_of = |x: &str| {
-        let t = trials.iter().find(|t| t["parameters"]["x"].to_string() == x).expect("a trial per x");
+        let t = trials.iter().find(|t| t["parameters"]["x"].as_i64() == x.parse().ok()).expect("a trial per x");
         t["phase"].as_str().unwrap().to_string()
     };
     assert_eq!(phase_of(&runs[0].0), "Succeeded", "the first to hold the GPU led: {trials:?}");
