@@ -58,29 +58,35 @@ fn unchanged(headers: &HeaderMap, revision: Revision) -> bool {
 /// A plot answer: the JSON with its revision as `ETag`. `no-cache`: a cache may keep it but must
 /// ask again (with the tag) before using it, since trials move on.
 fn tagged(revision: Revision, body: impl Serialize) -> Response {
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(header::ETAG, etag(revision));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    with_tag(Json(body).into_response(), revision)
 }
 
 fn not_modified(revision: Revision) -> Response {
-    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    with_tag(StatusCode::NOT_MODIFIED.into_response(), revision)
+}
+
+fn with_tag(mut response: Response, revision: Revision) -> Response {
     response.headers_mut().insert(header::ETAG, etag(revision));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
-/// The revision and the experiment, or `Err(304)` when the caller's copy is of this revision. The
-/// revision is taken before anything is read (so what is read is at least that new; see
-/// `store::revision`), and the experiment is read even for a 304, so a missing one is a 404.
-fn begin(state: &ApiState, name: &str, headers: &HeaderMap) -> Result<Result<(Revision, ExperimentRecord), Response>> {
+/// Answers with `answer(revision, experiment)`, or 304 when the caller's copy is of this
+/// revision. The revision is taken before anything is read (so what is read is at least that
+/// new; see `store::revision`), and the experiment is read even for a 304, so a missing one is a
+/// 404.
+fn conditional(
+    state: &ApiState,
+    name: &str,
+    headers: &HeaderMap,
+    answer: impl FnOnce(Revision, ExperimentRecord) -> Result<Response>,
+) -> Result<Response> {
     let revision = state.store.revision(name);
     let record = state.experiment(name)?;
     if unchanged(headers, revision) {
-        return Ok(Err(not_modified(revision)));
+        return Ok(not_modified(revision));
     }
-    Ok(Ok((revision, record)))
+    answer(revision, record)
 }
 
 /// Reads the experiment's trials one at a time (no list of whole trials is held), keeping
@@ -99,12 +105,10 @@ fn project<T>(state: &ApiState, name: &str, project: impl Fn(&crate::trial::Tria
 
 async fn history(State(state): State<Arc<ApiState>>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response> {
     blocking(move || {
-        let (revision, record) = match begin(&state, &name, &headers)? {
-            Ok(read) => read,
-            Err(not_modified) => return Ok(not_modified),
-        };
-        let points = project(&state, &name, plots::history_point)?;
-        Ok(tagged(revision, plots::history_of(&record.experiment, points)))
+        conditional(&state, &name, &headers, |revision, record| {
+            let points = project(&state, &name, plots::history_point)?;
+            Ok(tagged(revision, plots::history_of(&record.experiment, points)))
+        })
     })
     .await
 }
@@ -123,26 +127,20 @@ async fn parameters(
 ) -> Result<Response> {
     let since = query.since()?;
     blocking(move || {
-        let (revision, record) = match begin(&state, &name, &headers)? {
-            Ok(read) => read,
-            Err(not_modified) => return Ok(not_modified),
-        };
-        let (revision, changed) = changes(&state, &name, revision, since);
-        let mut answer = match changed {
-            Changed::All => parameters_now(&state, &name, &record)?,
-            Changed::Trials(indexes) => {
-                let axes = plots::axes(&record.experiment);
-                let mut coordinates = Vec::with_capacity(indexes.len());
-                for index in indexes {
-                    if let Some(trial) = trial(&state, &name, index)? {
-                        coordinates.push(plots::coordinates(&axes, &trial));
-                    }
+        conditional(&state, &name, &headers, |revision, record| {
+            let (revision, changed) = changes(&state, &name, revision, since);
+            let mut answer = match changed {
+                Changed::All => parameters_now(&state, &name, &record)?,
+                Changed::Trials(indexes) => {
+                    let axes = plots::axes(&record.experiment);
+                    let trials = trials_at(&state, &name, &indexes)?;
+                    let coordinates = trials.iter().map(|trial| plots::coordinates(&axes, trial)).collect();
+                    plots::Parameters { full: false, ..plots::parameters_of(&record.experiment, axes, coordinates) }
                 }
-                plots::Parameters { full: false, ..plots::parameters_of(&record.experiment, axes, coordinates) }
-            }
-        };
-        answer.revision = revision.to_string();
-        Ok(tagged(revision, answer))
+            };
+            answer.revision = revision.to_string();
+            Ok(tagged(revision, answer))
+        })
     })
     .await
 }
@@ -153,11 +151,9 @@ async fn importance(
     headers: HeaderMap,
 ) -> Result<Response> {
     blocking(move || {
-        let (revision, record) = match begin(&state, &name, &headers)? {
-            Ok(read) => read,
-            Err(not_modified) => return Ok(not_modified),
-        };
-        Ok(tagged(revision, plots::importance(&parameters_now(&state, &name, &record)?)))
+        conditional(&state, &name, &headers, |revision, record| {
+            Ok(tagged(revision, plots::importance(&parameters_now(&state, &name, &record)?)))
+        })
     })
     .await
 }
@@ -187,8 +183,9 @@ fn changes(state: &ApiState, name: &str, revision: Revision, since: Option<Revis
     }
 }
 
-fn trial(state: &ApiState, name: &str, index: u32) -> Result<Option<crate::trial::Trial>> {
-    state.store.trial(name, index).map_err(ApiError::internal(format!("read trial {index} of {name}")))
+/// The trials `indexes` (one absent from the store is left out).
+fn trials_at(state: &ApiState, name: &str, indexes: &[u32]) -> Result<Vec<crate::trial::Trial>> {
+    state.store.trials_at(name, indexes).map_err(ApiError::internal(format!("read trials of {name}")))
 }
 
 async fn intermediate(
@@ -199,17 +196,15 @@ async fn intermediate(
 ) -> Result<Response> {
     let since = query.since()?;
     blocking(move || {
-        let (revision, record) = match begin(&state, &name, &headers)? {
-            Ok(read) => read,
-            Err(not_modified) => return Ok(not_modified),
-        };
-        let (revision, changed) = changes(&state, &name, revision, since);
-        let metric = record.experiment.spec.objective.metric.clone();
-        let (curves, full) = match changed {
-            Changed::All => (every_curve(&state, &name, &metric)?, true),
-            Changed::Trials(indexes) => (curves_of(&state, &name, &metric, &indexes)?, false),
-        };
-        Ok(tagged(revision, Intermediate { metric, curves, revision: revision.to_string(), full }))
+        conditional(&state, &name, &headers, |revision, record| {
+            let (revision, changed) = changes(&state, &name, revision, since);
+            let metric = record.experiment.spec.objective.metric.clone();
+            let (curves, full) = match changed {
+                Changed::All => (every_curve(&state, &name, &metric)?, true),
+                Changed::Trials(indexes) => (curves_of(&state, &name, &metric, &indexes)?, false),
+            };
+            Ok(tagged(revision, Intermediate { metric, curves, revision: revision.to_string(), full }))
+        })
     })
     .await
 }
@@ -245,15 +240,7 @@ fn every_curve(state: &ApiState, name: &str, metric: &str) -> Result<Vec<plots::
 
 /// The curves of the trials `indexes` (one absent from the store is left out).
 fn curves_of(state: &ApiState, name: &str, metric: &str, indexes: &[u32]) -> Result<Vec<plots::Curve>> {
-    let mut curves = Vec::with_capacity(indexes.len());
-    for &index in indexes {
-        let trial =
-            state.store.trial(name, index).map_err(ApiError::internal(format!("read trial {index} of {name}")))?;
-        if let Some(trial) = trial {
-            curves.push(curve_of(state, name, metric, &trial)?);
-        }
-    }
-    Ok(curves)
+    trials_at(state, name, indexes)?.iter().map(|trial| curve_of(state, name, metric, trial)).collect()
 }
 
 #[cfg(test)]

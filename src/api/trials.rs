@@ -108,10 +108,7 @@ async fn list(
         if let Some(since) = since.filter(|_| page.after.is_none()) {
             let (revision, changed) = state.store.changed_since(&name, since);
             if let Changed::Trials(indexes) = changed {
-                let mut trials = Vec::with_capacity(indexes.len());
-                for index in indexes {
-                    trials.extend(state.store.trial(&name, index).map_err(read_error())?);
-                }
+                let trials = state.store.trials_at(&name, &indexes).map_err(read_error())?;
                 let (revision, full) = (Some(revision.to_string()), Some(false));
                 return Ok(Json(TrialList { trials, next: None, revision, full }));
             }

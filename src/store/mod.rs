@@ -549,6 +549,16 @@ impl Store {
         bytes.map(|b| codec::decode(&b, what)).transpose()
     }
 
+    /// The trials `indexes` of an experiment, in that order; one absent from the store is left out
+    /// (what `changed_since` names may have been deleted since).
+    pub fn trials_at(&self, experiment: &str, indexes: &[u32]) -> Result<Vec<Trial>> {
+        let mut trials = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            trials.extend(self.trial(experiment, index)?);
+        }
+        Ok(trials)
+    }
+
     /// Writes a trial (and any observations added before it) and flushes them to disk.
     pub fn put_trial(&self, trial: &Trial) -> Result<()> {
         self.write_trial(trial)?;
