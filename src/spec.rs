@@ -610,9 +610,13 @@ impl ExperimentSpec {
     /// Whether the model is served on Kubernetes (a serving image or pod template, the kubernetes
     /// executor) rather than by a local process.
     pub fn serves_on_kubernetes(&self) -> bool {
-        let serve = self.promotion.as_ref().and_then(|p| p.serve.as_ref());
         self.executor == ExecutorKind::Kubernetes
-            && serve.is_some_and(|s| s.image.is_some() || s.pod_template.is_some())
+            && self.serve().is_some_and(|s| s.image.is_some() || s.pod_template.is_some())
+    }
+
+    /// How the promoted model is served (`promotion.serve`), when the spec says.
+    pub fn serve(&self) -> Option<&ServeSpec> {
+        self.promotion.as_ref().and_then(|p| p.serve.as_ref())
     }
 
     /// The early-stopping rule in force with its settings; `None` for none (and for settings the

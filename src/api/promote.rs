@@ -26,8 +26,8 @@ fn wait_for(record: &crate::store::ExperimentRecord) -> Duration {
     if !spec.serves_on_kubernetes() {
         return WAIT;
     }
-    let serve = spec.promotion.as_ref().and_then(|p| p.serve.clone()).unwrap_or_default();
-    (serve.progress_deadline() * 2 + WAIT).min(MAX_WAIT)
+    let deadline = spec.serve().map_or(crate::spec::ServeSpec::DEFAULT_PROGRESS_DEADLINE, |s| s.progress_deadline());
+    (deadline * 2 + WAIT).min(MAX_WAIT)
 }
 
 pub fn routes() -> Router<Arc<ApiState>> {

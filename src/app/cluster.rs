@@ -55,7 +55,7 @@ pub fn render_yaml(file: &Path, namespace: &str) -> anyhow::Result<String> {
     let launch = launch_for(&site, &trial);
     let job = render_job(&launch, namespace).map_err(anyhow::Error::msg)?;
     let mut yaml = serde_saphyr::to_string(&job).context("failed to write the Job as YAML")?;
-    let serve = spec.promotion.as_ref().and_then(|p| p.serve.as_ref());
+    let serve = spec.serve();
     if let Some(serve) = serve.filter(|_| spec.serves_on_kubernetes()) {
         let manifests =
             promote::cluster::render(&name, namespace, "v1", MODEL_PLACEHOLDER, serve).map_err(anyhow::Error::msg)?;

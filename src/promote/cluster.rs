@@ -238,21 +238,32 @@ pub async fn apply(client: &Client, manifests: &Manifests) -> Result<(String, Ro
     }
     let port =
         manifests.service.spec.as_ref().and_then(|s| s.ports.as_ref()).and_then(|p| p.first()).map_or(80, |p| p.port);
+    let url = format!("http://{name}.{namespace}.svc:{port}");
+    // `render` always sets the deadline; the default stands for one that somehow is not there.
+    let deadline = manifests.deployment.spec.as_ref().and_then(|s| s.progress_deadline_seconds);
     let start = RolloutStart {
+        namespace,
+        name,
         generation: applied.metadata.generation.unwrap_or(0),
         stale: progressing(&applied).filter(|c| c.status == "False"),
+        deadline: deadline.map_or(ServeSpec::DEFAULT_PROGRESS_DEADLINE, |s| {
+            std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0))
+        }),
     };
-    Ok((format!("http://{name}.{namespace}.svc:{port}"), start))
+    Ok((url, start))
 }
 
-/// What a rollout is judged against: the generation the apply made, and the Deployment's
-/// `Progressing=False` condition as it was then (an earlier rollout's failure). The controller
-/// leaves that condition in place after a rollback until the pods progress, so until it changes
-/// it says nothing of this rollout.
+/// The rollout an apply started: its Deployment, the generation the apply made, and the
+/// Deployment's `Progressing=False` condition as it was then (an earlier rollout's failure). The
+/// controller leaves that condition in place after a rollback until the pods progress, so until
+/// it changes it says nothing of this rollout. `deadline`: its `progressDeadlineSeconds`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RolloutStart {
+    pub namespace: String,
+    pub name: String,
     pub generation: i64,
     pub stale: Option<DeploymentCondition>,
+    pub deadline: std::time::Duration,
 }
 
 fn progressing(deployment: &Deployment) -> Option<DeploymentCondition> {
@@ -278,18 +289,13 @@ const ROLLOUT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits until the Deployment's controller has seen the apply's generation and the rollout is
 /// complete or has failed, judged as `kubectl rollout status` does (less a failure left from an
-/// earlier rollout); `deadline` is the spec's progress deadline.
-pub async fn wait_rollout(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    start: &RolloutStart,
-    deadline: std::time::Duration,
-) -> Result<Rollout, kube::Error> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+/// earlier rollout).
+pub async fn wait_rollout(client: &Client, start: &RolloutStart) -> Result<Rollout, kube::Error> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &start.namespace);
+    let deadline = start.deadline;
     let give_up = tokio::time::Instant::now() + deadline + ROLLOUT_MARGIN;
     loop {
-        let deployment = deployments.get(name).await?;
+        let deployment = deployments.get(&start.name).await?;
         if let Some(rollout) = judge_rollout(&deployment, start) {
             return Ok(rollout);
         }
@@ -390,9 +396,14 @@ mod tests {
         }
     }
 
+    fn start(stale: Option<DeploymentCondition>) -> RolloutStart {
+        let deadline = std::time::Duration::from_secs(600);
+        RolloutStart { namespace: "ns".into(), name: "e".into(), generation: 0, stale, deadline }
+    }
+
     #[test]
     fn a_rollout_is_judged_as_kubectl_rollout_status_does() {
-        let at = |generation| RolloutStart { generation, stale: None };
+        let at = |generation| RolloutStart { generation, ..start(None) };
         let complete = deployment(2, 3, (2, 2, 2), ("True", "NewReplicaSetAvailable"));
         assert_eq!(judge_rollout(&complete, &at(3)), Some(Rollout::Complete));
         assert_eq!(judge_rollout(&complete, &at(4)), None, "the controller has not seen this generation yet");
@@ -415,7 +426,7 @@ mod tests {
         // failed rollout's condition until they count as progress.
         let stuck = deployment(1, 4, (2, 1, 1), ("False", "ProgressDeadlineExceeded"));
         let stale = progressing(&stuck);
-        let start = RolloutStart { generation: 4, stale: stale.clone() };
+        let start = RolloutStart { generation: 4, ..start(stale.clone()) };
         assert_eq!(judge_rollout(&stuck, &start), None, "still the old failure: wait");
         let later = DeploymentCondition { last_update_time: None, message: Some("again".into()), ..stale.unwrap() };
         let mut failed_again = stuck.clone();

@@ -113,8 +113,8 @@ impl Promoter {
         // Deployment left as it was has nothing to roll out), so nothing is waited for here.
         for record in restore {
             if let Some(serving) = &record.serving
-                && let Some(model) = self.current_model(&record, &serving.version)
-                && let Err(e) = self.serve(&record, &serving.version, &model).await
+                && let Some(entry) = self.entry_of(&record, &serving.version)
+                && let Err(e) = self.serve(&record, &serving.version, &entry.model).await
             {
                 warn!(experiment = record.name(), error = %e, "failed to restore serving");
             }
@@ -285,7 +285,7 @@ impl Promoter {
         let name = record.name();
         let version = format!("v{}", entry.version);
         let served = self.serve(record, &version, &entry.model).await?;
-        if let Rollout::Failed(why) = self.rollout(record, &served).await? {
+        if let Rollout::Failed(why) = self.rollout(&served).await? {
             return Err(self.roll_back_after(record, entry, why).await);
         }
         self.store.add_promotion(name, &entry).map_err(|e| e.to_string())?;
@@ -299,17 +299,13 @@ impl Promoter {
 
     /// Waits for a Kubernetes rollout `serve` started (complete at once for local serving, which
     /// switches only to a version that answered its readiness path).
-    async fn rollout(&self, record: &ExperimentRecord, served: &Served) -> Result<Rollout, String> {
-        let (Some(start), Some((client, default))) = (&served.rollout, &self.cluster) else {
+    async fn rollout(&self, served: &Served) -> Result<Rollout, String> {
+        let (Some(start), Some((client, _))) = (&served.rollout, &self.cluster) else {
             return Ok(Rollout::Complete);
         };
-        let namespace = record.origin.as_ref().map_or(default.as_str(), |o| o.namespace.as_str());
-        let serve = record.experiment.spec.promotion.as_ref().and_then(|p| p.serve.clone()).unwrap_or_default();
-        let deadline = serve.progress_deadline();
-        let deployment = crate::spec::name_in_namespace(record.name());
-        cluster::wait_rollout(client, namespace, deployment, start, deadline)
+        cluster::wait_rollout(client, start)
             .await
-            .map_err(|e| format!("failed to follow the rollout of Deployment {deployment}: {e}"))
+            .map_err(|e| format!("failed to follow the rollout of Deployment {}: {e}", start.name))
     }
 
     /// Records `failed` (why: `why`) for `entry`'s version and serves the version current before
@@ -331,7 +327,7 @@ impl Promoter {
             );
             return Failure { reason: PromotionFailure::RolloutFailed, message };
         };
-        let Some(original) = self.entry_of(record, &before) else {
+        let Some(original) = self.entry_of(record, &before.version) else {
             let message = format!("{head}; {} was served before but is not in the history", before.version);
             return Failure { reason: PromotionFailure::RolloutFailed, message };
         };
@@ -343,7 +339,7 @@ impl Promoter {
             ..original
         };
         let restored = match self.serve(record, &before.version, &back.model).await {
-            Ok(served) => self.rollout(record, &served).await.map_err(Failure::from),
+            Ok(served) => self.rollout(&served).await.map_err(Failure::from),
             Err(e) => Err(Failure::from(e)),
         };
         match restored {
@@ -366,22 +362,16 @@ impl Promoter {
         }
     }
 
-    /// The history entry that made the served version current.
-    fn entry_of(&self, record: &ExperimentRecord, serving: &Serving) -> Option<Promotion> {
+    /// The latest history entry that made `version` (`v3`) current: a failed rollout of it never did.
+    fn entry_of(&self, record: &ExperimentRecord, version: &str) -> Option<Promotion> {
         let history = self.store.promotions(record.name()).ok()?;
-        history.into_iter().rev().find(|p| format!("v{}", p.version) == serving.version && p.action != "failed")
-    }
-
-    /// The model of a served version, from the history.
-    fn current_model(&self, record: &ExperimentRecord, version: &str) -> Option<String> {
-        let history = self.store.promotions(record.name()).ok()?;
-        history.into_iter().rev().find(|p| format!("v{}", p.version) == version).map(|p| p.model)
+        history.into_iter().rev().find(|p| format!("v{}", p.version) == version && p.action != "failed")
     }
 
     /// Serves `version` (whose model is at `model`) as the spec says; says where, and which
     /// Deployment generation rolls it out on Kubernetes.
     async fn serve(&self, record: &ExperimentRecord, version: &str, model: &str) -> Result<Served, String> {
-        let serve = record.experiment.spec.promotion.as_ref().and_then(|p| p.serve.clone());
+        let serve = record.experiment.spec.serve().cloned();
         if record.experiment.spec.serves_on_kubernetes() {
             let serve = serve.unwrap_or_default();
             let (client, default) = self
