@@ -70,8 +70,8 @@ pub enum Error {
 }
 
 /// What was last reported of an experiment as Events: its counts, phase, why a trial waits, and
-/// the failed promotion (outcome id and message) last told.
-type Seen = (TrialCounts, ExperimentPhase, Option<String>, Option<(u64, String)>);
+/// the failed promotion last told (its outcome id: each request has its own).
+type Seen = (TrialCounts, ExperimentPhase, Option<String>, Option<u64>);
 
 /// What the reconciler shares.
 struct Context {
@@ -407,14 +407,14 @@ async fn publish_events(
     blocked: Option<String>,
     failed_promotion: Option<crate::store::PromotionOutcome>,
 ) {
-    let told = failed_promotion.as_ref().map(|o| (o.id, o.message.clone()));
+    let told = failed_promotion.as_ref().map(|o| o.id);
     let before = {
         let mut seen = ctx.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(name.to_string(), (status.trials.clone(), status.phase, blocked.clone(), told.clone()))
+        seen.insert(name.to_string(), (status.trials.clone(), status.phase, blocked.clone(), told))
     };
     // A failed promotion is told once, when it happens: not again after a restart of tuna, whose
     // first look at each experiment finds it already recorded.
-    let new_failure = before.as_ref().is_some_and(|b| b.3 != told);
+    let new_failure = before.as_ref().is_some_and(|(.., told_before)| *told_before != told);
     let (old, old_phase, old_blocked, _) = before.unwrap_or_default();
     let c = &status.trials;
     // A trial that ended (any way) has started: early stops leave `running` without joining the others.
