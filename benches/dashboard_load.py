@@ -27,26 +27,11 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tuna_http import Api, free_port  # noqa: E402
+from tuna_http import Api, start_server  # noqa: E402
 
 TARGET_SECONDS = 2.0
 CHROMIUM = "/usr/bin/chromium"
 BATCH = 1000  # trials asked (and told) at once
-
-
-def start_server(binary: str, data: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNA_")}
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--gpus", "none",
-                             "--data-dir", data], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("the server did not become ready")
 
 
 def fill(api: Api, trials: int) -> None:

@@ -1,4 +1,5 @@
-"""The HTTP side the benchmark scripts share: a free loopback port, and JSON calls to tuna serve.
+"""The HTTP side the benchmark scripts share: a free loopback port, `tuna serve` started on one,
+and JSON calls to it.
 
 Python 3.11 standard library only.
 """
@@ -7,7 +8,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import subprocess
+import time
+import urllib.request
 
 DEADLINE = 30.0  # seconds any one request may take before the run is declared hung
 
@@ -16,6 +21,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_server(binary: str, data: str) -> tuple[subprocess.Popen, int]:
+    """`tuna serve` (no GPUs) on a free loopback port over `data`, once it answers /readyz."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNA_")}
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--gpus", "none",
+                             "--data-dir", data], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not become ready")
 
 
 class Api:
